@@ -1,0 +1,1 @@
+"""klankkast.analysis: complaints/visits import, episodes, correlation, patrol plan, reports."""

@@ -1,0 +1,1 @@
+"""klankkast.ingest: MQTT subscriber -> validation -> InfluxDB writer, and live alerts."""
