@@ -1,0 +1,406 @@
+"""InfluxDB over its HTTP API: line-protocol encoder and a small standard-library client.
+
+Only the parts of the API that InfluxDB 1.x, 2.x (v1 compatibility endpoints) and
+3.x share are used: line protocol ``POST /write?db=&rp=&precision=``, InfluxQL
+``POST /query`` and ``GET /ping``. Authentication is either HTTP basic auth
+(username + password) or an ``Authorization: Token <token>`` header.
+
+Layout (see ``deploy/influxdb/README.md``): retention policy :data:`RP_RAW` holds the
+1-s ``second`` frames (default 30 days); :data:`RP_FOREVER` is the database's DEFAULT
+retention policy and holds everything else (``minute``, ``status``, ``node_health``,
+``ingest_stats``, ``complaint``, ``visit``, ``episode``, ``alert``). A write without
+``rp`` therefore lands in ``forever``; a query of 1-s data names the policy:
+``SELECT ... FROM "raw"."second"``.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import http.client
+import json
+import math
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from klankkast.ingest.errors import (
+    PayloadTooLargeError,
+    PermanentWriteError,
+    QueryError,
+    RetryableWriteError,
+)
+
+__all__ = [
+    "M_ALERT",
+    "M_COMPLAINT",
+    "M_EPISODE",
+    "M_INGEST_STATS",
+    "M_MINUTE",
+    "M_NODE_HEALTH",
+    "M_SECOND",
+    "M_STATUS",
+    "M_VISIT",
+    "RP_FOREVER",
+    "RP_RAW",
+    "InfluxHTTP",
+    "escape_field_key",
+    "escape_measurement",
+    "escape_tag",
+    "format_field_value",
+    "line",
+    "quote_ident",
+]
+
+RP_RAW: Final = "raw"
+RP_FOREVER: Final = "forever"
+
+M_SECOND: Final = "second"
+M_MINUTE: Final = "minute"
+M_STATUS: Final = "status"
+M_NODE_HEALTH: Final = "node_health"
+M_INGEST_STATS: Final = "ingest_stats"
+M_COMPLAINT: Final = "complaint"
+M_VISIT: Final = "visit"
+M_EPISODE: Final = "episode"
+M_ALERT: Final = "alert"
+
+_TAG_TABLE: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_MEAS_TABLE: Final = str.maketrans({",": r"\,", " ": r"\ "})
+_STR_TABLE: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
+_PRECISIONS: Final = ("ns", "u", "ms", "s")
+
+
+def _check_key_text(kind: str, value: str) -> None:
+    if not value:
+        raise ValueError(f"{kind} must not be empty")
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"{kind} must not contain a newline; got {value!r}")
+    if value.endswith("\\"):
+        raise ValueError(f"{kind} must not end with a backslash (line protocol cannot express it)")
+
+
+def escape_tag(v: str) -> str:
+    """Escape a tag key, tag value or field key for line protocol.
+
+    Commas, equals signs and spaces are backslash-escaped (InfluxDB line protocol
+    reference, "Special characters"). Empty values, newlines and a trailing
+    backslash cannot be expressed and raise :class:`ValueError`.
+    """
+    _check_key_text("tag key/value", v)
+    return v.translate(_TAG_TABLE)
+
+
+escape_field_key = escape_tag
+
+
+def escape_measurement(v: str) -> str:
+    """Escape a measurement name: commas and spaces."""
+    _check_key_text("measurement", v)
+    return v.translate(_MEAS_TABLE)
+
+
+def format_field_value(value: float | int | str | bool) -> str:
+    """One field value in line protocol.
+
+    ``bool`` -> ``true``/``false``; ``int`` -> ``<n>i`` (an integer field);
+    ``float`` -> shortest round-trip decimal, always a float field (``60.0``, never
+    ``60``, so a level never creates an integer field); ``str`` -> double-quoted with
+    backslashes and quotes escaped. Non-finite floats raise :class:`ValueError`.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"field value must be finite; got {value!r}")
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.translate(_STR_TABLE) + '"'
+    raise TypeError(f"field value must be float, int, str or bool; got {type(value).__name__}")
+
+
+def line(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, float | int | str | bool],
+    t_ms: int,
+) -> str:
+    """Encode one point as a line of InfluxDB line protocol (millisecond timestamp).
+
+    Tags are sorted by key (InfluxDB's recommendation for write performance); a tag
+    with an empty value is left out (line protocol has no empty tag values). At least
+    one field is required. The caller writes with ``precision="ms"``.
+    """
+    if not fields:
+        raise ValueError(f"a point needs at least one field; {measurement!r} has none")
+    parts = [escape_measurement(measurement)]
+    for key in sorted(tags):
+        value = tags[key]
+        if value == "":
+            continue
+        parts.append(f"{escape_tag(key)}={escape_tag(value)}")
+    head = ",".join(parts)
+    body = ",".join(f"{escape_tag(k)}={format_field_value(v)}" for k, v in fields.items())
+    return f"{head} {body} {int(t_ms)}"
+
+
+def quote_ident(name: str) -> str:
+    """Quote an InfluxQL identifier: ``"name"`` with ``"`` and ``\\`` escaped."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Parse an HTTP ``Retry-After`` header (seconds or an HTTP date), RFC 9110 §10.2.3."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class InfluxHTTP:
+    """A thin, thread-safe client of InfluxDB's HTTP API (standard library only).
+
+    Nothing connects in ``__init__``; the first request opens one keep-alive
+    connection that later requests reuse (one request at a time per instance).
+
+    Parameters
+    ----------
+    url:
+        ``http://host:port`` or ``https://host:port`` (a path prefix is kept).
+    database:
+        Default database for writes and queries.
+    username, password:
+        HTTP basic auth (InfluxDB 1.x users; 2.x/3.x accept a token as password).
+    token:
+        Sent as ``Authorization: Token <token>`` (InfluxDB 2.x/3.x, or 1.x ``user:pass``).
+    timeout_s:
+        Socket timeout of each request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"InfluxDB url must be http(s)://host[:port]; got {url!r}")
+        self.url = url
+        self.database = database
+        self.timeout_s = timeout_s
+        self._scheme = parsed.scheme
+        self._host = parsed.hostname
+        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self._prefix = parsed.path.rstrip("/")
+        self._headers: dict[str, str] = {}
+        if token:
+            self._headers["Authorization"] = f"Token {token}"
+        elif username is not None:
+            raw = f"{username}:{password or ''}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
+        self._lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+
+    # -- transport ---------------------------------------------------------------
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = (
+                http.client.HTTPSConnection
+                if self._scheme == "https"
+                else http.client.HTTPConnection
+            )
+            self._conn = cls(self._host, self._port, timeout=self.timeout_s)
+        return self._conn
+
+    def close(self) -> None:
+        """Close the keep-alive connection (a later request reopens it)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        target = self._prefix + path
+        if params:
+            target += "?" + urllib.parse.urlencode(params)
+        headers = dict(self._headers)
+        if content_type:
+            headers["Content-Type"] = content_type
+        with self._lock:
+            for attempt in (0, 1):
+                conn = self._connection()
+                try:
+                    conn.request(method, target, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    resp_headers = {k.lower(): v for k, v in resp.getheaders()}
+                    if resp_headers.get("connection", "").lower() == "close":
+                        conn.close()
+                        self._conn = None
+                    return resp.status, resp_headers, data
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    self._conn = None
+                    # A stale keep-alive connection fails on first use: retry once at once.
+                    if attempt == 1:
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- API ---------------------------------------------------------------------
+    def write(
+        self,
+        lines: Sequence[str],
+        *,
+        rp: str | None = None,
+        precision: str = "ms",
+        db: str | None = None,
+    ) -> None:
+        """Write lines of line protocol; return only when InfluxDB answered 204.
+
+        Raises
+        ------
+        RetryableWriteError
+            429, any 5xx or a connection problem (``retry_after_s`` from the header).
+        PayloadTooLargeError
+            413: split the batch and write the halves.
+        PermanentWriteError
+            Any other 4xx (e.g. a malformed line or a field type conflict).
+        """
+        if precision not in _PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(_PRECISIONS)}; got {precision!r}"
+            )
+        if not lines:
+            return
+        params = {"db": db or self.database, "precision": precision}
+        if rp:
+            params["rp"] = rp
+        body = ("\n".join(lines) + "\n").encode("utf-8")
+        try:
+            status, headers, data = self._request(
+                "POST", "/write", params, body, "text/plain; charset=utf-8"
+            )
+        except (OSError, http.client.HTTPException) as err:
+            raise RetryableWriteError(f"InfluxDB at {self.url} unreachable: {err}") from err
+        if status in (200, 204):
+            return
+        text = data.decode("utf-8", "replace")
+        if status == 413:
+            raise PayloadTooLargeError(status, text)
+        if status == 429 or status >= 500:
+            raise RetryableWriteError(
+                f"InfluxDB answered HTTP {status}: {text.strip()[:300]}",
+                _retry_after(headers.get("retry-after")),
+            )
+        raise PermanentWriteError(status, text)
+
+    def query_raw(self, q: str, *, db: str | None = None, epoch: str = "ms") -> dict[str, Any]:
+        """Run InfluxQL and return the decoded JSON of ``/query``; raise :class:`QueryError`."""
+        params = {"q": q, "epoch": epoch}
+        database = self.database if db is None else db
+        if database:
+            params["db"] = database
+        body = urllib.parse.urlencode(params).encode()
+        try:
+            status, _headers, data = self._request(
+                "POST", "/query", {}, body, "application/x-www-form-urlencoded"
+            )
+        except (OSError, http.client.HTTPException) as err:
+            raise QueryError(f"InfluxDB at {self.url} unreachable: {err}") from err
+        text = data.decode("utf-8", "replace")
+        try:
+            doc = json.loads(text) if text else {}
+        except json.JSONDecodeError:
+            doc = {"error": text.strip()[:300]}
+        if status != 200 or "error" in doc:
+            raise QueryError(
+                f"InfluxDB query failed (HTTP {status}): {doc.get('error', text[:300])}"
+            )
+        for result in doc.get("results", []):
+            if "error" in result:
+                raise QueryError(f"InfluxDB query failed: {result['error']} (query: {q[:200]})")
+        return dict(doc)
+
+    def query(self, q: str, *, db: str | None = None, epoch: str = "ms") -> list[dict[str, Any]]:
+        """Run InfluxQL; return flattened rows ``{"name", "time", <tags>, <columns>}``.
+
+        Rows of all statements and series are concatenated in order; ``time`` is an
+        integer epoch in ``epoch`` units (milliseconds by default).
+        """
+        doc = self.query_raw(q, db=db, epoch=epoch)
+        rows: list[dict[str, Any]] = []
+        for result in doc.get("results", []):
+            for series in result.get("series", []) or []:
+                name = series.get("name")
+                tags = series.get("tags") or {}
+                columns = series.get("columns", [])
+                for values in series.get("values", []) or []:
+                    row: dict[str, Any] = {"name": name, **tags}
+                    row.update(zip(columns, values, strict=False))
+                    rows.append(row)
+        return rows
+
+    def ping(self) -> bool:
+        """``True`` when the server answers ``/ping`` with 204 (auth not checked)."""
+        try:
+            status, _h, _d = self._request("GET", "/ping", {})
+        except (OSError, http.client.HTTPException):
+            return False
+        return status in (200, 204)
+
+    def ensure_layout(self, raw_days: int = 30) -> None:
+        """Create the database and the retention policies ``raw`` and ``forever`` if absent.
+
+        ``raw`` keeps ``raw_days`` days (1-s frames); ``forever`` keeps everything
+        else without expiry and is made the database's DEFAULT policy, so writes and
+        queries that name no policy use it. Existing policies keep their duration.
+        """
+        if raw_days < 1:
+            raise ValueError(f"raw_days must be at least 1; got {raw_days}")
+        db = quote_ident(self.database)
+        self.query_raw(f"CREATE DATABASE {db}", db="")
+        existing = {
+            row["name"]: row
+            for row in self.query(f"SHOW RETENTION POLICIES ON {db}", db="")
+            if "name" in row
+        }
+        if RP_RAW not in existing:
+            self.query_raw(
+                f"CREATE RETENTION POLICY {quote_ident(RP_RAW)} ON {db} "
+                f"DURATION {int(raw_days)}d REPLICATION 1",
+                db="",
+            )
+        if RP_FOREVER not in existing:
+            self.query_raw(
+                f"CREATE RETENTION POLICY {quote_ident(RP_FOREVER)} ON {db} "
+                "DURATION INF REPLICATION 1 DEFAULT",
+                db="",
+            )
+        elif not existing[RP_FOREVER].get("default"):
+            self.query_raw(
+                f"ALTER RETENTION POLICY {quote_ident(RP_FOREVER)} ON {db} DEFAULT", db=""
+            )
