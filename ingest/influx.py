@@ -5,12 +5,13 @@ Only the parts of the API that InfluxDB 1.x, 2.x (v1 compatibility endpoints) an
 ``POST /query`` and ``GET /ping``. Authentication is either HTTP basic auth
 (username + password) or an ``Authorization: Token <token>`` header.
 
-Layout (see ``deploy/influxdb/README.md``): retention policy :data:`RP_RAW` holds the
-1-s ``second`` frames (default 30 days); :data:`RP_FOREVER` is the database's DEFAULT
-retention policy and holds everything else (``minute``, ``status``, ``node_health``,
-``ingest_stats``, ``complaint``, ``visit``, ``episode``, ``alert``). A write without
-``rp`` therefore lands in ``forever``; a query of 1-s data names the policy:
-``SELECT ... FROM "raw"."second"``.
+Layout (see ``deploy/influxdb/README.md`` and ``deploy/influxdb/setup.sh``): retention
+policy :data:`RP_RAW` (default 30 days) is the database's DEFAULT policy and holds the
+1-s ``second`` frames and, unless a writer names another policy, ``status``,
+``node_health`` and ``ingest_stats``; :data:`RP_FOREVER` (no expiry) holds ``minute``
+and whatever must outlive the raw data (writers of ``complaint``, ``visit``,
+``episode``, ``alert`` should pass ``rp=RP_FOREVER`` and query
+``"forever"."<measurement>"``).
 """
 
 from __future__ import annotations
@@ -375,32 +376,28 @@ class InfluxHTTP:
     def ensure_layout(self, raw_days: int = 30) -> None:
         """Create the database and the retention policies ``raw`` and ``forever`` if absent.
 
-        ``raw`` keeps ``raw_days`` days (1-s frames); ``forever`` keeps everything
-        else without expiry and is made the database's DEFAULT policy, so writes and
-        queries that name no policy use it. Existing policies keep their duration.
+        ``raw`` keeps ``raw_days`` days and is created as the DEFAULT policy (as
+        ``deploy/influxdb/setup.sh`` does); ``forever`` keeps data without expiry.
+        Existing policies are left as they are.
         """
         if raw_days < 1:
             raise ValueError(f"raw_days must be at least 1; got {raw_days}")
         db = quote_ident(self.database)
         self.query_raw(f"CREATE DATABASE {db}", db="")
         existing = {
-            row["name"]: row
+            row["name"]
             for row in self.query(f"SHOW RETENTION POLICIES ON {db}", db="")
             if "name" in row
         }
         if RP_RAW not in existing:
             self.query_raw(
                 f"CREATE RETENTION POLICY {quote_ident(RP_RAW)} ON {db} "
-                f"DURATION {int(raw_days)}d REPLICATION 1",
+                f"DURATION {int(raw_days)}d REPLICATION 1 DEFAULT",
                 db="",
             )
         if RP_FOREVER not in existing:
             self.query_raw(
                 f"CREATE RETENTION POLICY {quote_ident(RP_FOREVER)} ON {db} "
-                "DURATION INF REPLICATION 1 DEFAULT",
+                "DURATION INF REPLICATION 1",
                 db="",
-            )
-        elif not existing[RP_FOREVER].get("default"):
-            self.query_raw(
-                f"ALTER RETENTION POLICY {quote_ident(RP_FOREVER)} ON {db} DEFAULT", db=""
             )
