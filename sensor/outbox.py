@@ -1,0 +1,354 @@
+"""The durable outbox: every frame is stored here before it is published.
+
+A frame is appended (with its per-stream ``seq`` assigned in the same transaction,
+so ``seq`` is monotonic across restarts and crashes), published with QoS 1 by
+:class:`klankkast.sensor.delivery.Dispatcher`, and deleted only when the broker
+acknowledges it (PUBACK). The store is bounded: when the payload bytes exceed the
+limit, the oldest ``second`` frames are evicted first and ``minute`` summaries
+last; evictions are counted (persistently) and reported in the node status.
+
+Two implementations of the :class:`Outbox` role share one contract suite:
+:class:`SqliteOutbox` (SQLite in WAL mode, the node's) and :class:`MemoryOutbox`
+(tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from klankkast.sensor.errors import OutboxError
+
+__all__ = ["Entry", "MemoryOutbox", "NewFrame", "Outbox", "SqliteOutbox"]
+
+#: Eviction order: lower rank goes first.
+_EVICT_RANK = {"second": 0, "minute": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stored message, waiting for its PUBACK."""
+
+    id: int
+    stream: str
+    kind: str
+    topic: str
+    payload: bytes
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewFrame:
+    """A frame to append: ``build(seq)`` returns the encoded payload for that ``seq``.
+
+    ``stream`` names the sequence (``"{site}/{node}/{kind}"``): ``seq`` counts per
+    stream, starting at 0.
+    """
+
+    stream: str
+    kind: str
+    topic: str
+    build: Callable[[int], bytes]
+
+
+class Outbox(Protocol):
+    """Role: durable FIFO of encoded frames, deleted on acknowledgement."""
+
+    def append(self, frame: NewFrame) -> Entry: ...
+
+    def append_many(self, frames: Sequence[NewFrame]) -> list[Entry]: ...
+
+    def pending(
+        self, limit: int, exclude: Collection[int] = (), *, newest: bool = False
+    ) -> list[Entry]: ...
+
+    def ack(self, ids: Iterable[int]) -> int: ...
+
+    def depth(self) -> int: ...
+
+    def size_bytes(self) -> int: ...
+
+    @property
+    def evictions(self) -> int: ...
+
+    def next_seq(self, stream: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryOutbox:
+    """In-memory :class:`Outbox` (tests, benchmarks). ``max_bytes`` bounds payload bytes."""
+
+    def __init__(self, max_bytes: int = 2048 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._rows: OrderedDict[int, Entry] = OrderedDict()
+        self._seq: dict[str, int] = {}
+        self._next_id = 1
+        self._bytes = 0
+        self._evictions = 0
+        self._lock = threading.Lock()
+
+    def append(self, frame: NewFrame) -> Entry:
+        return self.append_many([frame])[0]
+
+    def append_many(self, frames: Sequence[NewFrame]) -> list[Entry]:
+        out = []
+        with self._lock:
+            for f in frames:
+                seq = self._seq.get(f.stream, 0)
+                payload = f.build(seq)
+                self._seq[f.stream] = seq + 1
+                e = Entry(self._next_id, f.stream, f.kind, f.topic, payload, seq)
+                self._next_id += 1
+                self._rows[e.id] = e
+                self._bytes += len(payload)
+                out.append(e)
+            self._evict()
+        return out
+
+    def _evict(self) -> None:
+        while self._bytes > self.max_bytes and self._rows:
+            rank = min(_EVICT_RANK.get(e.kind, 2) for e in self._rows.values())
+            victim = next(e for e in self._rows.values() if _EVICT_RANK.get(e.kind, 2) == rank)
+            del self._rows[victim.id]
+            self._bytes -= len(victim.payload)
+            self._evictions += 1
+
+    def pending(
+        self, limit: int, exclude: Collection[int] = (), *, newest: bool = False
+    ) -> list[Entry]:
+        with self._lock:
+            rows = reversed(self._rows.values()) if newest else iter(self._rows.values())
+            out: list[Entry] = []
+            for e in rows:
+                if len(out) >= limit:
+                    break
+                if e.id not in exclude:
+                    out.append(e)
+            return out
+
+    def ack(self, ids: Iterable[int]) -> int:
+        n = 0
+        with self._lock:
+            for i in ids:
+                e = self._rows.pop(i, None)
+                if e is not None:
+                    self._bytes -= len(e.payload)
+                    n += 1
+        return n
+
+    def depth(self) -> int:
+        return len(self._rows)
+
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def evictions(self) -> int:
+        return self._evictions
+
+    def next_seq(self, stream: str) -> int:
+        return self._seq.get(stream, 0)
+
+    def close(self) -> None:
+        pass
+
+
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind, id);
+CREATE TABLE IF NOT EXISTS streams (stream TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class SqliteOutbox:
+    """:class:`Outbox` in one SQLite file (WAL journal), safe across threads.
+
+    Parameters
+    ----------
+    path
+        The database file; its directory is created when missing.
+    max_bytes
+        Bound on the stored payload bytes (the file is somewhat larger: row and
+        index overhead, and SQLite reuses freed pages rather than shrinking).
+    synchronous
+        SQLite ``synchronous`` pragma. ``"FULL"`` (the node) makes each append
+        durable across a power cut; ``"NORMAL"`` survives a process crash only.
+    """
+
+    def __init__(
+        self, path: Path | str, max_bytes: int = 2048 * 1024 * 1024, *, synchronous: str = "FULL"
+    ) -> None:
+        if synchronous not in ("OFF", "NORMAL", "FULL"):
+            raise OutboxError(f"synchronous must be OFF, NORMAL or FULL; got {synchronous!r}")
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.executescript(_SCHEMA_SQL)
+            row = self._db.execute(
+                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
+            ).fetchone()
+            self._depth, self._bytes = int(row[0]), int(row[1])
+            ev = self._db.execute("SELECT value FROM counters WHERE name='evictions'").fetchone()
+            self._evictions = int(ev[0]) if ev else 0
+        except sqlite3.Error as err:
+            raise OutboxError(f"outbox {str(self.path)!r} cannot be opened: {err}") from None
+        self._seq_cache: dict[str, int] = {}
+
+    def _seq_of(self, stream: str) -> int:
+        if stream not in self._seq_cache:
+            row = self._db.execute(
+                "SELECT next_seq FROM streams WHERE stream=?", (stream,)
+            ).fetchone()
+            self._seq_cache[stream] = int(row[0]) if row else 0
+        return self._seq_cache[stream]
+
+    def append(self, frame: NewFrame) -> Entry:
+        return self.append_many([frame])[0]
+
+    def append_many(self, frames: Sequence[NewFrame]) -> list[Entry]:
+        out: list[Entry] = []
+        with self._lock:
+            cache = dict(self._seq_cache)
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                added = 0
+                for f in frames:
+                    seq = self._seq_of(f.stream)
+                    payload = f.build(seq)
+                    cur = self._db.execute(
+                        "INSERT INTO outbox(stream, kind, topic, seq, payload) VALUES (?,?,?,?,?)",
+                        (f.stream, f.kind, f.topic, seq, payload),
+                    )
+                    self._db.execute(
+                        "INSERT INTO streams(stream, next_seq) VALUES (?, ?) "
+                        "ON CONFLICT(stream) DO UPDATE SET next_seq=excluded.next_seq",
+                        (f.stream, seq + 1),
+                    )
+                    self._seq_cache[f.stream] = seq + 1
+                    assert cur.lastrowid is not None
+                    out.append(Entry(cur.lastrowid, f.stream, f.kind, f.topic, payload, seq))
+                    added += len(payload)
+                evicted_n, evicted_b = self._evict(self._bytes + added)
+                self._db.execute("COMMIT")
+            except BaseException as err:
+                self._seq_cache = cache
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(err, sqlite3.Error):
+                    raise OutboxError(f"outbox {str(self.path)!r} write failed: {err}") from None
+                raise
+            self._depth += len(out) - evicted_n
+            self._bytes += added - evicted_b
+            self._evictions += evicted_n
+        return out
+
+    def _evict(self, total: int) -> tuple[int, int]:
+        """Delete oldest rows (``second`` first, then ``minute``, then the rest)."""
+        if total <= self.max_bytes:
+            return 0, 0
+        n = freed = 0
+        for kind_clause in ("kind='second'", "kind='minute'", "kind NOT IN ('second','minute')"):
+            while total - freed > self.max_bytes:
+                rows = self._db.execute(
+                    f"SELECT id, length(payload) FROM outbox WHERE {kind_clause} "
+                    "ORDER BY id LIMIT 256"
+                ).fetchall()
+                if not rows:
+                    break
+                victims = []
+                for rid, size in rows:
+                    if total - freed <= self.max_bytes:
+                        break
+                    victims.append(rid)
+                    freed += size
+                self._db.executemany("DELETE FROM outbox WHERE id=?", [(v,) for v in victims])
+                n += len(victims)
+        if n:
+            self._db.execute(
+                "INSERT INTO counters(name, value) VALUES ('evictions', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value=value+excluded.value",
+                (n,),
+            )
+        return n, freed
+
+    def pending(
+        self, limit: int, exclude: Collection[int] = (), *, newest: bool = False
+    ) -> list[Entry]:
+        if limit <= 0:
+            return []
+        order = "DESC" if newest else "ASC"
+        ex = list(exclude)
+        where = f"WHERE id NOT IN ({','.join('?' * len(ex))})" if ex else ""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, stream, kind, topic, payload, seq FROM outbox {where} "
+                f"ORDER BY id {order} LIMIT ?",
+                (*ex, limit),
+            ).fetchall()
+        return [Entry(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in rows]
+
+    def ack(self, ids: Iterable[int]) -> int:
+        ids = list(ids)
+        if not ids:
+            return 0
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                removed = n = 0
+                for i in ids:
+                    row = self._db.execute(
+                        "DELETE FROM outbox WHERE id=? RETURNING length(payload)", (i,)
+                    ).fetchone()
+                    if row is not None:
+                        removed += int(row[0])
+                        n += 1
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise OutboxError(f"outbox {str(self.path)!r} delete failed: {err}") from None
+            self._depth -= n
+            self._bytes -= removed
+        return n
+
+    def depth(self) -> int:
+        return self._depth
+
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def evictions(self) -> int:
+        return self._evictions
+
+    def next_seq(self, stream: str) -> int:
+        with self._lock:
+            return self._seq_of(stream)
+
+    def close(self) -> None:
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
