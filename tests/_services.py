@@ -19,9 +19,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+import wave
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 _LOCAL = str(REPO / "deploy" / "local")
@@ -47,8 +52,10 @@ __all__ = [
     "Broker",
     "Influx",
     "MissingBinaryError",
+    "PacedMic",
     "ServiceError",
     "TlsFiles",
+    "UnpacedMic",
     "find_binary",
     "free_port",
     "in_ci",
@@ -309,3 +316,279 @@ def sounddevice_env(env: dict[str, str]) -> Iterator[None]:
 
         sd._terminate()
         sd._initialize()
+
+
+def _as_frames(signal: np.ndarray) -> np.ndarray:
+    """(n,) or (n, channels) float array -> (n, channels) float32."""
+    arr = np.asarray(signal)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise ValueError(
+            f"signal must have shape (n,) or (n, channels) with n > 0; got {arr.shape}"
+        )
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"signal must be floating point (full scale 1.0); got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype="<f4")
+
+
+class UnpacedMic:
+    """An ALSA PCM that PortAudio captures a given signal from, sample for sample.
+
+    The chain is ``klankmic`` (``plug``, so any client format/rate works) →
+    ``klankfile`` (the ALSA ``file`` plugin; its ``infile`` feeds capture with raw
+    FLOAT_LE frames at ``fs_hz``) → ``klanknull`` (``null``: no clock). A stream
+    opened at ``fs_hz`` with dtype ``float32`` receives the signal (rounded to
+    float32) exactly; ``int16`` goes through alsa-lib's conversion. Every stream
+    opened reads the signal from its start; after the signal come ``tail_s`` seconds
+    of zeros, and after that stale buffer contents, so read at most
+    ``len(signal)/fs_hz + tail_s`` seconds per stream. There is no clock: samples
+    arrive as fast as they are read, so use it for level checks only.
+
+    ``.device`` is the PCM name for sounddevice and ``[audio] device``; ``.env`` the
+    environment for a subprocess (``ALSA_CONFIG_PATH`` with our file after
+    ``/usr/share/alsa/alsa.conf``). In-process, use ``with mic.activated():`` (or
+    :func:`reinit_sounddevice`) because PortAudio reads the ALSA config at start-up.
+    """
+
+    device = "klankmic"
+
+    def __init__(
+        self, directory: Path, signal: np.ndarray, fs_hz: int, *, tail_s: float = 5.0
+    ) -> None:
+        if int(fs_hz) != fs_hz or fs_hz <= 0:
+            raise ValueError(f"fs_hz must be a positive integer; got {fs_hz}")
+        frames = _as_frames(signal)
+        self.fs_hz = int(fs_hz)
+        self.channels = int(frames.shape[1])
+        self.signal = frames if frames.shape[1] > 1 else frames[:, 0]
+        self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.raw_path = directory / "signal.f32le"
+        tail = np.zeros((round(tail_s * self.fs_hz), self.channels), dtype="<f4")
+        np.concatenate([frames, tail]).tofile(self.raw_path)
+        self.conf_path = directory / "asound-klankmic.conf"
+        self.conf_path.write_text(
+            "# klankkast unpaced test microphone (tests/_services.py)\n"
+            "pcm.klanknull { type null }\n"
+            "pcm.klankfile {\n"
+            "    type file\n"
+            '    slave.pcm "klanknull"\n'
+            '    file "/dev/null"\n'
+            f'    infile "{self.raw_path}"\n'
+            '    format "raw"\n'
+            "}\n"
+            "pcm.klankmic {\n"
+            "    type plug\n"
+            "    slave {\n"
+            '        pcm "klankfile"\n'
+            "        format FLOAT_LE\n"
+            f"        rate {self.fs_hz}\n"
+            f"        channels {self.channels}\n"
+            "    }\n"
+            '    hint { show on description "klankkast unpaced test microphone" }\n'
+            "}\n"
+        )
+        self.alsa_config_path = f"/usr/share/alsa/alsa.conf:{self.conf_path}"
+        self.env = dict(os.environ)
+        self.env["ALSA_CONFIG_PATH"] = self.alsa_config_path
+
+    def activated(self) -> Any:
+        """Context manager: this process's PortAudio sees the mic within the block."""
+        return sounddevice_env({"ALSA_CONFIG_PATH": self.alsa_config_path})
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"UnpacedMic(device={self.device!r}, fs_hz={self.fs_hz}, n={len(self.signal)})"
+
+
+def _write_wav_int32(path: Path, signal: np.ndarray, fs_hz: int) -> None:
+    """32-bit PCM WAV (24 significant bits survive float32 sources exactly)."""
+    frames = _as_frames(signal).astype(np.float64)
+    ints = np.clip(np.round(frames * 2147483647.0), -2147483648, 2147483647).astype("<i4")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(frames.shape[1])
+        w.setsampwidth(4)
+        w.setframerate(int(fs_hz))
+        w.writeframes(ints.tobytes())
+
+
+class PacedMic:
+    """A private PulseAudio daemon with a null sink ``klank``; captured through the
+    ALSA ``pulse`` device from ``klank.monitor`` it delivers audio in real time.
+
+    ``.device`` is ``"pulse"``; ``.env`` (``PULSE_SERVER``, ``PULSE_SOURCE``,
+    ``PULSE_SINK``, ``ALSA_CONFIG_PATH``) is for subprocesses; in-process use
+    ``with mic.activated():``. ``.play(signal | path, fs_hz)`` starts ``paplay`` into
+    the sink and returns the process; silence is captured when nothing plays. The
+    sink runs at ``rate_hz`` (float32, ``channels``); other rates are resampled by
+    PulseAudio, so levels are close but not sample-exact.
+    """
+
+    device = "pulse"
+
+    def __init__(self, directory: Path, *, rate_hz: int = 48000, channels: int = 1) -> None:
+        self.dir = directory
+        self.rate_hz = rate_hz
+        self.channels = channels
+        self.socket = directory / "native"
+        self.log_path = directory / "pulseaudio.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._players: list[subprocess.Popen[bytes]] = []
+        self._n_played = 0
+        run = directory / "run"
+        home = directory / "home"
+        for d in (run, home):
+            d.mkdir(parents=True, exist_ok=True)
+            d.chmod(0o700)
+        base = dict(os.environ)
+        for key in (
+            "PULSE_SERVER",
+            "PULSE_SOURCE",
+            "PULSE_SINK",
+            "PULSE_COOKIE",
+            "DISPLAY",
+            "DBUS_SESSION_BUS_ADDRESS",
+        ):
+            base.pop(key, None)
+        base.update(
+            XDG_RUNTIME_DIR=str(run),
+            HOME=str(home),
+            PULSE_RUNTIME_PATH=str(run / "pulse"),
+            PULSE_STATE_PATH=str(home / "state"),
+        )
+        self._daemon_env = base
+        self.env = dict(base)
+        self.env.update(
+            PULSE_SERVER=f"unix:{self.socket}",
+            PULSE_SOURCE="klank.monitor",
+            PULSE_SINK="klank",
+            ALSA_CONFIG_PATH="/usr/share/alsa/alsa.conf",
+        )
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        pulseaudio = find_binary("pulseaudio")
+        pactl = find_binary("pactl")
+        find_binary("paplay")
+        cmd = [
+            pulseaudio, "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit",
+            "--use-pid-file=false", "--disable-shm=yes", "--realtime=false", "--high-priority=false",
+            "--system=false", "--log-level=notice", f"--log-target=file:{self.log_path}",
+            "-L", f"module-null-sink sink_name=klank rate={self.rate_hz} format=float32le "
+                  f"channels={self.channels} sink_properties=device.description=klankkast-test",
+            "-L", f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
+        ]  # fmt: skip
+        with open(self.dir / "pulseaudio.stdout", "ab") as out:
+            self._proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self._daemon_env, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                break
+            if self.socket.exists():
+                res = subprocess.run(
+                    [pactl, "info"], env=self.env, capture_output=True, text=True, timeout=10
+                )
+                if res.returncode == 0:
+                    subprocess.run([pactl, "set-default-source", "klank.monitor"], env=self.env,
+                                   capture_output=True, timeout=10)  # fmt: skip
+                    subprocess.run([pactl, "set-default-sink", "klank"], env=self.env,
+                                   capture_output=True, timeout=10)  # fmt: skip
+                    return
+            time.sleep(0.05)
+        log = self.log_text()
+        self.close()
+        raise ServiceError(f"pulseaudio failed to start; log:\n{log[-4000:]}")
+
+    def log_text(self) -> str:
+        parts = []
+        for p in (self.log_path, self.dir / "pulseaudio.stdout"):
+            if p.exists():
+                parts.append(p.read_text(errors="replace"))
+        return "\n".join(parts)
+
+    def activated(self) -> Any:
+        """Context manager: this process's PortAudio uses the private PulseAudio."""
+        return sounddevice_env(self.env)
+
+    def play(
+        self, signal: np.ndarray | Path | str, fs_hz: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Play ``signal`` (array, full scale 1.0, at ``fs_hz``) or a sound file into the
+        null sink with ``paplay``; returns the running ``paplay`` process."""
+        if isinstance(signal, (str, Path)):
+            path = Path(signal)
+        else:
+            if fs_hz is None:
+                raise ValueError("fs_hz is required when playing an array")
+            self._n_played += 1
+            path = self.dir / f"play-{self._n_played}.wav"
+            _write_wav_int32(path, signal, fs_hz)
+        proc = subprocess.Popen(
+            [find_binary("paplay"), "--device=klank", str(path)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self._players.append(proc)
+        return proc
+
+    def stop_playing(self) -> None:
+        """Stop every ``paplay`` started by :meth:`play`."""
+        for proc in self._players:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self._players:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            if proc.stderr is not None:
+                proc.stderr.close()
+        self._players.clear()
+
+    def close(self) -> None:
+        self.stop_playing()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+        self._proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"PacedMic(device={self.device!r}, server={self.env['PULSE_SERVER']!r})"
+
+
+def make_unpaced_mic_factory(
+    base_dir: Path,
+) -> tuple[Callable[..., UnpacedMic], Callable[[], None]]:
+    """(factory, cleanup) for ``test_mic_unpaced``."""
+    mics: list[UnpacedMic] = []
+
+    def factory(signal: np.ndarray, fs_hz: int, *, tail_s: float = 5.0) -> UnpacedMic:
+        mic = UnpacedMic(
+            Path(tempfile.mkdtemp(prefix="mic-", dir=base_dir)), signal, fs_hz, tail_s=tail_s
+        )
+        mics.append(mic)
+        return mic
+
+    def cleanup() -> None:
+        for mic in mics:
+            mic.close()
+
+    return factory, cleanup
+
+
+def start_paced_mic(*, rate_hz: int = 48000, channels: int = 1) -> PacedMic:
+    """Start a private PulseAudio test microphone in a new temporary directory."""
+    # Unix socket paths are limited to 108 bytes: keep the directory short.
+    mic = PacedMic(Path(tempfile.mkdtemp(prefix="kk-pa-")), rate_hz=rate_hz, channels=channels)
+    mic.start()
+    return mic

@@ -32,11 +32,15 @@ from _services import (
     Broker,
     Influx,
     MissingBinaryError,
+    PacedMic,
     ServiceError,
+    UnpacedMic,
     in_ci,
     make_tls_files,
+    make_unpaced_mic_factory,
     require,
     start_acl_broker,
+    start_paced_mic,
 )
 
 
@@ -137,3 +141,32 @@ def influxdb_auth(request: pytest.FixtureRequest) -> Iterator[Influx]:
     influx = _start(lambda: Influx.launch(auth=True))
     yield influx
     _finish(request, influx)
+
+
+@pytest.fixture
+def test_mic_unpaced(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., UnpacedMic]]:
+    """``factory(signal, fs_hz, *, tail_s=5.0) -> UnpacedMic``: an ALSA PCM (``.device``,
+    environment ``.env``) from which PortAudio captures ``signal`` exactly, unclocked."""
+    require("arecord")  # alsa-utils: alsa-lib with its config tree and plugins
+    factory, cleanup = make_unpaced_mic_factory(tmp_path_factory.mktemp("mic"))
+    yield factory
+    cleanup()
+
+
+@pytest.fixture
+def test_mic_paced(request: pytest.FixtureRequest) -> Iterator[PacedMic]:
+    """A private PulseAudio null sink captured through ALSA ``pulse`` in real time:
+    ``.device``, ``.env``, ``.play(signal, fs_hz)``, ``.stop_playing()``."""
+    require("pulseaudio", "pactl", "paplay")
+    if not any(Path("/usr/lib").glob("**/alsa-lib/libasound_module_pcm_pulse.so")):
+        msg = "ALSA pulse plugin missing; install with: sudo apt-get install -y libasound2-plugins"
+        if in_ci():
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    mic = _start(start_paced_mic)
+    yield mic
+    if _failed(request):
+        sys.stderr.write(f"\n----- log of {mic!r} -----\n{mic.log_text()[-4000:]}\n")
+    mic.close()

@@ -6,12 +6,15 @@ one second of a 1 kHz sine through each test microphone.
 
 from __future__ import annotations
 
+import math
 import queue
 import ssl
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -202,3 +205,124 @@ def test_influxdb_auth_requires_credentials(influxdb_auth: Any) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{influxdb_auth.url}/query?q=SHOW+DATABASES", timeout=5)
     assert err.value.code == 401
+
+
+# --------------------------------------------------------------------------- test microphones
+
+FS_HZ = 48000
+
+
+def _sine(amplitude: float, seconds: float, f_hz: float = 1000.0, fs_hz: int = FS_HZ) -> np.ndarray:
+    t = np.arange(round(seconds * fs_hz)) / fs_hz
+    return amplitude * np.sin(2 * np.pi * f_hz * t)
+
+
+def _db(x: float) -> float:
+    return 20 * math.log10(x)
+
+
+def test_mic_unpaced_captures_sine_exactly(test_mic_unpaced: Any) -> None:
+    """1 s of a 1 kHz sine of amplitude A has RMS A/√2 (an integer number of periods);
+    through the ALSA file plugin the float32 capture is sample-exact."""
+    amplitude = 0.5
+    x = _sine(amplitude, 1.0).astype(np.float32)
+    mic = test_mic_unpaced(x, FS_HZ)
+    import sounddevice as sd
+
+    with mic.activated():
+        assert any(d["name"] == mic.device for d in sd.query_devices())
+        y = sd.rec(
+            FS_HZ, samplerate=FS_HZ, channels=1, dtype="float32", device=mic.device, blocking=True
+        )[:, 0]
+        # A new stream starts from the beginning again; block-wise reads concatenate.
+        with sd.InputStream(samplerate=FS_HZ, channels=1, dtype="float32", device=mic.device) as s:
+            blocks = [s.read(4800)[0][:, 0] for _ in range(10)]
+    np.testing.assert_array_equal(y, x)
+    np.testing.assert_array_equal(np.concatenate(blocks), x)
+    rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+    assert abs(_db(rms) - _db(amplitude / math.sqrt(2))) < 0.01
+
+
+def test_mic_unpaced_in_subprocess(test_mic_unpaced: Any, tmp_path: Path) -> None:
+    """``.env`` lets a subprocess (here ``arecord``, real alsa-lib) capture the signal;
+    it is unclocked, so 3 s of audio arrive in well under 3 s."""
+    x = _sine(0.25, 3.0).astype(np.float32)
+    mic = test_mic_unpaced(x, FS_HZ)
+    out = tmp_path / "cap.raw"
+    t0 = time.monotonic()
+    subprocess.run(
+        ["arecord", "-q", "-D", mic.device, "-f", "FLOAT_LE", "-r", str(FS_HZ), "-c", "1",
+         "-s", str(len(x)), "-t", "raw", str(out)],
+        env=mic.env, check=True, timeout=60,
+    )  # fmt: skip
+    elapsed = time.monotonic() - t0
+    np.testing.assert_array_equal(np.fromfile(out, dtype="<f4"), x)
+    assert elapsed < 2.0
+
+
+def test_mic_unpaced_stereo_and_tail(test_mic_unpaced: Any) -> None:
+    """Two channels keep their own signals; after the signal the tail is silence."""
+    left = _sine(0.5, 0.5)
+    right = _sine(0.1, 0.5, f_hz=250.0)
+    x = np.stack([left, right], axis=1).astype(np.float32)
+    mic = test_mic_unpaced(x, FS_HZ, tail_s=1.0)
+    import sounddevice as sd
+
+    with mic.activated():
+        y = sd.rec(
+            FS_HZ, samplerate=FS_HZ, channels=2, dtype="float32", device=mic.device, blocking=True
+        )
+    np.testing.assert_array_equal(y[: len(x)], x)
+    assert not np.any(y[len(x) :])
+
+
+def _steady_rms(blocks: list[np.ndarray]) -> list[float]:
+    return [float(np.sqrt(np.mean(b.astype(np.float64) ** 2))) for b in blocks]
+
+
+def test_mic_paced_captures_sine_in_real_time(test_mic_paced: Any) -> None:
+    """A 1 kHz sine of amplitude A played into the null sink is captured from its
+    monitor with RMS A/√2 (±0.1 dB: 32-bit WAV, float32 sink, no resampling), and
+    capture is paced: N seconds of audio take at least about N seconds."""
+    import sounddevice as sd
+
+    amplitude = 0.5
+    expected_db = _db(amplitude / math.sqrt(2))
+    block = FS_HZ // 10  # 100 ms: 100 periods of 1 kHz
+    n_blocks = 25
+    with test_mic_paced.activated():
+        assert any(d["name"] == test_mic_paced.device for d in sd.query_devices())
+        t0 = time.monotonic()
+        with sd.InputStream(
+            samplerate=FS_HZ, channels=1, dtype="float32", device=test_mic_paced.device
+        ) as s:
+            player = test_mic_paced.play(_sine(amplitude, 1.0), FS_HZ)
+            blocks = [s.read(block)[0][:, 0] for _ in range(n_blocks)]
+        elapsed = time.monotonic() - t0
+    player.wait(timeout=10)
+    assert player.returncode == 0
+    captured_s = n_blocks * block / FS_HZ
+    assert elapsed >= captured_s - 0.15, f"{captured_s} s captured in {elapsed:.2f} s: not paced"
+    levels = _steady_rms(blocks)
+    # The steady part: blocks entirely inside the played second (silence before/after,
+    # two partial blocks at the edges).
+    steady = [r for r in levels if r > 0 and abs(_db(r) - expected_db) < 0.1]
+    assert len(steady) >= 7, f"block RMS: {levels}"
+    assert sum(r > 0.01 for r in levels) <= 11  # nothing but the one second was played
+
+
+def test_mic_paced_subprocess_env_and_silence(test_mic_paced: Any, tmp_path: Path) -> None:
+    """With ``.env`` a subprocess (``arecord -D pulse``) captures the monitor; with
+    nothing playing it is digital silence, delivered in real time (1 s ≥ ~1 s)."""
+    out = tmp_path / "silence.raw"
+    t0 = time.monotonic()
+    subprocess.run(
+        ["arecord", "-q", "-D", test_mic_paced.device, "-f", "FLOAT_LE", "-r", str(FS_HZ), "-c", "1",
+         "-d", "1", "-t", "raw", str(out)],
+        env=test_mic_paced.env, check=True, timeout=30,
+    )  # fmt: skip
+    elapsed = time.monotonic() - t0
+    y = np.fromfile(out, dtype="<f4")
+    assert len(y) == FS_HZ
+    assert elapsed >= 0.9
+    assert not np.any(y)
