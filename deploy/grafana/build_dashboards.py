@@ -1,0 +1,907 @@
+#!/usr/bin/env python3
+"""Write the klankkast Grafana dashboards (``dashboards/*.json``) from one definition.
+
+The JSON files are committed (Grafana provisions them as they are); this script is
+their source, so the three dashboards share one datasource, one set of template
+variables and one way of averaging levels. Run it after editing::
+
+    .venv/bin/python deploy/grafana/build_dashboards.py
+
+``tests/unit/central/test_central_grafana.py`` fails when the committed JSON and
+this script disagree, and ``tests/integration/central/test_central_dashboards.py``
+runs every query below against a real InfluxDB filled by the real ingest.
+
+Conventions of the queries (InfluxQL, layout in ``deploy/influxdb/README.md``):
+
+- levels are averaged as energy through the ``_e`` companions,
+  ``10*log10(mean("LAeq_e"))`` -- never ``mean("LAeq")`` (an arithmetic dB mean);
+  one-third-octave bands have no companion, so the spectrum converts them in a
+  subquery (``pow(10, "LZeq_1000"/10)``) before averaging;
+- maxima are maxima (``max("LAFmax")``), percentile levels are shown as the median
+  of the per-minute values (a statistic of a statistic, labelled as such);
+- 1-s frames are in ``"raw"."second"`` (30 days), minutes in ``"forever"."minute"``;
+  status, node health and ingest statistics in the default policy (``raw``);
+  complaints, visits, episodes and alerts in ``"forever"``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "dashboards"
+
+DS = {"type": "influxdb", "uid": "klankkast-influxdb"}
+
+#: IEC 61260-1 nominal one-third-octave mid-band frequencies, as on the wire
+#: (``klankkast.sensor.wire.BAND_NOMINALS``; repeated here so the script needs
+#: nothing but the standard library).
+BANDS = (
+    "20", "25", "31.5", "40", "50", "63", "80", "100", "125", "160", "200", "250",
+    "315", "400", "500", "630", "800", "1000", "1250", "1600", "2000", "2500", "3150",
+    "4000", "5000", "6300", "8000", "10000", "12500", "16000", "20000",
+)  # fmt: skip
+
+#: Default LAeq,5min limits of the episode rules (analysis/rules.default.toml),
+#: drawn as threshold lines: night 23-07, evening 19-23, day 07-19, dB(A).
+LIMITS_DB = {"night": 40, "evening": 45, "day": 50}
+
+SITE = '"site" =~ /^$site$/'
+NODE = '"node" =~ /^$node$/'
+
+# measurements with their retention policy
+SECOND = '"raw"."second"'
+MINUTE = '"forever"."minute"'
+STATUS = '"raw"."status"'
+HEALTH = '"raw"."node_health"'
+STATS = '"raw"."ingest_stats"'
+ALERT = '"forever"."alert"'
+EPISODE = '"forever"."episode"'
+COMPLAINT = '"forever"."complaint"'
+VISIT = '"forever"."visit"'
+
+
+def band_field(nominal: str) -> str:
+    return "LZeq_" + nominal.replace(".", "p")
+
+
+# --------------------------------------------------------------------------- helpers
+def target(query: str, ref: str = "A", alias: str = "", fmt: str = "time_series") -> dict[str, Any]:
+    t: dict[str, Any] = {
+        "refId": ref,
+        "datasource": DS,
+        "rawQuery": True,
+        "query": query,
+        "resultFormat": fmt,
+    }
+    if alias:
+        t["alias"] = alias
+    return t
+
+
+def thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
+
+
+LIMIT_STEPS = thresholds(
+    (None, "green"),
+    (LIMITS_DB["night"], "blue"),
+    (LIMITS_DB["evening"], "orange"),
+    (LIMITS_DB["day"], "red"),
+)
+
+
+class Layout:
+    """Places panels left to right on Grafana's 24-column grid."""
+
+    def __init__(self) -> None:
+        self.x = 0
+        self.y = 0
+        self.row_h = 0
+        self.next_id = 1
+
+    def place(self, panel: dict[str, Any], w: int, h: int) -> dict[str, Any]:
+        if self.x + w > 24:
+            self.x = 0
+            self.y += self.row_h
+            self.row_h = 0
+        panel["gridPos"] = {"x": self.x, "y": self.y, "w": w, "h": h}
+        panel["id"] = self.next_id
+        self.next_id += 1
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return panel
+
+
+def timeseries(
+    title: str,
+    targets: list[dict[str, Any]],
+    unit: str = "dB",
+    description: str = "",
+    limits: bool = False,
+    draw: str = "line",
+) -> dict[str, Any]:
+    custom: dict[str, Any] = {
+        "drawStyle": draw,
+        "lineWidth": 1,
+        "fillOpacity": 0,
+        "spanNulls": False,
+        "showPoints": "never",
+        "lineInterpolation": "stepAfter" if draw == "line" else "linear",
+    }
+    defaults: dict[str, Any] = {"unit": unit, "custom": custom}
+    if limits:
+        custom["thresholdsStyle"] = {"mode": "dashed"}
+        defaults["thresholds"] = LIMIT_STEPS
+    else:
+        custom["thresholdsStyle"] = {"mode": "off"}
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+    }
+
+
+def stat(
+    title: str,
+    targets: list[dict[str, Any]],
+    unit: str = "none",
+    description: str = "",
+    mappings: list[dict[str, Any]] | None = None,
+    steps: dict[str, Any] | None = None,
+    decimals: int | None = None,
+    fmt_calc: str = "lastNotNull",
+) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"unit": unit, "mappings": mappings or []}
+    if steps:
+        defaults["thresholds"] = steps
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    return {
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {
+            "reduceOptions": {"calcs": [fmt_calc], "fields": "", "values": False},
+            "colorMode": "background",
+            "graphMode": "none",
+            "textMode": "value_and_name",
+            "justifyMode": "auto",
+            "orientation": "auto",
+        },
+    }
+
+
+def table(
+    title: str,
+    targets: list[dict[str, Any]],
+    description: str = "",
+    transformations: list[dict[str, Any]] | None = None,
+    overrides: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "type": "table",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets,
+        "transformations": transformations or [],
+        "fieldConfig": {"defaults": {"custom": {"align": "auto"}}, "overrides": overrides or []},
+        "options": {"showHeader": True, "cellHeight": "sm"},
+    }
+
+
+def variable(name: str, label: str, query: str) -> dict[str, Any]:
+    return {
+        "type": "query",
+        "name": name,
+        "label": label,
+        "datasource": DS,
+        "query": query,
+        "definition": query,
+        "refresh": 2,
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1,
+        "hide": 0,
+        "regex": "",
+        "options": [],
+    }
+
+
+SITE_VAR = variable("site", "Site", 'SHOW TAG VALUES FROM "minute" WITH KEY = "site"')
+NODE_VAR = variable("node", "Node", f'SHOW TAG VALUES FROM "minute" WITH KEY = "node" WHERE {SITE}')
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[dict[str, Any]],
+    variables: list[dict[str, Any]],
+    annotations: list[dict[str, Any]] | None = None,
+    time_from: str = "now-24h",
+    refresh: str = "1m",
+) -> dict[str, Any]:
+    builtin = {
+        "builtIn": 1,
+        "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+        "enable": True,
+        "hide": True,
+        "iconColor": "rgba(0, 211, 255, 1)",
+        "name": "Annotations & Alerts",
+        "type": "dashboard",
+    }
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["klankkast"],
+        "timezone": "Europe/Amsterdam",
+        "editable": False,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": refresh,
+        "time": {"from": time_from, "to": "now"},
+        "templating": {"list": variables},
+        "annotations": {"list": [builtin, *(annotations or [])]},
+        "links": [
+            {
+                "type": "dashboards",
+                "tags": ["klankkast"],
+                "asDropdown": False,
+                "title": "klankkast",
+                "includeVars": True,
+                "keepTime": True,
+            }
+        ],
+        "panels": panels,
+    }
+
+
+def energy(field: str) -> str:
+    """InfluxQL energy mean of a broadband Leq through its ``_e`` companion."""
+    return f'10*log10(mean("{field}_e"))'
+
+
+# --------------------------------------------------------------------------- courtyard now
+def courtyard_now() -> dict[str, Any]:
+    lay = Layout()
+    where = f"{SITE} AND {NODE} AND $timeFilter"
+    limits_txt = (
+        "Dashed lines: the default LAeq,5min limits of the episode rules, "
+        f"night (23-07) {LIMITS_DB['night']}, evening (19-23) {LIMITS_DB['evening']}, "
+        f"day (07-19) {LIMITS_DB['day']} dB(A). A measurement, not a legal verdict."
+    )
+    panels = [
+        lay.place(
+            timeseries(
+                "LAeq per second (energy mean per interval)",
+                [
+                    target(
+                        f'SELECT {energy("LAeq")} AS "LAeq" FROM {SECOND} WHERE {where} '
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="$tag_node",
+                    )
+                ],
+                unit="dB",
+                description="A-weighted equivalent level from the 1-s frames, averaged as "
+                "energy over each plotted interval (IEC 61672-1). " + limits_txt,
+                limits=True,
+            ),
+            16,
+            9,
+        ),
+        lay.place(
+            stat(
+                "Current alert state",
+                [
+                    target(
+                        f'SELECT last("state") AS "state" FROM {ALERT} '
+                        f"WHERE {SITE} AND $timeFilter "
+                        'GROUP BY "site"',
+                        alias="$tag_site",
+                    )
+                ],
+                description="Latest message of klankkast-alerts per site: start/update while "
+                "an episode lasts, end when it stopped.",
+                mappings=[
+                    {
+                        "type": "value",
+                        "options": {
+                            "start": {"text": "nuisance (started)", "color": "red", "index": 0},
+                            "update": {"text": "nuisance (ongoing)", "color": "red", "index": 1},
+                            "end": {"text": "quiet", "color": "green", "index": 2},
+                        },
+                    }
+                ],
+                steps=thresholds((None, "green")),
+            ),
+            8,
+            9,
+        ),
+        lay.place(
+            timeseries(
+                "LAeq per minute (energy mean per interval)",
+                [
+                    target(
+                        f'SELECT {energy("LAeq")} AS "LAeq" FROM {MINUTE} WHERE {where} '
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="LAeq $tag_node",
+                    ),
+                    target(
+                        f'SELECT median("LA90") AS "LA90" FROM {MINUTE} WHERE {where} '
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        ref="B",
+                        alias="LA90 $tag_node",
+                    ),
+                ],
+                description="Per-minute summaries (kept forever). LA90 is the level exceeded "
+                "90 % of the minute: the background; over longer intervals the median of the "
+                "per-minute LA90. " + limits_txt,
+                limits=True,
+            ),
+            12,
+            9,
+        ),
+        lay.place(
+            timeseries(
+                "LAFmax per interval",
+                [
+                    target(
+                        f'SELECT max("LAFmax") AS "LAFmax" FROM {SECOND} WHERE {where} '
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="$tag_node",
+                    )
+                ],
+                description="Highest A-weighted Fast level in each plotted interval (door "
+                "slams, shouts).",
+                draw="points",
+            ),
+            12,
+            9,
+        ),
+        lay.place(
+            timeseries(
+                "LA90 background",
+                [
+                    target(
+                        f'SELECT median("LA90") AS "LA90" FROM {MINUTE} WHERE {where} '
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="$tag_node",
+                    )
+                ],
+                description="Background level (LA90 per minute; median over longer intervals). "
+                "Emergence rules compare the level with the LA90 of the preceding hour.",
+            ),
+            12,
+            8,
+        ),
+        lay.place(
+            timeseries(
+                "LCeq − LAeq (low-frequency content)",
+                [
+                    target(
+                        f'SELECT {energy("LCeq")} - {energy("LAeq")} AS "LCeq-LAeq" '
+                        f"FROM {MINUTE} WHERE {where} "
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="$tag_node",
+                    )
+                ],
+                description="C- minus A-weighted equivalent level, both energy-averaged. More "
+                "than about 15-20 dB points at bass-heavy music or machinery.",
+            ),
+            12,
+            8,
+        ),
+        lay.place(spectrum_panel(where), 24, 9),
+    ]
+    return dashboard(
+        "courtyard-now",
+        "klankkast — Courtyard now",
+        "Levels of one courtyard as measured by its nodes: LAeq, LAFmax, LA90, bass, spectrum, "
+        "alert state.",
+        panels,
+        [SITE_VAR, NODE_VAR],
+        annotations=[episode_annotation()],
+        time_from="now-6h",
+        refresh="10s",
+    )
+
+
+def spectrum_panel(where: str) -> dict[str, Any]:
+    inner = ", ".join(f'pow(10, "{band_field(b)}"/10) AS "e{band_field(b)}"' for b in BANDS)
+    outer = ", ".join(f'10*log10(mean("e{band_field(b)}")) AS "{b}"' for b in BANDS)
+    query = f"SELECT {outer} FROM (SELECT {inner} FROM {MINUTE} WHERE {where}) WHERE $timeFilter"
+    return {
+        "type": "bargauge",
+        "title": "One-third-octave spectrum LZeq (energy mean over the time range)",
+        "description": "Unweighted one-third-octave band levels (IEC 61260-1 nominal mid-band "
+        "frequencies in Hz), averaged as energy over the selected time range and nodes.",
+        "datasource": DS,
+        "targets": [target(query, fmt="table")],
+        "fieldConfig": {
+            "defaults": {"unit": "dB", "min": 0, "max": 100, "decimals": 1},
+            "overrides": [],
+        },
+        "options": {
+            "orientation": "vertical",
+            "displayMode": "gradient",
+            "showUnfilled": True,
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        },
+    }
+
+
+# --------------------------------------------------------------------------- annotations
+def episode_annotation() -> dict[str, Any]:
+    return {
+        "name": "Episodes",
+        "datasource": DS,
+        "enable": True,
+        "iconColor": "rgba(245, 54, 54, 0.5)",
+        "query": f'SELECT "end_ms", "rule", "LAeq" FROM {EPISODE} WHERE {SITE} AND $timeFilter',
+        "rawQuery": True,
+        "textColumn": "rule",
+        "timeEndColumn": "end_ms",
+        "tagsColumn": "site",
+    }
+
+
+def complaint_annotation() -> dict[str, Any]:
+    return {
+        "name": "Complaints",
+        "datasource": DS,
+        "enable": True,
+        "iconColor": "rgba(255, 152, 48, 1)",
+        "query": f'SELECT "id", "category", "received_ms" FROM {COMPLAINT} '
+        f"WHERE {SITE} AND $timeFilter",
+        "rawQuery": True,
+        "textColumn": "category",
+        "tagsColumn": "site",
+    }
+
+
+def visit_annotation() -> dict[str, Any]:
+    return {
+        "name": "Visits",
+        "datasource": DS,
+        "enable": True,
+        "iconColor": "rgba(31, 96, 196, 1)",
+        "query": f'SELECT "outcome", "left_ms" FROM {VISIT} WHERE {SITE} AND $timeFilter',
+        "rawQuery": True,
+        "textColumn": "outcome",
+        "timeEndColumn": "left_ms",
+        "tagsColumn": "site",
+    }
+
+
+# --------------------------------------------------------------------------- nuisance vs reports
+def nuisance_vs_reports() -> dict[str, Any]:
+    lay = Layout()
+    panels = [
+        lay.place(
+            timeseries(
+                "Site level with episodes, complaints and visits",
+                [
+                    target(
+                        f'SELECT {energy("LAeq")} AS "LAeq" FROM {MINUTE} '
+                        f"WHERE {SITE} AND $timeFilter "
+                        'GROUP BY time($__interval), "site" fill(none)',
+                        alias="$tag_site",
+                    )
+                ],
+                description="LAeq of the site (all nodes combined as energy). Red regions: "
+                "detected episodes; orange: complaints (at the incident time the resident "
+                "gave); blue regions: enforcement visits.",
+                limits=True,
+            ),
+            24,
+            10,
+        ),
+        lay.place(
+            stat(
+                "Corroborated complaints",
+                [
+                    target(
+                        f'SELECT sum("corroborated") AS "corroborated" FROM {COMPLAINT} '
+                        f"WHERE {SITE} AND $timeFilter",
+                    ),
+                    target(
+                        f'SELECT count("corroborated") AS "complaints" FROM {COMPLAINT} '
+                        f"WHERE {SITE} AND $timeFilter",
+                        ref="B",
+                    ),
+                ],
+                description="Complaints with a measured episode around the time the resident "
+                "gave (corroboration window of the analysis), out of all complaints.",
+                steps=thresholds((None, "blue")),
+                decimals=0,
+            ),
+            6,
+            6,
+        ),
+        lay.place(
+            stat(
+                "Visit hit rate",
+                [
+                    target(
+                        f'SELECT mean("during_nuisance") AS "hit rate" FROM {VISIT} '
+                        f"WHERE {SITE} AND $timeFilter",
+                    )
+                ],
+                unit="percentunit",
+                description="Share of enforcement visits that arrived while an episode was "
+                "going on.",
+                steps=thresholds((None, "red"), (0.3, "orange"), (0.6, "green")),
+                decimals=0,
+            ),
+            6,
+            6,
+        ),
+        lay.place(
+            stat(
+                "Silent nuisance",
+                [
+                    target(
+                        f'SELECT 1 - mean("complained") AS "without complaint" FROM {EPISODE} '
+                        f"WHERE {SITE} AND $timeFilter",
+                    )
+                ],
+                unit="percentunit",
+                description="Share of measured episodes without any complaint. No complaints "
+                "is not no problem.",
+                steps=thresholds((None, "green"), (0.5, "orange"), (0.8, "red")),
+                decimals=0,
+            ),
+            6,
+            6,
+        ),
+        lay.place(
+            stat(
+                "Episodes",
+                [
+                    target(
+                        f'SELECT count("LAeq") AS "episodes" FROM {EPISODE} '
+                        f"WHERE {SITE} AND $timeFilter",
+                    )
+                ],
+                description="Detected nuisance episodes in the time range.",
+                steps=thresholds((None, "purple")),
+                decimals=0,
+            ),
+            6,
+            6,
+        ),
+        lay.place(heatmap_panel(), 24, 10),
+    ]
+    return dashboard(
+        "nuisance-vs-reports",
+        "klankkast — Nuisance versus reports",
+        "Measured nuisance beside complaints and enforcement visits: what is corroborated, "
+        "what visits found, what nobody reported.",
+        panels,
+        [SITE_VAR],
+        annotations=[episode_annotation(), complaint_annotation(), visit_annotation()],
+        time_from="now-14d",
+        refresh="5m",
+    )
+
+
+def heatmap_panel() -> dict[str, Any]:
+    # Share of minutes per hour in which the site's LAeq (nodes combined as energy)
+    # exceeds the evening limit; InfluxQL cannot group by hour-of-week, so Grafana
+    # transformations fold the hourly series into a weekday x hour matrix.
+    threshold = LIMITS_DB["evening"]
+    query = (
+        f'SELECT count("LAeq") / 60 AS "nuisance" FROM ('
+        f'SELECT {energy("LAeq")} AS "LAeq" FROM {MINUTE} WHERE {SITE} AND $timeFilter '
+        f"GROUP BY time(1m) fill(none)"
+        f') WHERE "LAeq" > {threshold} AND $timeFilter GROUP BY time(1h) fill(0)'
+    )
+    return {
+        "type": "table",
+        "title": f"Week heat map: share of each hour above {threshold} dB(A), by hour of week",
+        "description": "For every hour of the time range, the share of its minutes in which "
+        f"the site's LAeq,1min exceeded {threshold} dB(A), averaged per weekday and hour "
+        "(Europe/Amsterdam). A quick look; the report's heat map uses the full episode rules.",
+        "datasource": DS,
+        "targets": [target(query, fmt="time_series")],
+        "transformations": [
+            {"id": "seriesToColumns", "options": {}},
+            {
+                "id": "calculateField",
+                "options": {
+                    "mode": "binary",
+                    "binary": {"left": "Time", "operator": "+", "right": "0"},
+                    "alias": "hour",
+                    "replaceFields": False,
+                },
+            },
+            {
+                "id": "convertFieldType",
+                "options": {
+                    "conversions": [
+                        {"targetField": "Time", "destinationType": "time"},
+                        {"targetField": "hour", "destinationType": "time"},
+                    ]
+                },
+            },
+            {
+                "id": "formatTime",
+                "options": {
+                    "timeField": "Time",
+                    "outputFormat": "d ddd",
+                    "useTimezone": True,
+                },
+            },
+            {
+                "id": "formatTime",
+                "options": {"timeField": "hour", "outputFormat": "HH", "useTimezone": True},
+            },
+            {
+                "id": "groupingToMatrix",
+                "options": {
+                    "columnField": "Time",
+                    "rowField": "hour",
+                    "valueField": "nuisance",
+                    "emptyValue": "null",
+                },
+            },
+            {"id": "sortBy", "options": {"sort": [{"field": "hour\\Time"}]}},
+        ],
+        "fieldConfig": {
+            "defaults": {
+                "unit": "percentunit",
+                "decimals": 0,
+                "min": 0,
+                "max": 1,
+                "color": {"mode": "continuous-GrYlRd"},
+                "custom": {"align": "center", "cellOptions": {"type": "color-background"}},
+            },
+            "overrides": [],
+        },
+        "options": {"showHeader": True, "cellHeight": "sm"},
+    }
+
+
+# --------------------------------------------------------------------------- fleet health
+def fleet_health() -> dict[str, Any]:
+    lay = Layout()
+    where = f"{SITE} AND $timeFilter"
+    panels = [
+        lay.place(
+            table(
+                "Last seen per node",
+                [
+                    target(
+                        f'SELECT last("LAeq") AS "LAeq" FROM {SECOND} WHERE {where} '
+                        'GROUP BY "site", "node"',
+                        fmt="table",
+                    )
+                ],
+                description="Time of each node's newest 1-s frame in the time range.",
+                overrides=[
+                    {
+                        "matcher": {"id": "byName", "options": "Time"},
+                        "properties": [
+                            {"id": "displayName", "value": "last frame"},
+                            {"id": "unit", "value": "dateTimeFromNow"},
+                        ],
+                    }
+                ],
+            ),
+            12,
+            8,
+        ),
+        lay.place(
+            table(
+                "Calibration and clock per node",
+                [
+                    target(
+                        f'SELECT last("calibrated_at") AS "calibrated_at", '
+                        f'last("clock_synced") AS "clock_synced", last("version") AS "version" '
+                        f"FROM {STATUS} WHERE {where} "
+                        'GROUP BY "site", "node"',
+                        fmt="table",
+                    )
+                ],
+                description="Newest status per node: when it was calibrated (age), whether its "
+                "clock is synchronised (NTP), software version.",
+                transformations=[
+                    {
+                        "id": "convertFieldType",
+                        "options": {
+                            "conversions": [
+                                {"targetField": "calibrated_at", "destinationType": "time"}
+                            ]
+                        },
+                    }
+                ],
+                overrides=[
+                    {
+                        "matcher": {"id": "byName", "options": "calibrated_at"},
+                        "properties": [
+                            {"id": "displayName", "value": "calibrated"},
+                            {"id": "unit", "value": "dateTimeFromNow"},
+                        ],
+                    },
+                    {
+                        "matcher": {"id": "byName", "options": "Time"},
+                        "properties": [{"id": "custom.hidden", "value": True}],
+                    },
+                ],
+            ),
+            12,
+            8,
+        ),
+        lay.place(
+            timeseries(
+                "seq gaps per hour",
+                [
+                    target(
+                        f'SELECT sum("seq_gaps") AS "gaps" FROM {HEALTH} WHERE {where} '
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="$tag_node",
+                    )
+                ],
+                unit="none",
+                description="Frames missing in the sequence numbers each node sent (counted by "
+                "the ingest). Gaps that later fill up (outbox replay) are not counted.",
+                draw="bars",
+            ),
+            12,
+            8,
+        ),
+        lay.place(
+            timeseries(
+                "Outbox depth and evictions",
+                [
+                    target(
+                        f'SELECT max("outbox_depth") AS "depth" FROM {STATUS} WHERE {where} '
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="depth $tag_node",
+                    ),
+                    target(
+                        f'SELECT max("outbox_evictions") AS "evictions" FROM {STATUS} '
+                        f"WHERE {where} "
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        ref="B",
+                        alias="evicted $tag_node",
+                    ),
+                ],
+                unit="none",
+                description="Frames waiting on the node for the broker, and frames dropped "
+                "because the outbox was full (data lost on the node).",
+            ),
+            12,
+            8,
+        ),
+        lay.place(
+            timeseries(
+                "Audio xruns",
+                [
+                    target(
+                        f'SELECT max("xruns") AS "xruns" FROM {STATUS} WHERE {where} '
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="$tag_node",
+                    )
+                ],
+                unit="none",
+                description="Audio buffer overruns reported by each node (cumulative since start).",
+            ),
+            12,
+            8,
+        ),
+        lay.place(
+            timeseries(
+                "Clock drift",
+                [
+                    target(
+                        f'SELECT max("drift_ms") AS "drift" FROM {STATUS} WHERE {where} '
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="$tag_node",
+                    )
+                ],
+                unit="ms",
+                description="Drift between the audio clock and system time each node reports.",
+            ),
+            12,
+            8,
+        ),
+        lay.place(
+            timeseries(
+                "Ingest: messages in, points written, rejected",
+                [
+                    target(
+                        f'SELECT non_negative_derivative(max("messages_in"), 1s) AS "in/s" '
+                        f"FROM {STATS} WHERE $timeFilter "
+                        'GROUP BY time($__interval), "host" fill(none)',
+                        alias="messages in/s",
+                    ),
+                    target(
+                        f'SELECT non_negative_derivative(max("points_written"), 1s) '
+                        f'AS "written/s" FROM {STATS} WHERE $timeFilter '
+                        'GROUP BY time($__interval), "host" fill(none)',
+                        ref="B",
+                        alias="points written/s",
+                    ),
+                    target(
+                        f'SELECT non_negative_derivative(max("rejected"), 1s) AS "rejected/s" '
+                        f"FROM {STATS} WHERE $timeFilter "
+                        'GROUP BY time($__interval), "host" fill(none)',
+                        ref="C",
+                        alias="rejected/s",
+                    ),
+                ],
+                unit="none",
+                description="The central ingest's own counters (measurement ingest_stats).",
+            ),
+            24,
+            8,
+        ),
+    ]
+    return dashboard(
+        "fleet-health",
+        "klankkast — Fleet health",
+        "Is every node measuring and delivering? Last seen, sequence gaps, outbox, xruns, "
+        "clock, calibration.",
+        panels,
+        [SITE_VAR],
+        time_from="now-24h",
+        refresh="1m",
+    )
+
+
+DASHBOARDS = {
+    "courtyard-now": courtyard_now,
+    "nuisance-vs-reports": nuisance_vs_reports,
+    "fleet-health": fleet_health,
+}
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text of every dashboard."""
+    return {
+        f"{uid}.json": json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+        for uid, build in DASHBOARDS.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    check = "--check" in argv
+    OUT.mkdir(exist_ok=True)
+    stale = []
+    for name, text in render().items():
+        path = OUT / name
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print(f"stale dashboards (run {Path(__file__).name}): {', '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
