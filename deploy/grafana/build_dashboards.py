@@ -55,9 +55,10 @@ NODE = '"node" =~ /^$node$/'
 # measurements with their retention policy
 SECOND = '"raw"."second"'
 MINUTE = '"forever"."minute"'
-STATUS = '"raw"."status"'
-HEALTH = '"raw"."node_health"'
-STATS = '"raw"."ingest_stats"'
+# written without a retention policy: the database's default ("raw")
+STATUS = '"status"'
+HEALTH = '"node_health"'
+STATS = '"ingest_stats"'
 ALERT = '"forever"."alert"'
 EPISODE = '"forever"."episode"'
 COMPLAINT = '"forever"."complaint"'
@@ -691,20 +692,29 @@ def fleet_health() -> dict[str, Any]:
                 "Last seen per node",
                 [
                     target(
-                        f'SELECT last("LAeq") AS "LAeq" FROM {SECOND} WHERE {where} '
+                        f'SELECT last("last_seen_ms") AS "last_seen", last("state") AS "state", '
+                        f'last("frames_hour") AS "frames this hour", '
+                        f'last("seq_gaps_hour") AS "seq gaps this hour" '
+                        f"FROM {HEALTH} WHERE \"period\" = 'snapshot' AND {where} "
                         'GROUP BY "site", "node"',
                         fmt="table",
                     )
                 ],
-                description="Time of each node's newest 1-s frame in the time range.",
+                description="The ingest's view of each node (measurement node_health, written "
+                "every minute): when its newest frame arrived, its status (online, degraded, "
+                "offline from its last will), frames and seq gaps in the current hour.",
                 overrides=[
                     {
-                        "matcher": {"id": "byName", "options": "Time"},
+                        "matcher": {"id": "byName", "options": "last_seen"},
                         "properties": [
-                            {"id": "displayName", "value": "last frame"},
+                            {"id": "displayName", "value": "last seen"},
                             {"id": "unit", "value": "dateTimeFromNow"},
                         ],
-                    }
+                    },
+                    {
+                        "matcher": {"id": "byName", "options": "Time"},
+                        "properties": [{"id": "custom.hidden", "value": True}],
+                    },
                 ],
             ),
             12,
@@ -752,18 +762,55 @@ def fleet_health() -> dict[str, Any]:
             8,
         ),
         lay.place(
+            {
+                "type": "state-timeline",
+                "title": "Online per node",
+                "description": "1 = delivering (online or degraded), 0 = offline (status or last "
+                "will) — from the ingest's node_health snapshots.",
+                "datasource": DS,
+                "targets": [
+                    target(
+                        f'SELECT last("online") AS "online" FROM {HEALTH} '
+                        f"WHERE \"period\" = 'snapshot' AND {where} "
+                        'GROUP BY time($__interval), "site", "node" fill(previous)',
+                        alias="$tag_site/$tag_node",
+                    )
+                ],
+                "fieldConfig": {
+                    "defaults": {
+                        "mappings": [
+                            {
+                                "type": "value",
+                                "options": {
+                                    "0": {"text": "offline", "color": "red", "index": 0},
+                                    "1": {"text": "online", "color": "green", "index": 1},
+                                },
+                            }
+                        ],
+                        "thresholds": thresholds((None, "red"), (1, "green")),
+                    },
+                    "overrides": [],
+                },
+                "options": {"showValue": "never", "mergeValues": True, "rowHeight": 0.8},
+            },
+            24,
+            6,
+        ),
+        lay.place(
             timeseries(
                 "seq gaps per hour",
                 [
                     target(
-                        f'SELECT sum("seq_gaps") AS "gaps" FROM {HEALTH} WHERE {where} '
-                        'GROUP BY time($__interval), "node" fill(none)',
+                        f'SELECT max("seq_gaps") AS "gaps" FROM {HEALTH} '
+                        f"WHERE \"period\" = 'hour' AND {where} "
+                        'GROUP BY time(1h), "node" fill(none)',
                         alias="$tag_node",
                     )
                 ],
                 unit="none",
-                description="Frames missing in the sequence numbers each node sent (counted by "
-                "the ingest). Gaps that later fill up (outbox replay) are not counted.",
+                description="Per hour, frames missing between the lowest and highest sequence "
+                "number a node sent that hour (counted by the ingest; gaps that the node's "
+                "outbox fills later close again).",
                 draw="bars",
             ),
             12,
@@ -832,22 +879,22 @@ def fleet_health() -> dict[str, Any]:
                     target(
                         f'SELECT non_negative_derivative(max("messages_in"), 1s) AS "in/s" '
                         f"FROM {STATS} WHERE $timeFilter "
-                        'GROUP BY time($__interval), "host" fill(none)',
-                        alias="messages in/s",
+                        'GROUP BY time($__interval), "instance" fill(none)',
+                        alias="messages in/s $tag_instance",
                     ),
                     target(
                         f'SELECT non_negative_derivative(max("points_written"), 1s) '
                         f'AS "written/s" FROM {STATS} WHERE $timeFilter '
-                        'GROUP BY time($__interval), "host" fill(none)',
+                        'GROUP BY time($__interval), "instance" fill(none)',
                         ref="B",
-                        alias="points written/s",
+                        alias="points written/s $tag_instance",
                     ),
                     target(
                         f'SELECT non_negative_derivative(max("rejected"), 1s) AS "rejected/s" '
                         f"FROM {STATS} WHERE $timeFilter "
-                        'GROUP BY time($__interval), "host" fill(none)',
+                        'GROUP BY time($__interval), "instance" fill(none)',
                         ref="C",
-                        alias="rejected/s",
+                        alias="rejected/s $tag_instance",
                     ),
                 ],
                 unit="none",
