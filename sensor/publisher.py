@@ -98,6 +98,7 @@ class PahoPublisher:
         self._on_disconnect: Callable[[], None] = lambda: None
         self.last_error: str | None = None
         self.connects = 0
+        self._closing = False
 
     def set_handlers(
         self,
@@ -186,7 +187,7 @@ class PahoPublisher:
     ) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        if was:
+        if was and not self._closing:
             log.warning("disconnected from %s:%s: %s", self.host, self.port, reason_code)
             self.last_error = f"disconnected: {reason_code}"
         self._on_disconnect()
@@ -211,6 +212,7 @@ class PahoPublisher:
     def close(self) -> None:
         if self._client is None:
             return
+        self._closing = True
         try:
             self._client.disconnect()
         finally:
