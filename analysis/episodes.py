@@ -1,0 +1,766 @@
+"""Episodes of nuisance per site: one rule set, a batch and a streaming detector.
+
+The rules (:class:`~klankkast.analysis.rules.Rules`, defaults in
+``rules.default.toml``) are applied to a regular per-site grid of steps (1-s or
+1-min rows; the nodes of a site already combined by energy, see
+:mod:`klankkast.analysis.levels`):
+
+1. **Period** of each step from its local clock hour (day 07-19, evening 19-23,
+   night 23-07 Europe/Amsterdam by default), :func:`period_of`.
+2. **Trailing LAeq** over ``window_s`` (5 min): the energy mean
+   ``10·log10(mean(10^(L/10)))`` of the steps in ``(t - window, t]``, ISO 1996-1
+   §3.1.7 / IEC 61672-1 §3.9, :func:`rolling_energy_mean`.
+3. **Background**: a quantile of the preceding ``background_window_s`` (1 h) of
+   per-step LA90 (median) or, without LA90, of LAeq (10 %: LA90 by definition,
+   ISO 1996-1 §3.4.4), not including the current step, :func:`background_db`.
+4. A step is **flagged** when the trailing LAeq exceeds the period's absolute limit
+   (rule ``absolute``), or exceeds the background by more than the period's
+   emergence (rule ``emergence``; only when the trailing LAeq reaches
+   ``emergence_min_laeq_db``; optionally with the French duration correction of
+   Code de la santé publique R.1336-7, :func:`duration_correction_db`, applied to
+   the time the emergence has lasted so far).
+5. Flagged steps separated by at most ``gap_merge_s`` of unflagged steps form one
+   run. A run's episode starts at the first step, within the trailing window before
+   the run's first flag, whose **own** level exceeds (the same tests on the step's own
+   LAeq), and ends with the last such step of the run, so that the 5-min smoothing
+   does not stretch an episode past the noise. Episodes shorter than
+   ``min_duration_s`` are dropped.
+
+Each :class:`Episode` carries start, end (UTC ms, end exclusive), LAeq (energy mean
+over the episode), LAFmax (maximum), bass = LCeq − LAeq, the period at its start
+and the rule(s) that fired. The analysis reports measurements and which rule fired;
+it does not pronounce legal violations.
+
+:func:`detect` is vectorised for the big analysis; :class:`StreamingDetector`
+consumes the same grid one step at a time with the same rule functions (called on
+its window buffers) and yields identical episodes; ``klankkast-alerts`` adds
+confirmation time, hysteresis and flood control on top of it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from klankkast.analysis.rules import PERIODS, Rules
+
+__all__ = [
+    "DAY",
+    "EVENING",
+    "NIGHT",
+    "Episode",
+    "EpisodeEvent",
+    "SiteGrid",
+    "StreamingDetector",
+    "background_db",
+    "background_source",
+    "detect",
+    "detect_many",
+    "duration_correction_db",
+    "emergence_for",
+    "energy_mean_db",
+    "limit_for",
+    "local_hour_weekday",
+    "period_of",
+    "rolling_energy_mean",
+    "utc_offset_ms",
+]
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+I8 = NDArray[np.int8]
+Bool = NDArray[np.bool_]
+
+DAY: Final = 0
+EVENING: Final = 1
+NIGHT: Final = 2
+_HOUR_MS: Final = 3_600_000
+_DAY_MS: Final = 86_400_000
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+Background = Literal["la90", "laeq"]
+
+
+# --------------------------------------------------------------------------- time
+@lru_cache(maxsize=200_000)
+def _offset_of_hour(hour: int, tz: str) -> int:
+    when = _EPOCH + dt.timedelta(hours=hour)
+    offset = when.astimezone(ZoneInfo(tz)).utcoffset()
+    return 0 if offset is None else int(offset.total_seconds() * 1000)
+
+
+def utc_offset_ms(t_ms: I64, tz: str) -> I64:
+    """UTC offset of ``tz`` in ms at each UTC time.
+
+    Looked up once per UTC hour of the covered range (offset changes of
+    Europe/Amsterdam happen at 01:00 UTC), then indexed, so 26 M rows cost one array
+    lookup.
+    """
+    t = np.asarray(t_ms, dtype=np.int64)
+    if t.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    hours = t // _HOUR_MS
+    h0 = int(hours.min())
+    h1 = int(hours.max())
+    table = np.fromiter(
+        (_offset_of_hour(h, tz) for h in range(h0, h1 + 1)), dtype=np.int64, count=h1 - h0 + 1
+    )
+    out: I64 = table[hours - h0]
+    return out
+
+
+def local_hour_weekday(t_ms: I64, tz: str) -> tuple[I64, I64]:
+    """Local clock hour (0-23) and weekday (Monday = 0) of UTC milliseconds."""
+    t = np.asarray(t_ms, dtype=np.int64)
+    local = t + utc_offset_ms(t, tz)
+    hour: I64 = (local // _HOUR_MS) % 24
+    weekday: I64 = (local // _DAY_MS + 3) % 7  # 1970-01-01 was a Thursday
+    return hour, weekday
+
+
+def period_of(t_ms: I64, rules: Rules) -> I8:
+    """Period index of each time: :data:`DAY`, :data:`EVENING` or :data:`NIGHT`.
+
+    Day is ``[day_start_h, evening_start_h)``, evening ``[evening_start_h,
+    night_start_h)``, night the rest, in local time of ``rules.timezone``.
+    """
+    hour, _ = local_hour_weekday(t_ms, rules.timezone)
+    period = np.full(hour.shape, NIGHT, dtype=np.int8)
+    period[(hour >= rules.day_start_h) & (hour < rules.evening_start_h)] = DAY
+    period[(hour >= rules.evening_start_h) & (hour < rules.night_start_h)] = EVENING
+    return period
+
+
+def limit_for(period: I8, rules: Rules) -> F64:
+    """Absolute LAeq limit (dB) of each period index."""
+    out: F64 = np.asarray(rules.limits_db(), dtype=np.float64)[period]
+    return out
+
+
+def emergence_for(period: I8, rules: Rules) -> F64:
+    """Allowed emergence above the background (dB) of each period index."""
+    out: F64 = np.asarray(rules.emergences_db(), dtype=np.float64)[period]
+    return out
+
+
+# ------------------------------------------------------------------------ levels
+def energy_mean_db(level_db: F64) -> float:
+    """Energy mean ``10·log10(mean(10^(L/10)))`` of the finite values; NaN if none.
+
+    ISO 1996-1 §3.1.7: equivalent continuous level of equal-duration parts.
+    30 min at 40 dB + 30 min at 70 dB gives 67.0 dB, not 55.
+    """
+    x = np.asarray(level_db, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan
+    return float(10.0 * np.log10(np.mean(np.power(10.0, x / 10.0))))
+
+
+def rolling_energy_mean(level_db: F64, window_n: int, min_n: int) -> F64:
+    """Energy mean over the trailing ``window_n`` steps, the current one included.
+
+    ``out[i] = 10·log10(mean(10^(L[j]/10)))`` over the finite ``L[j]``,
+    ``i - window_n < j <= i``; NaN where fewer than ``min_n`` are finite. The sum runs
+    in the same order for every ``i`` whatever the array length, so a streaming
+    caller that passes its last ``window_n`` values gets bit-identical results.
+    """
+    x = np.asarray(level_db, dtype=np.float64)
+    n = x.size
+    finite = np.isfinite(x)
+    energy = np.where(finite, np.power(10.0, np.where(finite, x, 0.0) / 10.0), 0.0)
+    pad = window_n - 1
+    e = np.concatenate((np.zeros(pad), energy))
+    c = np.concatenate((np.zeros(pad, dtype=np.int64), finite.astype(np.int64)))
+    acc = np.zeros(n)
+    cnt = np.zeros(n, dtype=np.int64)
+    for j in range(window_n):
+        acc += e[j : j + n]
+        cnt += c[j : j + n]
+    out = np.full(n, np.nan)
+    ok = cnt >= max(1, min_n)
+    out[ok] = 10.0 * np.log10(acc[ok] / cnt[ok])
+    return out
+
+
+def background_db(source_db: F64, window_n: int, quantile: float, min_n: int) -> F64:
+    """Background: ``quantile`` of the preceding ``window_n`` steps (current excluded).
+
+    NaN steps are ignored; NaN where fewer than ``min_n`` values are finite. Linear
+    interpolation between order statistics (Hyndman & Fan type 7, numpy's default).
+    """
+    s = pd.Series(np.asarray(source_db, dtype=np.float64))
+    q = s.rolling(window_n, min_periods=max(1, min_n)).quantile(quantile, interpolation="linear")
+    out: F64 = q.shift(1).to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def duration_correction_db(duration_s: F64) -> F64:
+    """French duration correction of the allowed emergence (CSP R.1336-7).
+
+    +6 dB up to 1 min, +5 up to 5 min, +4 up to 20 min, +3 up to 2 h, +2 up to 4 h,
+    +1 up to 8 h, 0 beyond.
+    """
+    d = np.asarray(duration_s, dtype=np.float64)
+    bounds = np.array([60.0, 300.0, 1200.0, 7200.0, 14400.0, 28800.0])
+    values = np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    out: F64 = values[np.searchsorted(bounds, d, side="left")]
+    return out
+
+
+def background_source(la90_db: F64) -> Background:
+    """``"la90"`` when the grid carries any LA90, else ``"laeq"``."""
+    return "la90" if bool(np.isfinite(np.asarray(la90_db, dtype=np.float64)).any()) else "laeq"
+
+
+def _run_lengths(mask: Bool) -> I64:
+    """Length of the run of True ending at each index (0 where False)."""
+    n = mask.size
+    idx = np.arange(1, n + 1, dtype=np.int64)
+    last_false = np.where(mask, 0, idx)
+    np.maximum.accumulate(last_false, out=last_false)
+    out: I64 = np.where(mask, idx - last_false, 0)
+    return out
+
+
+def _emergence_base(l5: F64, bg: F64, period: I8, rules: Rules) -> Bool:
+    with np.errstate(invalid="ignore"):
+        out: Bool = (l5 - bg > emergence_for(period, rules)) & (l5 >= rules.emergence_min_laeq_db)
+    return out
+
+
+def _tests(
+    l5: F64,
+    own_db: F64,
+    bg: F64,
+    period: I8,
+    em_base: Bool,
+    em_run: I64,
+    rules: Rules,
+    step_s: int,
+) -> tuple[Bool, Bool, Bool]:
+    """Per-step rule tests: (absolute flag, emergence flag, own level exceeds)."""
+    limit = limit_for(period, rules)
+    emergence = emergence_for(period, rules)
+    with np.errstate(invalid="ignore"):
+        if rules.absolute_enabled:
+            f_abs = l5 > limit
+            own_abs = own_db > limit
+        else:
+            f_abs = np.zeros(l5.shape, dtype=np.bool_)
+            own_abs = f_abs
+        if rules.emergence_enabled:
+            if rules.duration_correction:
+                corr = duration_correction_db(em_run.astype(np.float64) * step_s)
+                f_em = em_base & (l5 - bg > emergence + corr)
+            else:
+                f_em = em_base.copy()
+            own_em = (own_db - bg > emergence) & (own_db >= rules.emergence_min_laeq_db)
+        else:
+            f_em = np.zeros(l5.shape, dtype=np.bool_)
+            own_em = f_em
+    return f_abs, f_em, own_abs | own_em
+
+
+# ---------------------------------------------------------------------- episodes
+@dataclass(frozen=True, slots=True)
+class SiteGrid:
+    """Levels of one site on a regular grid: step ``i`` covers
+    ``[t0_ms + i·step_s·1000, t0_ms + (i+1)·step_s·1000)``; NaN = not measured.
+
+    Levels of the site's nodes are already combined (energy sum or mean for
+    LAeq/LCeq/LA90, maximum for LAFmax); ``nodes`` counts the nodes per step.
+    """
+
+    site: str
+    t0_ms: int
+    step_s: int
+    laeq_db: F64
+    lceq_db: F64
+    lafmax_db: F64
+    la90_db: F64
+    nodes: I64 | None = None
+
+    def __len__(self) -> int:
+        return int(self.laeq_db.size)
+
+    @property
+    def t_ms(self) -> I64:
+        """Start time of every step (UTC ms)."""
+        out: I64 = self.t0_ms + np.arange(len(self), dtype=np.int64) * (self.step_s * 1000)
+        return out
+
+    @property
+    def end_ms(self) -> int:
+        """End of the last step (UTC ms)."""
+        return self.t0_ms + len(self) * self.step_s * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """One episode of measured nuisance at one site (times UTC ms, end exclusive)."""
+
+    site: str
+    start_ms: int
+    end_ms: int
+    laeq_db: float
+    lafmax_db: float
+    bass_db: float
+    period: str
+    rule: str
+
+    @property
+    def duration_s(self) -> float:
+        """Duration in seconds."""
+        return (self.end_ms - self.start_ms) / 1000.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Fields under the names of the output files: site, start, end, LAeq, LAFmax, bass, period, rule."""
+        return {
+            "site": self.site,
+            "start": self.start_ms,
+            "end": self.end_ms,
+            "LAeq": self.laeq_db,
+            "LAFmax": self.lafmax_db,
+            "bass": self.bass_db,
+            "period": self.period,
+            "rule": self.rule,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeEvent:
+    """What a :class:`StreamingDetector` reports.
+
+    ``kind`` is ``"start"`` (the episode has reached ``min_duration_s``; ``episode``
+    holds the statistics so far) or ``"end"`` (final statistics). ``t_ms`` is the
+    stream time of the step that decided it. ``kept`` is False only for the rare end
+    of a started episode whose final trimmed length fell below the minimum (the
+    batch detector drops that one).
+    """
+
+    kind: Literal["start", "end"]
+    t_ms: int
+    episode: Episode
+    kept: bool = True
+
+
+def _episode_of_region(
+    site: str,
+    t_region0_ms: int,
+    step_s: int,
+    a_rel: int,
+    b_rel: int,
+    laeq: F64,
+    lceq: F64,
+    lafmax: F64,
+    own: Bool,
+    f_abs: Bool,
+    f_em: Bool,
+    period: I8,
+    rules: Rules,
+) -> tuple[Episode, bool]:
+    """The episode of one merged run, shared by batch and streaming.
+
+    The region starts with the look-back steps (after the previous run, at most
+    ``window - 1`` before the first flag ``a_rel``) and ends at the last flag
+    ``b_rel``. Returns the episode and whether it is long enough to keep.
+    """
+    before = np.flatnonzero(own[: a_rel + 1])
+    s = int(before[0]) if before.size else a_rel
+    after = np.flatnonzero(own[s : b_rel + 1])
+    e = s + int(after[-1]) if after.size else b_rel
+    seg = slice(s, e + 1)
+    la = laeq[seg]
+    lc = lceq[seg]
+    both = np.isfinite(la) & np.isfinite(lc)
+    bass = energy_mean_db(lc[both]) - energy_mean_db(la[both]) if both.any() else math.nan
+    fmax = lafmax[seg]
+    lafmax_db = float(np.nanmax(fmax)) if np.isfinite(fmax).any() else math.nan
+    fired: list[str] = []
+    if f_abs[a_rel : b_rel + 1].any():
+        fired.append("absolute")
+    if f_em[a_rel : b_rel + 1].any():
+        fired.append("emergence")
+    step_ms = step_s * 1000
+    episode = Episode(
+        site=site,
+        start_ms=t_region0_ms + s * step_ms,
+        end_ms=t_region0_ms + (e + 1) * step_ms,
+        laeq_db=energy_mean_db(la),
+        lafmax_db=lafmax_db,
+        bass_db=bass,
+        period=PERIODS[int(period[s])],
+        rule="+".join(fired),
+    )
+    return episode, (e - s + 1) * step_s >= rules.min_duration_s
+
+
+def _window_steps(rules: Rules, step_s: int) -> tuple[int, int, int, int, int]:
+    """(window n, its minimum, background n, its minimum, gap steps) for a step size."""
+    w = max(1, rules.window_s // step_s)
+    wb = max(1, rules.background_window_s // step_s)
+    return (
+        w,
+        max(1, math.ceil(rules.min_coverage * w)),
+        wb,
+        max(1, math.ceil(rules.min_coverage * wb)),
+        rules.gap_merge_s // step_s,
+    )
+
+
+def detect(grid: SiteGrid, rules: Rules, background: Background | None = None) -> list[Episode]:
+    """Episodes of one site's grid (vectorised; see the module docstring).
+
+    ``background`` chooses the background source; by default LA90 when the grid has
+    any, else LAeq (:func:`background_source`).
+    """
+    n = len(grid)
+    if n == 0:
+        return []
+    step_s = grid.step_s
+    w, w_min, wb, wb_min, gap_steps = _window_steps(rules, step_s)
+    source: Background = background or background_source(grid.la90_db)
+    laeq = np.asarray(grid.laeq_db, dtype=np.float64)
+    period = period_of(grid.t_ms, rules)
+    l5 = rolling_energy_mean(laeq, w, w_min)
+    if source == "la90":
+        bg = background_db(grid.la90_db, wb, rules.background_quantile_la90, wb_min)
+    else:
+        bg = background_db(laeq, wb, rules.background_quantile_laeq, wb_min)
+    em_base = _emergence_base(l5, bg, period, rules)
+    em_run = _run_lengths(em_base)
+    f_abs, f_em, own = _tests(l5, laeq, bg, period, em_base, em_run, rules, step_s)
+    flagged = np.flatnonzero(f_abs | f_em)
+    if flagged.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(flagged) > gap_steps + 1)
+    starts = np.concatenate(([flagged[0]], flagged[breaks + 1]))
+    ends = np.concatenate((flagged[breaks], [flagged[-1]]))
+    episodes: list[Episode] = []
+    prev_b = -1
+    step_ms = step_s * 1000
+    for a_np, b_np in zip(starts, ends, strict=True):
+        a = int(a_np)
+        b = int(b_np)
+        r0 = max(prev_b + 1, a - (w - 1))
+        seg = slice(r0, b + 1)
+        episode, keep = _episode_of_region(
+            grid.site,
+            grid.t0_ms + r0 * step_ms,
+            step_s,
+            a - r0,
+            b - r0,
+            laeq[seg],
+            grid.lceq_db[seg],
+            grid.lafmax_db[seg],
+            own[seg],
+            f_abs[seg],
+            f_em[seg],
+            period[seg],
+            rules,
+        )
+        if keep:
+            episodes.append(episode)
+        prev_b = b
+    return episodes
+
+
+def detect_many(grids: list[SiteGrid], rules: Rules) -> list[Episode]:
+    """Episodes of several sites, sorted by site then start."""
+    out: list[Episode] = []
+    for grid in grids:
+        out.extend(detect(grid, rules))
+    out.sort(key=lambda e: (e.site, e.start_ms))
+    return out
+
+
+# --------------------------------------------------------------------- streaming
+class StreamingDetector:
+    """The episode rules applied one grid step at a time (for live alerts).
+
+    Feed every step of one site in time order with :meth:`update`; steps that were
+    skipped are filled as not measured, a step at or before the last one is ignored
+    (counted in ``ignored``). The rule functions are the batch ones, called on the
+    window buffers, so on the same grid the ``end`` events carry exactly the
+    episodes of :func:`detect` (with the same ``background``).
+
+    Parameters
+    ----------
+    rules:
+        The episode rules.
+    step_s:
+        Grid step in seconds (1 for 1-s frames, 60 for minute summaries).
+    site:
+        Site id written into the episodes.
+    background:
+        ``"la90"`` (per-minute LA90) or ``"laeq"``; default ``"la90"`` when
+        ``step_s >= 60`` else ``"laeq"``.
+    t0_ms:
+        Grid origin; default the first step's time.
+    """
+
+    def __init__(
+        self,
+        rules: Rules,
+        step_s: int,
+        site: str = "",
+        background: Background | None = None,
+        t0_ms: int | None = None,
+    ) -> None:
+        if step_s < 1:
+            raise ValueError(f"step_s must be a whole number of seconds >= 1; got {step_s}")
+        self.rules = rules
+        self.step_s = step_s
+        self.site = site
+        self.background: Background = background or ("la90" if step_s >= 60 else "laeq")
+        self.t0_ms = t0_ms
+        self.ignored = 0
+        w, w_min, wb, wb_min, gap = _window_steps(rules, step_s)
+        self._w, self._w_min, self._wb, self._wb_min, self._gap = w, w_min, wb, wb_min, gap
+        self._quantile = (
+            rules.background_quantile_la90
+            if self.background == "la90"
+            else rules.background_quantile_laeq
+        )
+        self._laeq_buf: deque[float] = deque(maxlen=w)
+        self._bg_buf: deque[float] = deque()
+        self._bg_sorted: list[float] = []
+        self._em_run = 0
+        self._next = 0  # index of the next expected step
+        self._prev_b = -1
+        self._a: int | None = None
+        self._b = -1
+        self._started = False
+        self._r0 = 0
+        self._reg: dict[str, list[float]] = {k: [] for k in ("laeq", "lceq", "lafmax")}
+        self._reg_flags: dict[str, list[bool]] = {k: [] for k in ("own", "abs", "em")}
+        self._reg_period: list[int] = []
+
+    # -- public -------------------------------------------------------------------
+    def update(
+        self,
+        t_ms: int,
+        laeq_db: float | None,
+        lafmax_db: float | None,
+        lceq_db: float | None,
+        la90_db: float | None = None,
+    ) -> list[EpisodeEvent]:
+        """Consume the step starting at ``t_ms``; return the events it decides."""
+        step_ms = self.step_s * 1000
+        if self.t0_ms is None:
+            self.t0_ms = int(t_ms)
+        idx = (int(t_ms) - self.t0_ms) // step_ms
+        if idx < self._next:
+            self.ignored += 1
+            return []
+        events: list[EpisodeEvent] = []
+        missing = idx - self._next
+        # After this many unmeasured steps every buffer is empty and any run is closed,
+        # so a longer gap changes nothing more: skip the rest.
+        enough = max(self._w, self._wb + 1, self._gap + 2)
+        if missing > enough:
+            for _ in range(enough):
+                events.extend(self._step(math.nan, math.nan, math.nan, math.nan))
+            self._jump(idx)
+        else:
+            for _ in range(missing):
+                events.extend(self._step(math.nan, math.nan, math.nan, math.nan))
+        events.extend(self._step(_f(laeq_db), _f(lafmax_db), _f(lceq_db), _f(la90_db)))
+        return events
+
+    def flush(self) -> list[EpisodeEvent]:
+        """End of data: close the open run (as the batch detector does at the end)."""
+        if self._a is None:
+            return []
+        return self._finalize(self._next - 1)
+
+    def current(self) -> Episode | None:
+        """The open episode with its statistics so far, once it has started."""
+        if self._a is None or not self._started:
+            return None
+        episode, _ = self._region_episode()
+        return episode
+
+    # -- internals ----------------------------------------------------------------
+    def _jump(self, idx: int) -> None:
+        skipped = idx - self._next
+        self._next = idx
+        # region/buffers hold only unmeasured steps now; shift the region origin
+        self._r0 += skipped
+
+    def _t(self, i: int) -> int:
+        assert self.t0_ms is not None
+        return self.t0_ms + i * self.step_s * 1000
+
+    def _step(self, laeq: float, lafmax: float, lceq: float, la90: float) -> list[EpisodeEvent]:
+        i = self._next
+        self._next += 1
+        rules = self.rules
+        self._laeq_buf.append(laeq)
+        l5 = np.array([_last_energy_mean(self._laeq_buf, self._w_min)])
+        bg = np.array([_sorted_quantile(self._bg_sorted, self._quantile, self._wb_min)])
+        src = la90 if self.background == "la90" else laeq
+        if len(self._bg_buf) == self._wb:
+            old = self._bg_buf.popleft()
+            if math.isfinite(old):
+                del self._bg_sorted[bisect.bisect_left(self._bg_sorted, old)]
+        self._bg_buf.append(src)
+        if math.isfinite(src):
+            bisect.insort(self._bg_sorted, src)
+        period = period_of(np.array([self._t(i)], dtype=np.int64), rules)
+        em_base = _emergence_base(l5, bg, period, rules)
+        self._em_run = self._em_run + 1 if bool(em_base[0]) else 0
+        f_abs, f_em, own = _tests(
+            l5,
+            np.array([laeq]),
+            bg,
+            period,
+            em_base,
+            np.array([self._em_run], dtype=np.int64),
+            rules,
+            self.step_s,
+        )
+        flag = bool(f_abs[0] or f_em[0])
+        events: list[EpisodeEvent] = []
+        if self._a is None:
+            # idle: the region keeps the look-back (at most window-1 steps after prev_b)
+            if flag:
+                self._append(laeq, lceq, lafmax, bool(own[0]), bool(f_abs[0]), bool(f_em[0]))
+                self._append_period(int(period[0]))
+                self._a = i
+                self._b = i
+                self._trim_lookback(i)
+            else:
+                self._append(laeq, lceq, lafmax, bool(own[0]), False, False)
+                self._append_period(int(period[0]))
+                self._trim_idle(i)
+                return events
+        else:
+            self._append(laeq, lceq, lafmax, bool(own[0]), bool(f_abs[0]), bool(f_em[0]))
+            self._append_period(int(period[0]))
+            if flag:
+                self._b = i
+            elif i - self._b > self._gap:
+                return self._finalize(i)
+        if not self._started and self._a is not None:
+            episode, keep = self._region_episode()
+            if keep:
+                self._started = True
+                events.append(EpisodeEvent("start", self._t(i), episode))
+        return events
+
+    def _append(
+        self, laeq: float, lceq: float, lafmax: float, own: bool, f_abs: bool, f_em: bool
+    ) -> None:
+        self._reg["laeq"].append(laeq)
+        self._reg["lceq"].append(lceq)
+        self._reg["lafmax"].append(lafmax)
+        self._reg_flags["own"].append(own)
+        self._reg_flags["abs"].append(f_abs)
+        self._reg_flags["em"].append(f_em)
+
+    def _append_period(self, period: int) -> None:
+        self._reg_period.append(period)
+
+    def _drop_front(self, k: int) -> None:
+        if k <= 0:
+            return
+        for lst in self._reg.values():
+            del lst[:k]
+        for flags in self._reg_flags.values():
+            del flags[:k]
+        del self._reg_period[:k]
+        self._r0 += k
+
+    def _trim_idle(self, i: int) -> None:
+        # keep steps max(prev_b + 1, i - (w - 2)) .. i: the look-back of a flag at i + 1
+        keep_from = max(self._prev_b + 1, i + 1 - (self._w - 1))
+        self._drop_front(keep_from - self._r0)
+
+    def _trim_lookback(self, a: int) -> None:
+        keep_from = max(self._prev_b + 1, a - (self._w - 1))
+        self._drop_front(keep_from - self._r0)
+
+    def _region_episode(self, upto: int | None = None) -> tuple[Episode, bool]:
+        assert self._a is not None
+        b = self._b if upto is None else upto
+        n = b - self._r0 + 1
+        return _episode_of_region(
+            self.site,
+            self._t(self._r0),
+            self.step_s,
+            self._a - self._r0,
+            b - self._r0,
+            np.asarray(self._reg["laeq"][:n], dtype=np.float64),
+            np.asarray(self._reg["lceq"][:n], dtype=np.float64),
+            np.asarray(self._reg["lafmax"][:n], dtype=np.float64),
+            np.asarray(self._reg_flags["own"][:n], dtype=np.bool_),
+            np.asarray(self._reg_flags["abs"][:n], dtype=np.bool_),
+            np.asarray(self._reg_flags["em"][:n], dtype=np.bool_),
+            np.asarray(self._reg_period[:n], dtype=np.int8),
+            self.rules,
+        )
+
+    def _finalize(self, i: int) -> list[EpisodeEvent]:
+        episode, keep = self._region_episode()
+        events: list[EpisodeEvent] = []
+        if keep:
+            if not self._started:
+                events.append(EpisodeEvent("start", self._t(i), episode))
+            events.append(EpisodeEvent("end", self._t(i), episode))
+        elif self._started:
+            events.append(EpisodeEvent("end", self._t(i), episode, kept=False))
+        # steps after b stay as the look-back of the next run
+        self._prev_b = self._b
+        self._a = None
+        self._started = False
+        self._drop_front(self._b + 1 - self._r0)
+        last = self._r0 + len(self._reg_period) - 1
+        if last >= self._r0:
+            self._trim_idle(last)
+        return events
+
+
+def _last_energy_mean(window_db: deque[float], min_n: int) -> float:
+    """Last value of :func:`rolling_energy_mean` over exactly these steps (same summation order)."""
+    x = np.fromiter(window_db, dtype=np.float64, count=len(window_db))
+    finite = np.isfinite(x)
+    count = int(finite.sum())
+    if count < max(1, min_n):
+        return math.nan
+    energy = np.where(finite, np.power(10.0, np.where(finite, x, 0.0) / 10.0), 0.0)
+    total = float(np.cumsum(energy)[-1])  # sequential, as the batch accumulation
+    return float(10.0 * np.log10(total / count))
+
+
+def _sorted_quantile(values: list[float], quantile: float, min_n: int) -> float:
+    """Quantile of sorted finite values, interpolated as pandas' rolling quantile does."""
+    n = len(values)
+    if n < max(1, min_n):
+        return math.nan
+    if quantile == 1.0:
+        return values[-1]
+    if quantile == 0.0:
+        return values[0]
+    pos = quantile * (n - 1)
+    lo = int(pos)
+    if pos == lo:
+        return values[lo]
+    v_lo = values[lo]
+    v_hi = values[lo + 1]
+    return v_lo + (v_hi - v_lo) * (pos - lo)
+
+
+def _f(value: float | None) -> float:
+    return math.nan if value is None else float(value)
