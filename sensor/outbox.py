@@ -100,15 +100,18 @@ class MemoryOutbox:
     def append_many(self, frames: Sequence[NewFrame]) -> list[Entry]:
         out = []
         with self._lock:
-            for f in frames:
-                seq = self._seq.get(f.stream, 0)
-                payload = f.build(seq)
-                self._seq[f.stream] = seq + 1
-                e = Entry(self._next_id, f.stream, f.kind, f.topic, payload, seq)
-                self._next_id += 1
+            seqs = dict(self._seq)
+            for f in frames:  # build everything first: a failing build changes nothing
+                seq = seqs.get(f.stream, 0)
+                seqs[f.stream] = seq + 1
+                out.append(
+                    Entry(self._next_id + len(out), f.stream, f.kind, f.topic, f.build(seq), seq)
+                )
+            self._seq = seqs
+            self._next_id += len(out)
+            for e in out:
                 self._rows[e.id] = e
-                self._bytes += len(payload)
-                out.append(e)
+                self._bytes += len(e.payload)
             self._evict()
         return out
 

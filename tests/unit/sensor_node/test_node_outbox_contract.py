@@ -1,0 +1,163 @@
+"""One contract suite for every implementation of the Outbox port (memory, SQLite).
+
+The SQLite outbox is also killed mid-stream (a child process that appends and then
+``os._exit``s without closing) and reopened: what was committed is still there and
+``seq`` continues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from klankkast.sensor.outbox import MemoryOutbox, NewFrame, Outbox, SqliteOutbox
+
+Factory = Callable[[int], Outbox]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
+    opened: list[Outbox] = []
+
+    def factory(max_bytes: int = 10**9) -> Outbox:
+        box: Outbox
+        if request.param == "memory":
+            box = MemoryOutbox(max_bytes)
+        else:
+            box = SqliteOutbox(tmp_path / "outbox.sqlite", max_bytes, synchronous="NORMAL")
+        opened.append(box)
+        return box
+
+    yield factory
+    for box in opened:
+        with contextlib.suppress(Exception):
+            box.close()
+
+
+def frame(kind: str = "second", stream: str = "s/n/second", size: int = 100) -> NewFrame:
+    def build(seq: int) -> bytes:
+        head = f"{kind}:{seq}:".encode()
+        return head + b"x" * (size - len(head))
+
+    return NewFrame(stream, kind, f"klankkast/v1/s/n/{kind}", build)
+
+
+def test_append_assigns_seq_per_stream_from_zero(make: Factory) -> None:
+    box = make(10**9)
+    a = box.append(frame(stream="s/n/second"))
+    b = box.append(frame(stream="s/n/second"))
+    m = box.append(frame("minute", stream="s/n/minute"))
+    assert (a.seq, b.seq, m.seq) == (0, 1, 0)
+    assert b.payload.startswith(b"second:1:")
+    assert box.next_seq("s/n/second") == 2
+    assert box.depth() == 3
+    assert box.size_bytes() == 300
+
+
+def test_pending_is_oldest_first_and_honours_exclude_and_newest(make: Factory) -> None:
+    box = make(10**9)
+    ids = [box.append(frame()).id for _ in range(5)]
+    assert [e.id for e in box.pending(3)] == ids[:3]
+    assert [e.id for e in box.pending(3, exclude={ids[0], ids[2]})] == [ids[1], ids[3], ids[4]]
+    assert [e.id for e in box.pending(2, newest=True)] == [ids[4], ids[3]]
+    assert box.pending(0) == []
+
+
+def test_ack_deletes_only_acknowledged_and_ignores_unknown(make: Factory) -> None:
+    box = make(10**9)
+    ids = [box.append(frame()).id for _ in range(4)]
+    assert box.ack([ids[1], ids[3], 999_999]) == 2
+    assert [e.id for e in box.pending(10)] == [ids[0], ids[2]]
+    assert box.depth() == 2
+    assert box.size_bytes() == 200
+    assert box.ack([ids[1]]) == 0  # a second PUBACK (QoS 1 redelivery) changes nothing
+
+
+def test_append_many_is_one_batch_with_consecutive_seq(make: Factory) -> None:
+    box = make(10**9)
+    entries = box.append_many([frame() for _ in range(10)])
+    assert [e.seq for e in entries] == list(range(10))
+    assert box.depth() == 10
+
+
+def test_failed_build_rolls_back_the_batch_and_the_seq(make: Factory) -> None:
+    box = make(10**9)
+    box.append(frame())
+
+    def boom(seq: int) -> bytes:
+        raise ValueError("bad frame")
+
+    with pytest.raises(ValueError):
+        box.append_many([frame(), NewFrame("s/n/second", "second", "t", boom)])
+    assert box.depth() == 1
+    assert box.append(frame()).seq == 1
+
+
+def test_full_outbox_evicts_oldest_seconds_first_and_counts(make: Factory) -> None:
+    """Limit 1000 B, frames 100 B: 5 minutes + 10 seconds fill it; 3 more seconds evict
+    exactly the 3 oldest seconds (minutes survive), and the evictions are counted."""
+    box = make(1000)
+    minutes = [box.append(frame("minute", "s/n/minute")).id for _ in range(5)]
+    seconds = [box.append(frame()).id for _ in range(5)]
+    assert box.evictions == 0
+    newer = [box.append(frame()).id for _ in range(3)]
+    assert box.evictions == 3
+    left = [e.id for e in box.pending(100)]
+    assert left == minutes + seconds[3:] + newer
+    assert box.size_bytes() <= 1000
+
+
+def test_minutes_are_evicted_only_when_no_second_is_left(make: Factory) -> None:
+    box = make(500)
+    minutes = [box.append(frame("minute", "s/n/minute")).id for _ in range(4)]
+    box.append(frame())
+    box.append(frame("minute", "s/n/minute"))  # 600 B: the only second goes
+    assert [e.id for e in box.pending(100)][:4] == minutes
+    assert box.evictions == 1
+    box.append(frame("minute", "s/n/minute"))  # no second left: the oldest minute goes
+    assert box.evictions == 2
+    assert minutes[0] not in [e.id for e in box.pending(100)]
+
+
+def test_sqlite_reopen_keeps_entries_seq_and_eviction_count(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = SqliteOutbox(path, 1000)
+    for _ in range(12):
+        box.append(frame())
+    kept = [e.id for e in box.pending(100)]
+    box.close()
+    again = SqliteOutbox(path, 1000)
+    assert [e.id for e in again.pending(100)] == kept
+    assert again.evictions == 2
+    assert again.append(frame()).seq == 12
+    again.close()
+
+
+def test_sqlite_survives_a_killed_process(tmp_path: Path) -> None:
+    """A child appends 50 frames (each its own transaction), acks 10 and dies with
+    os._exit (no close, no checkpoint). The parent finds 40, seq continues at 50."""
+    path = tmp_path / "killed.sqlite"
+    code = textwrap.dedent(
+        f"""
+        import os
+        from klankkast.sensor.outbox import NewFrame, SqliteOutbox
+        box = SqliteOutbox({str(path)!r})
+        ids = [box.append(NewFrame("s/n/second", "second", "t", lambda s: b"p%d" % s)).id
+               for _ in range(50)]
+        box.ack(ids[:10])
+        os._exit(9)
+        """
+    )
+    rc = subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode
+    assert rc == 9
+    box = SqliteOutbox(path)
+    assert box.depth() == 40
+    assert [e.seq for e in box.pending(100)] == list(range(10, 50))
+    assert box.append(NewFrame("s/n/second", "second", "t", lambda s: b"x")).seq == 50
+    box.close()
