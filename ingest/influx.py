@@ -373,22 +373,29 @@ class InfluxHTTP:
             return False
         return status in (200, 204)
 
+    def _retention_policies(self) -> set[str]:
+        q = f"SHOW RETENTION POLICIES ON {quote_ident(self.database)}"
+        return {row["name"] for row in self.query(q, db="") if "name" in row}
+
     def ensure_layout(self, raw_days: int = 30) -> None:
         """Create the database and the retention policies ``raw`` and ``forever`` if absent.
 
         ``raw`` keeps ``raw_days`` days and is created as the DEFAULT policy (as
         ``deploy/influxdb/setup.sh`` does); ``forever`` keeps data without expiry.
-        Existing policies are left as they are.
+        Existing policies are left as they are, and nothing but ``SHOW RETENTION
+        POLICIES`` is sent when the layout is complete, so a user without admin rights
+        (as ``deploy/influxdb/setup.sh`` creates) can run it.
         """
         if raw_days < 1:
             raise ValueError(f"raw_days must be at least 1; got {raw_days}")
         db = quote_ident(self.database)
-        self.query_raw(f"CREATE DATABASE {db}", db="")
-        existing = {
-            row["name"]
-            for row in self.query(f"SHOW RETENTION POLICIES ON {db}", db="")
-            if "name" in row
-        }
+        try:
+            existing = self._retention_policies()
+        except QueryError as err:
+            if "database not found" not in str(err):
+                raise
+            self.query_raw(f"CREATE DATABASE {db}", db="")
+            existing = self._retention_policies()
         if RP_RAW not in existing:
             self.query_raw(
                 f"CREATE RETENTION POLICY {quote_ident(RP_RAW)} ON {db} "

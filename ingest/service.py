@@ -1,0 +1,472 @@
+"""Wiring of the ingest: paho subscriber -> validation -> batches -> InfluxDB -> ack.
+
+Threads
+-------
+* paho's network thread runs :meth:`IngestService._on_message`, which only appends
+  the message to a queue (never blocks, never touches InfluxDB);
+* one writer thread (:meth:`IngestService._writer_loop`) validates, batches by size
+  (``batch_points``) and age (``batch_ms``), writes to InfluxDB and, only after
+  every point of the batch got HTTP 204, acknowledges the batch's MQTT messages
+  (paho ``manual_ack``) in the order they arrived. A crash at any moment therefore
+  loses nothing: unacknowledged messages stay in the broker's persistent session
+  and are redelivered; a redelivered message has the same series and timestamp and
+  overwrites itself, so nothing is duplicated either.
+
+Write failures are sorted as Telegraf's InfluxDB output sorts them: 429, 5xx and
+connection errors -> keep the batch, back off (honouring ``Retry-After``) and retry,
+acknowledging nothing meanwhile; 413 -> split the batch; other 4xx -> bisect to the
+offending lines, drop and count them (logging each), write the rest. 401, 403 and
+404 (credentials, permissions, database missing) say nothing about the data, so
+they are retried like 5xx (after trying to create the layout again) rather than
+dropping every point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from klankkast.ingest.config import (
+    CentralConfig,
+    default_client_id,
+    make_influx_client,
+    make_mqtt_client,
+    mqtt_connect,
+)
+from klankkast.ingest.errors import PayloadTooLargeError, PermanentWriteError, RetryableWriteError
+from klankkast.ingest.health import HealthTracker
+from klankkast.ingest.influx import M_INGEST_STATS, InfluxHTTP, line
+from klankkast.ingest.validate import (
+    is_ignored_topic,
+    rejection_payload,
+    to_points,
+    validate_message,
+)
+from klankkast.sensor import wire
+
+__all__ = ["SUBSCRIPTION", "IngestService", "Stats", "WriteOutcome", "write_lines"]
+
+log = logging.getLogger("klankkast.ingest")
+
+#: The node topics, shared between the members of ``share_group``.
+SUBSCRIPTION = f"{wire.TOPIC_ROOT}/+/+/#"
+_UNRETRYABLE_AUTH = (401, 403, 404)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _Inbound:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    recv_ms: int
+    gen: int
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    """What :func:`write_lines` did: points written and lines dropped (with why)."""
+
+    written: int = 0
+    dropped: int = 0
+    requests: int = 0
+
+
+def write_lines(
+    influx: InfluxHTTP,
+    lines: Sequence[str],
+    rp: str | None,
+    on_drop: Callable[[str, PermanentWriteError], None],
+    outcome: WriteOutcome | None = None,
+) -> WriteOutcome:
+    """Write ``lines`` to InfluxDB, splitting on 413 and bisecting on other 4xx.
+
+    Returns when every line was either written (204) or dropped as permanently
+    invalid (``on_drop`` is called for each). :class:`RetryableWriteError` (and a
+    :class:`PermanentWriteError` with status 401/403/404) propagates: the caller
+    keeps the batch and retries all of it, which is safe because writes are
+    idempotent (same series + timestamp overwrites).
+    """
+    out = outcome or WriteOutcome()
+    if not lines:
+        return out
+    try:
+        out.requests += 1
+        influx.write(lines, rp=rp, precision="ms")
+    except PayloadTooLargeError as err:
+        if len(lines) == 1:
+            out.dropped += 1
+            on_drop(lines[0], err)
+            return out
+        half = len(lines) // 2
+        write_lines(influx, lines[:half], rp, on_drop, out)
+        write_lines(influx, lines[half:], rp, on_drop, out)
+        return out
+    except PermanentWriteError as err:
+        if err.status in _UNRETRYABLE_AUTH:
+            raise
+        if len(lines) == 1:
+            out.dropped += 1
+            on_drop(lines[0], err)
+            return out
+        half = len(lines) // 2
+        write_lines(influx, lines[:half], rp, on_drop, out)
+        write_lines(influx, lines[half:], rp, on_drop, out)
+        return out
+    out.written += len(lines)
+    return out
+
+
+class Stats:
+    """The ingest's own counters (written by the writer thread; read for logging)."""
+
+    def __init__(self) -> None:
+        self.messages_in = 0
+        self.points_written = 0
+        self.write_dropped = 0
+        self.ignored = 0
+        self.batches = 0
+        self.retries = 0
+        self.rejected: Counter[str] = Counter()
+        self._latencies_ms: list[float] = []
+        self.backlog = 0
+
+    def add_latency(self, ms: float) -> None:
+        self._latencies_ms.append(ms)
+
+    def take_latencies(self) -> list[float]:
+        out, self._latencies_ms = self._latencies_ms, []
+        return out
+
+    def fields(self, backlog: int) -> dict[str, float | int | str | bool]:
+        lat = self.take_latencies()
+        fields: dict[str, float | int | str | bool] = {
+            "messages_in": self.messages_in,
+            "points_written": self.points_written,
+            "write_dropped": self.write_dropped,
+            "ignored": self.ignored,
+            "batches": self.batches,
+            "retries": self.retries,
+            "rejected": sum(self.rejected.values()),
+            "backlog": backlog,
+        }
+        if lat:
+            fields["write_latency_ms_mean"] = sum(lat) / len(lat)
+            fields["write_latency_ms_max"] = max(lat)
+        for reason, n in self.rejected.items():
+            fields[f"rejected_{reason}"] = n
+        return fields
+
+
+class IngestService:
+    """The ingest process: construct, :meth:`start`, :meth:`run` until stopped, :meth:`stop`.
+
+    Nothing connects in ``__init__``. ``influx`` may be injected (tests).
+    """
+
+    def __init__(
+        self,
+        cfg: CentralConfig,
+        *,
+        client_id: str | None = None,
+        influx: InfluxHTTP | None = None,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.cfg = cfg
+        self.client_id = client_id
+        self._influx = influx
+        self._clock_ms = clock_ms
+        self._queue: queue.SimpleQueue[_Inbound] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._client: Any = None
+        self._gen = 0
+        self._connected = threading.Event()
+        self.stats = Stats()
+        self.health = HealthTracker()
+        self._last_reject_log: dict[str, float] = {}
+        self.writer_error: BaseException | None = None
+        self._raw_ms = cfg.influxdb.raw_retention_days * 86_400_000
+
+    # -- paho callbacks (network thread: never block) ---------------------------------
+    def _on_connect(
+        self, client: Any, userdata: Any, flags: Any, reason_code: Any, props: Any
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connect refused: %s", reason_code)
+            return
+        self._gen += 1
+        group = self.cfg.mqtt.share_group
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        client.subscribe(f"$share/{group}/{SUBSCRIPTION}", options=SubscribeOptions(qos=1))
+        self._connected.set()
+        log.info(
+            "MQTT connected to %s (session present: %s); subscribed $share/%s/%s",
+            self.cfg.mqtt.url,
+            getattr(flags, "session_present", "?"),
+            group,
+            SUBSCRIPTION,
+        )
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason_code: Any, props: Any
+    ) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("MQTT disconnected (%s); paho reconnects", reason_code)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, msg.payload, _now_ms(), self._gen))
+
+    # -- lifecycle -------------------------------------------------------------------
+    @property
+    def influx(self) -> InfluxHTTP:
+        if self._influx is None:
+            self._influx = make_influx_client(self.cfg.influxdb)
+        return self._influx
+
+    def start(self) -> None:
+        """Create the InfluxDB layout (retrying until reachable), connect MQTT, start threads."""
+        self._ensure_layout()
+        self.client_id = self.client_id or self.cfg.mqtt.client_id or default_client_id()
+        client = make_mqtt_client(self.cfg.mqtt, client_id=self.client_id, manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._client = client
+        self._writer = threading.Thread(target=self._writer_main, name="ingest-writer", daemon=True)
+        self._writer.start()
+        mqtt_connect(client, self.cfg.mqtt)
+        client.loop_start()
+
+    def _ensure_layout(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                self.influx.ensure_layout(self.cfg.influxdb.raw_retention_days)
+                return
+            except Exception as err:
+                log.warning("InfluxDB layout not ready (%s); retrying in %.1f s", err, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.cfg.ingest.max_backoff_s)
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    def run(self) -> None:
+        """Block until :meth:`request_stop` (or a signal handler calling it)."""
+        while not self._stop.wait(0.5):
+            if self._writer is not None and not self._writer.is_alive():
+                break
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ordered shutdown: stop the writer (it flushes and acks what it can), disconnect."""
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(timeout_s)
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+        if self._influx is not None:
+            self._influx.close()
+
+    # -- writer thread ----------------------------------------------------------------
+    def _writer_main(self) -> None:
+        try:
+            self._writer_loop()
+        except BaseException as err:  # pragma: no cover - logged, process exits
+            self.writer_error = err
+            log.exception("ingest writer died")
+            self._stop.set()
+
+    def _writer_loop(self) -> None:
+        ing = self.cfg.ingest
+        batch_points = ing.batch_points
+        batch_s = ing.batch_ms / 1000.0
+        next_stats = time.monotonic() + ing.stats_interval_s
+        next_health = time.monotonic() + ing.health_interval_s
+        points: dict[str | None, list[str]] = {}
+        n_points = 0
+        acks: list[_Inbound] = []
+        started = 0.0
+        while True:
+            stopping = self._stop.is_set()
+            now = time.monotonic()
+            if acks:
+                timeout = max(0.0, started + batch_s - now)
+            else:
+                timeout = min(0.2, max(0.0, min(next_stats, next_health) - now))
+            item: _Inbound | None
+            try:
+                item = (
+                    self._queue.get(timeout=timeout) if not stopping else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                item = None
+            while item is not None:
+                if not acks:
+                    started = time.monotonic()
+                acks.append(item)
+                n_points += self._process(item, points)
+                if n_points >= batch_points:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    item = None
+            now = time.monotonic()
+            if acks and (n_points >= batch_points or now - started >= batch_s or stopping):
+                if not self._flush(points, acks):
+                    return  # stopping during an outage: leave the rest to redelivery
+                points = {}
+                n_points = 0
+                acks = []
+            if now >= next_stats:
+                next_stats = now + ing.stats_interval_s
+                self._write_stats()
+            if now >= next_health:
+                next_health = now + ing.health_interval_s
+                self._write_health()
+            if stopping and not acks:
+                self._write_stats()
+                self._write_health()
+                return
+
+    def _process(self, item: _Inbound, points: dict[str | None, list[str]]) -> int:
+        self.stats.messages_in += 1
+        if is_ignored_topic(item.topic):
+            self.stats.ignored += 1
+            return 0
+        try:
+            msg = validate_message(item.topic, item.payload, self._clock_ms(), self._raw_ms)
+            pts = to_points(msg)
+        except wire.SchemaError as err:
+            self._reject(err.reason, str(err), item)
+            return 0
+        except Exception as err:  # anything unforeseen in a message is a rejection too
+            self._reject("internal", f"{type(err).__name__}: {err}", item)
+            return 0
+        self.health.observe(msg, item.recv_ms)
+        for p in pts:
+            points.setdefault(p.rp, []).append(p.line)
+        return len(pts)
+
+    def _reject(self, reason: str, message: str, item: _Inbound) -> None:
+        self.stats.rejected[reason] += 1
+        now = time.monotonic()
+        last = self._last_reject_log.get(reason)
+        if last is None or now - last >= 60.0:
+            self._last_reject_log[reason] = now
+            log.warning(
+                "rejected %s from %r: %s (%d so far with this reason; logged at most once a minute)",
+                reason,
+                item.topic[:200],
+                message[:300],
+                self.stats.rejected[reason],
+            )
+        if self.cfg.ingest.republish_rejected and self._client is not None:
+            body = rejection_payload(
+                reason, item.topic, item.payload, self.cfg.ingest.rejected_payload_max
+            )
+            self._client.publish(self.cfg.ingest.rejected_topic, json.dumps(body), qos=1)
+
+    def _on_drop(self, lp: str, err: PermanentWriteError) -> None:
+        self.stats.write_dropped += 1
+        log.error(
+            "InfluxDB refused a line (HTTP %d), dropped: %s -- %s",
+            err.status,
+            lp[:500],
+            err.body[:300],
+        )
+
+    def _flush(self, points: dict[str | None, list[str]], acks: list[_Inbound]) -> bool:
+        """Write every group of the batch, then ack. False if stopped before success."""
+        delay = 0.25
+        pending = dict(points)
+        t0 = time.monotonic()
+        while pending:
+            rp, lines = next(iter(pending.items()))
+            try:
+                out = write_lines(self.influx, lines, rp, self._on_drop)
+            except (RetryableWriteError, PermanentWriteError) as err:
+                self.stats.retries += 1
+                wait = getattr(err, "retry_after_s", None)
+                wait = delay if wait is None else min(max(wait, 0.0), 3600.0)
+                log.warning(
+                    "InfluxDB write of %d points failed (%s); retrying in %.1f s, %d messages unacknowledged",
+                    len(lines),
+                    err,
+                    wait,
+                    len(acks),
+                )
+                if isinstance(err, PermanentWriteError) and err.status == 404:
+                    try:
+                        self.influx.ensure_layout(self.cfg.influxdb.raw_retention_days)
+                    except Exception as e2:
+                        log.warning("cannot create the InfluxDB layout: %s", e2)
+                if self._stop.wait(wait):
+                    return False
+                delay = min(delay * 2, self.cfg.ingest.max_backoff_s)
+                continue
+            self.stats.points_written += out.written
+            del pending[rp]
+        self.stats.add_latency((time.monotonic() - t0) * 1000.0)
+        self.stats.batches += 1
+        self._ack(acks)
+        return True
+
+    def _ack(self, acks: list[_Inbound]) -> None:
+        client = self._client
+        if client is None:
+            return
+        gen = self._gen
+        for item in acks:
+            if item.qos > 0 and item.gen == gen:
+                client.ack(item.mid, item.qos)
+
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def _write_stats(self) -> None:
+        fields = self.stats.fields(self.backlog())
+        log.info(
+            "stats: in=%d written=%d rejected=%d dropped=%d backlog=%d batches=%d retries=%d latency_ms=%s",
+            fields["messages_in"],
+            fields["points_written"],
+            fields["rejected"],
+            fields["write_dropped"],
+            fields["backlog"],
+            fields["batches"],
+            fields["retries"],
+            fields.get("write_latency_ms_mean", "-"),
+        )
+        instance = self.client_id or "ingest"
+        self._write_aux([line(M_INGEST_STATS, {"instance": instance}, fields, _now_ms())])
+
+    def _write_health(self) -> None:
+        self._write_aux(self.health.snapshot(_now_ms()))
+
+    def _write_aux(self, lines: list[str]) -> None:
+        """Write metrics/health lines once; on failure log and move on (they are not frames)."""
+        if not lines:
+            return
+        try:
+            write_lines(self.influx, lines, None, self._on_drop)
+        except Exception as err:
+            log.warning("could not write %d metric/health lines: %s", len(lines), err)

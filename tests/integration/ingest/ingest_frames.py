@@ -1,0 +1,117 @@
+"""Synthetic node frames and a QoS 1 publisher for the ingest tests (built on ``wire.encode``).
+
+Every frame's levels are a deterministic function of (node index, seq), so a test can
+recompute the value it expects in InfluxDB without reading the ingest's code.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from klankkast.sensor import wire
+
+HOUR_MS = 3_600_000
+
+
+def default_t0_ms() -> int:
+    """Start of the UTC hour two hours ago: recent enough for the 30-day ``raw`` policy."""
+    now_ms = time.time_ns() // 1_000_000
+    return (now_ms // HOUR_MS - 2) * HOUR_MS
+
+
+T0_MS = default_t0_ms()
+
+
+def laeq_of(node_index: int, seq: int) -> float:
+    """The LAeq carried by frame ``seq`` of node ``node_index``: 30.0-79.9 dB in 0.1 dB steps."""
+    return 30.0 + ((node_index * 37 + seq * 11) % 500) / 10.0
+
+
+def second_payload(
+    site: str, node: str, node_index: int, seq: int, t0_ms: int = T0_MS
+) -> dict[str, Any]:
+    laeq = laeq_of(node_index, seq)
+    return {
+        "site": site,
+        "node": node,
+        "t": t0_ms + seq * 1000,
+        "seq": seq,
+        "dur_ms": 1000,
+        "LAeq": laeq,
+        "LCeq": laeq + 3.0,
+        "LZeq": laeq + 5.0,
+        "LAFmax": laeq + 6.0,
+        "LAFmin": laeq - 4.0,
+        "LASmax": laeq + 2.0,
+        "LCpeak": laeq + 20.0,
+        "bands": {
+            n: round(laeq - 10.0 + i * 0.5, 1) for i, n in enumerate(wire.BAND_NOMINALS[:28])
+        },
+        "overload": 0,
+        "nonfinite": 0,
+        "bass": 3.0,
+        "impulsive": 0.0,
+        "tonality": -2.5,
+    }
+
+
+def node_name(i: int) -> str:
+    return f"n{i:03d}"
+
+
+def frames(
+    n_nodes: int, n_seconds: int, site: str = "yard1", t0_ms: int = T0_MS
+) -> Iterator[tuple[str, bytes]]:
+    """(topic, payload) of ``n_seconds`` second frames of ``n_nodes`` nodes, time-major."""
+    for seq in range(n_seconds):
+        for i in range(n_nodes):
+            node = node_name(i)
+            payload = second_payload(site, node, i, seq, t0_ms)
+            yield wire.topic(site, node, "second"), wire.encode("second", payload)
+
+
+class Publisher:
+    """A QoS 1 paho publisher with a persistent session that survives broker restarts."""
+
+    def __init__(self, host: str, port: int, client_id: str = "test-pub") -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self._connected = threading.Event()
+        self.client.on_connect = lambda *a: self._connected.set()
+        self.client.on_disconnect = lambda *a: self._connected.clear()
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect_async(host, port, clean_start=False, properties=props)
+        self.client.loop_start()
+        if not self._connected.wait(10):
+            raise RuntimeError("test publisher could not connect")
+        self.infos: list[mqtt.MQTTMessageInfo] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        self.infos.append(self.client.publish(topic, payload, qos=qos, retain=retain))
+
+    def wait_published(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        for info in self.infos:
+            while not info.is_published():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("messages not acknowledged by the broker in time")
+                time.sleep(0.01)
+        self.infos.clear()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
