@@ -52,6 +52,7 @@ __all__ = [
     "Broker",
     "Influx",
     "MissingBinaryError",
+    "MqttProbe",
     "PacedMic",
     "ServiceError",
     "TlsFiles",
@@ -105,7 +106,7 @@ ACL_NODES = (("yard1", "n1"), ("yard1", "n2"))
 
 
 _DROP_KEYS = {
-    "listener", "port", "cafile", "capath", "certfile", "keyfile", "tls_version",
+    "listener", "port", "protocol", "cafile", "capath", "certfile", "keyfile", "tls_version",
     "require_certificate", "use_identity_as_username", "password_file", "acl_file",
     "persistence_location", "log_dest", "user", "pid_file", "include_dir",
 }  # fmt: skip
@@ -157,8 +158,6 @@ def render_production_conf(
     ]
     if max_queued_messages is not None:
         extra.append(f"max_queued_messages {max_queued_messages}")
-    if os.geteuid() == 0:
-        extra.append("user root")
     return "\n".join([*kept, "", "# --- test instance ---", *listener, *extra]) + "\n"
 
 
@@ -592,3 +591,108 @@ def start_paced_mic(*, rate_hz: int = 48000, channels: int = 1) -> PacedMic:
     mic = PacedMic(Path(tempfile.mkdtemp(prefix="kk-pa-")), rate_hz=rate_hz, channels=channels)
     mic.start()
     return mic
+
+
+# --------------------------------------------------------------------------- MQTT probe
+
+
+class MqttProbe:
+    """A small synchronous MQTT v5 client (paho) for tests: connect, subscribe,
+    publish QoS 1 and read PUBACK / SUBACK / CONNACK reason codes.
+
+    ``messages`` is a queue of received ``MQTTMessage``. Raises ``ConnectionRefusedError``
+    carrying the CONNACK reason code when the broker refuses the connection.
+    """
+
+    def __init__(
+        self,
+        broker: Any,
+        client_id: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool | None = None,
+        client_cert: bool = False,
+        clean_start: bool = True,
+        session_expiry_s: int | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        import queue
+        import ssl
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self.timeout_s = timeout_s
+        self.messages: queue.Queue[Any] = queue.Queue()
+        self._acks: queue.Queue[tuple[int, int]] = queue.Queue()
+        self._connacks: queue.Queue[int] = queue.Queue()
+        self._subacks: queue.Queue[list[int]] = queue.Queue()
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if username is not None:
+            c.username_pw_set(username, password)
+        use_tls = broker.url.startswith("mqtts://") if tls is None else tls
+        if use_tls:
+            c.tls_set(
+                ca_certs=str(broker.ca_file),
+                certfile=str(broker.client_cert) if client_cert else None,
+                keyfile=str(broker.client_key) if client_cert else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        c.on_connect = lambda _c, _u, _f, rc, _p: self._connacks.put(rc.value)
+        c.on_message = lambda _c, _u, msg: self.messages.put(msg)
+        c.on_publish = lambda _c, _u, mid, rc, _p: self._acks.put((mid, rc.value))
+        c.on_subscribe = lambda _c, _u, _mid, rcs, _p: self._subacks.put([r.value for r in rcs])
+        props = None
+        if session_expiry_s is not None:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = session_expiry_s
+        self.client = c
+        c.connect(broker.host, broker.port, keepalive=30, clean_start=clean_start, properties=props)
+        c.loop_start()
+        try:
+            rc = self._connacks.get(timeout=timeout_s)
+        except queue.Empty:
+            self.close()
+            raise TimeoutError(f"no CONNACK from {broker.url} within {timeout_s} s") from None
+        if rc != 0:
+            self.close()
+            raise ConnectionRefusedError(rc, f"CONNACK reason code {rc:#04x}")
+
+    def subscribe(self, topic: str, qos: int = 1) -> list[int]:
+        """Subscribe and return the SUBACK reason codes (granted QoS, or >= 0x80)."""
+        self.client.subscribe(topic, qos=qos)
+        return self._subacks.get(timeout=self.timeout_s)
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> int:
+        """Publish at QoS 1 and return the PUBACK reason code: 0x00 success, 0x10 no
+        matching subscribers (also a success), 0x87 not authorized."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if qos == 0:
+            return 0
+        mid, rc = self._acks.get(timeout=self.timeout_s)
+        if mid != info.mid:
+            raise AssertionError(f"PUBACK for mid {mid}, expected {info.mid}")
+        return rc
+
+    def drain(self, wait_s: float = 0.5) -> list[Any]:
+        """Messages that arrive within ``wait_s`` (for asserting that nothing came)."""
+        import queue
+
+        out = []
+        deadline = time.monotonic() + wait_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                out.append(self.messages.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return out
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -59,15 +59,20 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 
 def _start(factory: Callable[[], Any]) -> Any:
     """Start a service; missing program -> fail (CI) / skip; start failure -> fail with log."""
+    failure: str | None = None
+    skip: str | None = None
     try:
         return factory()
     except MissingBinaryError as err:
-        msg = str(err)
         if in_ci():
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
+            failure = str(err)
+        else:
+            skip = str(err)
     except ServiceError as err:
-        pytest.fail(str(err), pytrace=False)
+        failure = str(err)
+    if skip is not None:
+        pytest.skip(skip)
+    pytest.fail(failure or "service failed to start", pytrace=False)
 
 
 def _finish(request: pytest.FixtureRequest, service: Any) -> None:
