@@ -135,8 +135,50 @@ def fields_of(msg: wire.Message) -> dict[str, float | int | str | bool]:
     return fields
 
 
+_BAND_PREFIX: Final = {n: wire.band_field(n) + "=" for n in wire.BAND_NOMINALS}
+_LEQ: Final = frozenset(wire.LEQ_FIELDS)
+_STR_ESCAPE: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
+
+
+def _fast_line(measurement: str, msg: wire.Message) -> str:
+    """:func:`line` specialised to a decoded message (hot path, ~45 fields per frame).
+
+    Safe without the generic escaping because :func:`wire.decode` already admitted
+    only the contract's field names (plain identifiers) and ids of ``[A-Za-z0-9_.-]``;
+    string values are still escaped. Produces the same fields as :func:`fields_of`.
+    """
+    parts: list[str] = []
+    append = parts.append
+    for key, value in msg.payload.items():
+        if key in _SKIP or value is None:
+            continue
+        if value is True or value is False:
+            append(f"{key}={'true' if value else 'false'}")
+        elif isinstance(value, str):
+            append(f'{key}="{value.translate(_STR_ESCAPE)}"')
+        elif key in _INT_FIELDS:
+            append(f"{key}={int(value)}i")
+        else:
+            f = float(value)
+            append(f"{key}={f!r}")
+            if key in _LEQ:
+                append(f"{key}_e={10.0 ** (f / 10.0)!r}")
+    bands = msg.payload.get("bands")
+    if bands:
+        for nominal, value in bands.items():
+            append(f"{_BAND_PREFIX[nominal]}{float(value)!r}")
+    return (
+        f"{measurement},node={msg.node},site={msg.site} {','.join(parts)} {int(msg.payload['t'])}"
+    )
+
+
 def to_points(msg: wire.Message) -> list[Point]:
     """The points of one decoded message (one per message today)."""
+    return [Point(_RP_OF_KIND[msg.kind], _fast_line(_MEASUREMENT_OF_KIND[msg.kind], msg))]
+
+
+def to_points_generic(msg: wire.Message) -> list[Point]:
+    """:func:`to_points` through the generic :func:`line` encoder (reference for tests)."""
     tags = {"site": msg.site, "node": msg.node}
     lp = line(_MEASUREMENT_OF_KIND[msg.kind], tags, fields_of(msg), int(msg.payload["t"]))
     return [Point(_RP_OF_KIND[msg.kind], lp)]

@@ -1,0 +1,235 @@
+"""Benchmark: sustained frames/s from the broker into InfluxDB with durable acknowledgement.
+
+One run, one machine, real Mosquitto and InfluxDB (started through
+``deploy/local/services.py``):
+
+1. Two persistent MQTT v5 sessions subscribe to the node topics and go offline:
+   the ingest's (``$share/ingest/...``) and a bare paho subscriber's
+   (``$share/bare/...``). The broker now queues every frame for both.
+2. ``N`` one-second frames of ``--nodes`` simulated nodes are published (QoS 1)
+   with ``mosquitto_pub -l`` (fast, in C), so both sessions hold the same backlog.
+3. The **bare paho subscriber** (QoS 1, automatic PUBACK, does nothing with the
+   messages) drains its backlog: rate = N / time from first to last message.
+4. **One ingest** (:class:`klankkast.ingest.service.IngestService`, batches of
+   ``batch_points``) drains its backlog: decode + validate + line protocol + HTTP
+   write to InfluxDB + PUBACK after 204. Rate = N / time from its first received
+   message to the moment the last batch was acknowledged; then InfluxDB's count is
+   checked to be N.
+
+Prints both rates and the ratio ingest/bare. Targets (issue 5): >= 10,000 frames/s
+and >= 0.8x the bare rate.
+
+Usage: ``.venv/bin/python bench/bench_ingest.py [--frames 60000] [--nodes 100] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "deploy" / "local"))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
+from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
+from services import Broker, Influx, find_binary  # noqa: E402
+
+from klankkast.ingest.config import parse_central_config  # noqa: E402
+from klankkast.ingest.service import SUBSCRIPTION, IngestService  # noqa: E402
+from klankkast.sensor import wire  # noqa: E402
+
+HOUR_MS = 3_600_000
+
+
+def frame(site: str, node: str, i: int, seq: int, t0_ms: int) -> dict[str, Any]:
+    laeq = 30.0 + ((i * 37 + seq * 11) % 500) / 10.0
+    return {
+        "site": site,
+        "node": node,
+        "t": t0_ms + seq * 1000,
+        "seq": seq,
+        "dur_ms": 1000,
+        "LAeq": laeq,
+        "LCeq": laeq + 3.0,
+        "LZeq": laeq + 5.0,
+        "LAFmax": laeq + 6.0,
+        "LAFmin": laeq - 4.0,
+        "LASmax": laeq + 2.0,
+        "LCpeak": laeq + 20.0,
+        "bands": {
+            n: round(laeq - 10.0 + k * 0.5, 1) for k, n in enumerate(wire.BAND_NOMINALS[:28])
+        },
+        "overload": 0,
+        "nonfinite": 0,
+        "bass": 3.0,
+        "impulsive": 0.0,
+        "tonality": -2.5,
+    }
+
+
+def connect_props(expiry_s: int = 3600, receive_max: int = 65535) -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = expiry_s
+    props.ReceiveMaximum = receive_max
+    return props
+
+
+def make_session(broker: Broker, client_id: str, topic_filter: str) -> None:
+    """Create a persistent session subscribed to ``topic_filter`` and leave it offline."""
+    done = threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.on_subscribe = lambda *a: done.set()
+    c.on_connect = lambda cl, *a: cl.subscribe(topic_filter, options=SubscribeOptions(qos=1))
+    c.connect(broker.host, broker.port, clean_start=True, properties=connect_props())
+    c.loop_start()
+    if not done.wait(10):
+        raise RuntimeError(f"could not subscribe {client_id}")
+    c.disconnect()
+    c.loop_stop()
+
+
+def publish_all(broker: Broker, n_nodes: int, n_seconds: int, workdir: Path) -> int:
+    """Publish the frames with one ``mosquitto_pub -l`` per node (QoS 1); return the count."""
+    t0_ms = (time.time_ns() // 1_000_000 // HOUR_MS - 2) * HOUR_MS
+    pub = find_binary("mosquitto_pub")
+    procs = []
+    total = 0
+    for i in range(n_nodes):
+        node = f"n{i:03d}"
+        path = workdir / f"{node}.jsonl"
+        with path.open("wb") as f:
+            for seq in range(n_seconds):
+                f.write(wire.encode("second", frame("bench", node, i, seq, t0_ms)) + b"\n")
+                total += 1
+        procs.append(
+            subprocess.Popen(
+                [pub, "-h", broker.host, "-p", str(broker.port), "-q", "1", "-V", "mqttv5",
+                 "-t", wire.topic("bench", node, "second"), "-l"],
+                stdin=path.open("rb"),
+            )
+        )  # fmt: skip
+        if len(procs) >= 8:
+            for p in procs:
+                p.wait()
+            procs = []
+    for p in procs:
+        p.wait()
+    return total
+
+
+def drain_bare(broker: Broker, n: int, timeout_s: float) -> float:
+    """Receive ``n`` queued messages with a bare paho subscriber; return frames/s."""
+    count = 0
+    first = last = 0.0
+    done = threading.Event()
+
+    def on_message(c: Any, u: Any, msg: Any) -> None:
+        nonlocal count, first, last
+        if count == 0:
+            first = time.perf_counter()
+        count += 1
+        if count >= n:
+            last = time.perf_counter()
+            done.set()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    c.connect(broker.host, broker.port, clean_start=False, properties=connect_props())
+    c.loop_start()
+    ok = done.wait(timeout_s)
+    c.disconnect()
+    c.loop_stop()
+    if not ok:
+        raise RuntimeError(f"bare subscriber got {count} of {n} messages")
+    return n / max(last - first, 1e-9)
+
+
+def drain_ingest(
+    broker: Broker, influx: Influx, n: int, timeout_s: float, batch_points: int
+) -> float:
+    cfg = parse_central_config(
+        {
+            "mqtt": {"url": broker.url, "share_group": "ingest", "client_id": "bench-ingest"},
+            "influxdb": {"url": influx.url, "database": "bench"},
+            "ingest": {"batch_points": batch_points, "batch_ms": 1000, "stats_interval_s": 5},
+        }
+    )
+    svc = IngestService(cfg)
+    first: list[float] = []
+    orig = svc._on_message
+
+    def on_message(c: Any, u: Any, msg: Any) -> None:
+        if not first:
+            first.append(time.perf_counter())
+        orig(c, u, msg)
+
+    svc._on_message = on_message  # type: ignore[method-assign]
+    svc.start()
+    deadline = time.monotonic() + timeout_s
+    while svc.stats.points_written < n:
+        if time.monotonic() > deadline:
+            svc.stop()
+            raise RuntimeError(f"ingest wrote {svc.stats.points_written} of {n} points in time")
+        time.sleep(0.005)
+    end = time.perf_counter()
+    svc.stop()
+    rows = influx.rows('SELECT count("LAeq") FROM "raw"."second"', db="bench")
+    got = rows[0]["count"] if rows else 0
+    if got != n:
+        raise RuntimeError(f"InfluxDB holds {got} points, expected {n}")
+    return n / max(end - first[0], 1e-9)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nodes", type=int, default=100)
+    ap.add_argument("--frames", type=int, default=60_000, help="total frames (default 60000)")
+    ap.add_argument("--batch-points", type=int, default=5000)
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run (2000 frames)")
+    args = ap.parse_args(argv)
+    n_frames = 2000 if args.quick else args.frames
+    n_nodes = min(args.nodes, n_frames)
+    n_seconds = n_frames // n_nodes
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="klankkast-bench-") as tmp:
+        work = Path(tmp)
+        broker = Broker.launch(work / "mosquitto")
+        influx = Influx.launch(work / "influxdb")
+        try:
+            make_session(broker, "bench-ingest", f"$share/ingest/{SUBSCRIPTION}")
+            make_session(broker, "bench-bare", f"$share/bare/{SUBSCRIPTION}")
+            t = time.perf_counter()
+            n = publish_all(broker, n_nodes, n_seconds, work)
+            print(
+                f"published {n} frames of {n_nodes} nodes in {time.perf_counter() - t:.1f} s",
+                flush=True,
+            )
+            timeout = 60 + n / 500
+            bare = drain_bare(broker, n, timeout)
+            print(f"bare paho subscriber : {bare:10.0f} frames/s", flush=True)
+            ingest = drain_ingest(broker, influx, n, timeout, args.batch_points)
+            print(f"ingest -> InfluxDB   : {ingest:10.0f} frames/s (durable ack after HTTP 204)")
+            ratio = ingest / bare
+            print(f"ratio ingest/bare    : {ratio:10.2f}  (targets: >= 10000 frames/s, >= 0.80)")
+            print(json.dumps({"frames": n, "bare_fps": round(bare), "ingest_fps": round(ingest),
+                              "ratio": round(ratio, 3), "cpus": os.cpu_count()}))  # fmt: skip
+        finally:
+            broker.close()
+            influx.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
