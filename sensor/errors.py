@@ -12,9 +12,11 @@ __all__ = [
     "AudioDeviceError",
     "CalibrationError",
     "ConfigError",
+    "MicResponseError",
     "OutboxError",
     "SchemaError",
     "SensorError",
+    "WavError",
 ]
 
 
@@ -36,3 +38,11 @@ class AudioDeviceError(SensorError):
 
 class OutboxError(SensorError):
     """The durable outbox cannot be opened or written."""
+
+
+class WavError(SensorError):
+    """A WAV file cannot be measured (not a WAV, empty, unsupported format or rate)."""
+
+
+class MicResponseError(CalibrationError):
+    """A microphone frequency-response file cannot be used (unreadable, too few points)."""

@@ -1,0 +1,521 @@
+"""The node's metrology core: a streaming class 1 sound level meter (pure numpy/scipy).
+
+:class:`Meter` takes blocks of samples of any length (full scale is +/-1.0) and
+returns one :class:`IntervalReport` per complete second and one per summary
+interval (default 60 s). Samples are collected into whole seconds, and each second
+is processed as one array with the filter states carried from the previous second
+(``scipy.signal.sosfilt`` with ``zi``), so the results are identical for any block
+size.
+
+What is measured (IEC 61672-1:2013 unless stated)
+--------------------------------------------------
+* Frequency weightings A, C, Z (5.5, Annex E): :mod:`klankkast.sensor.weighting`.
+* Equivalent continuous levels LAeq, LCeq, LZeq (3.9): energy integration of the
+  weighted square over the interval, converted to dB once per interval.
+* Time weightings F (tau = 0.125 s) and S (tau = 1 s) (3.5, 5.7): the exact
+  discrete exponential average y[n] = a y[n-1] + (1 - a) e[n], a = exp(-1/(tau fs)),
+  of the A-weighted square e. It is evaluated on a grid of M samples
+  (M = 48, 49, 32, 16 at 48, 44.1, 32, 16 kHz: about 1 ms) by summing each step
+  with the exact kernel (1 - a) a^(M-1-i), so grid values are exact samples of y.
+  LAFmax, LAFmin and LASmax are the extremes over the grid; between grid points
+  F can decay by at most 0.04 dB (the Table 4 toneburst tolerance is 0.5 dB).
+  The averagers start from the mean square of the first 125 ms instead of zero,
+  so a stream that starts in the middle of a sound reads no spurious minimum.
+* LCpeak (3.11, 5.13): the largest |C-weighted sample| of the interval, refined by
+  a parabola through the largest sample and its neighbours (the true peak of a
+  sampled sinusoid lies between samples), 20 lg(peak) + offset.
+* Percentiles LA10, LA50, LA90, LA95 of a summary interval: percentiles (linear
+  interpolation, ``numpy.percentile``) of LAF sampled every 10 ms (100 Hz),
+  LA_N being the level exceeded N % of the time.
+* One-third-octave band LZeq: :mod:`klankkast.sensor.bands` (IEC 61260-1 class 1,
+  frequency domain, per interval).
+* Overload: samples with |x| >= 1 - 2^-15 (full scale; the threshold lets a
+  clipped 16-bit PCM stream, whose positive full scale is 32767/32768, count).
+* Non-finite samples (NaN, +/-inf) are counted in ``nonfinite`` and replaced by 0
+  before any filter, so they never reach a level or a filter state.
+
+Nuisance indicators
+-------------------
+* ``bass`` = LCeq - LAeq (low-frequency content, e.g. amplified music; DIN 45680
+  and WHO guidance use LC - LA > 15-20 dB as a low-frequency flag).
+* ``impulsive`` = the impulse adjustment of the *Taktmaximalpegel* method of
+  DIN 45645-1:1996 (also TA Laerm A.2.5.3): KI = LAFTeq - LAeq, where LAFTeq is
+  the energy mean of the maximum LAF in each clock interval of T = 5 s. Summary
+  reports use 5-s clocks aligned to the summary start; a 1-s report is its own
+  single 1-s clock (KI = LAFmax - LAeq of that second).
+* ``tonality`` by the one-third-octave method of ISO 1996-2:2007 Annex D (2017
+  Annex J): a band is tonal when its LZeq exceeds both neighbouring bands by at
+  least 15 dB (25-125 Hz), 8 dB (160-400 Hz) or 5 dB (500 Hz-10 kHz).
+  ``tonality`` is the largest margin min(L - L_below, L - L_above) - criterion
+  over the assessed bands (> 0: a tone), ``tonal_band`` the nominal frequency of
+  that band when the margin is > 0, else ``None``.
+
+Calibration and levels
+----------------------
+``offset_db`` is the level that a signal of mean square 1.0 reads (so a full-scale
+sine reads offset - 3.01 dB): L = 10 lg(ms) + offset. Mean squares are floored at
+1e-20 (-200 dB re full scale) before the logarithm and every reported level is then
+clamped at ``floor_db`` (default -20 dB, the lowest level the wire and the ingest
+accept; digital silence therefore reads ``floor_db``). With a microphone response
+(:class:`klankkast.sensor.micresponse.MicResponse`) the bands are corrected per
+FFT bin, and the A/C/Z levels by the interval's spectrally weighted correction
+10 lg(sum P_k W(f_k) c_k / sum P_k W(f_k)) (P_k the bin powers, W the weighting,
+c_k the linear correction): exact for the Leq values, and applied as the same
+offset to that interval's time-weighted levels and LCpeak. Levels are rounded to
+0.01 dB.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import fft as sp_fft
+from scipy import signal
+
+from . import bands as _bands
+from . import weighting as _weighting
+from .micresponse import MicResponse
+
+__all__ = [
+    "LAF_SAMPLE_RATE_HZ",
+    "OVERLOAD_THRESHOLD",
+    "SUPPORTED_RATES",
+    "IntervalReport",
+    "Meter",
+    "band_nominals",
+    "energy_mean_db",
+    "tonality",
+]
+
+FloatArray = npt.NDArray[np.float64]
+# per-bin mic correction (linear), |A|^2 and |C|^2 at the bins, corrected band weights
+_Corrections = tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.float32]]
+
+SUPPORTED_RATES: Final = (16000, 32000, 44100, 48000)
+#: Rate at which LAF is sampled for the percentiles (every 10 ms).
+LAF_SAMPLE_RATE_HZ: Final = 100
+#: |x| at or above this counts as overload (full scale, within one 16-bit LSB).
+OVERLOAD_THRESHOLD: Final = 1.0 - 2.0**-15
+TAU_F_S: Final = 0.125
+TAU_S_S: Final = 1.0
+_MS_FLOOR: Final = 1e-20
+_KI_CLOCK_S: Final = 5
+# ISO 1996-2 one-third-octave tone criteria: (lowest band Hz, highest band Hz, dB)
+_TONE_CRITERIA: Final = ((25.0, 125.0, 15.0), (160.0, 400.0, 8.0), (500.0, 10000.0, 5.0))
+_SECOND_KEYS: Final = ("LAeq", "LCeq", "LZeq", "LAFmax", "LAFmin", "LASmax", "LCpeak")
+
+
+def band_nominals(fs_hz: int) -> tuple[str, ...]:
+    """Nominal one-third-octave bands measured at ``fs_hz`` (see :mod:`klankkast.sensor.bands`)."""
+    return _bands.band_nominals(fs_hz)
+
+
+def energy_mean_db(levels_db: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> float:
+    """Energy mean 10 lg(mean 10^(L/10)) of levels in dB (never an arithmetic dB mean)."""
+    lv = np.asarray(levels_db, dtype=np.float64)
+    w = np.ones_like(lv) if weights is None else np.asarray(weights, dtype=np.float64)
+    return float(10.0 * np.log10(np.sum(w * 10.0 ** (lv / 10.0)) / np.sum(w)))
+
+
+def tonality(
+    band_levels_db: dict[str, float] | tuple[tuple[str, float], ...],
+) -> tuple[float, str | None]:
+    """ISO 1996-2 one-third-octave tone test.
+
+    Parameters
+    ----------
+    band_levels_db : dict
+        Nominal frequency -> band level in dB, contiguous bands in ascending order.
+
+    Returns
+    -------
+    (float, str or None)
+        The largest margin in dB by which a band exceeds both neighbours beyond
+        the criterion (15 dB for 25-125 Hz, 8 dB for 160-400 Hz, 5 dB for
+        500 Hz-10 kHz), and that band's nominal if the margin is positive.
+        ``(-inf, None)`` when no band can be assessed.
+    """
+    items = (
+        list(band_levels_db.items()) if isinstance(band_levels_db, dict) else list(band_levels_db)
+    )
+    best = -math.inf
+    best_band: str | None = None
+    for i in range(1, len(items) - 1):
+        nom, level = items[i]
+        f = float(nom)
+        crit = next((c for lo, hi, c in _TONE_CRITERIA if lo <= f <= hi), None)
+        if crit is None:
+            continue
+        margin = min(level - items[i - 1][1], level - items[i + 1][1]) - crit
+        if margin > best:
+            best, best_band = margin, nom
+    return best, (best_band if best > 0.0 else None)
+
+
+@dataclass(frozen=True)
+class IntervalReport:
+    """Levels of one interval.
+
+    Attributes
+    ----------
+    kind : {"second", "summary"}
+        A 1-s interval or a summary interval (the node publishes it as ``minute``).
+    start_sample : int
+        First sample of the interval, counted from the start of the stream.
+    n_samples : int
+        Samples the interval covers (``fs_hz`` for a full second).
+    fields : dict
+        Wire field names (:mod:`klankkast.sensor.wire`) -> values, levels in dB
+        rounded to 0.01, ``bands`` a dict nominal -> dB.
+    """
+
+    kind: Literal["second", "summary"]
+    start_sample: int
+    n_samples: int
+    fields: dict[str, Any]
+
+
+@dataclass
+class _Second:
+    """Unrounded results of one (possibly partial) second, kept for the summary."""
+
+    n: int
+    ms_a: float
+    ms_c: float
+    ms_z: float
+    ms_bands: FloatArray
+    laf_max_db: float
+    laf_min_db: float
+    las_max_db: float
+    lcpeak_db: float
+    laf_samples_db: FloatArray
+    overload: int
+    nonfinite: int
+
+
+def _grid_step(fs_hz: int) -> int:
+    """Samples per time-weighting grid step: about 1 ms, dividing fs and fs/100."""
+    m = fs_hz // 1000
+    while m > 1 and (fs_hz % m or (fs_hz // m) % LAF_SAMPLE_RATE_HZ):
+        m += 1
+        if m > fs_hz // 500:
+            m = 1
+            break
+    return m
+
+
+def _parabolic_peak(y: FloatArray) -> float:
+    """Largest |y|, refined by a parabola through the largest sample and its neighbours."""
+    ay = np.abs(y)
+    i = int(np.argmax(ay))
+    p = float(ay[i])
+    if 0 < i < len(y) - 1:
+        s = 1.0 if y[i] >= 0 else -1.0
+        ym, y0, yp = s * float(y[i - 1]), s * float(y[i]), s * float(y[i + 1])
+        den = ym - 2.0 * y0 + yp
+        if den < 0.0:
+            d = 0.5 * (ym - yp) / den
+            if abs(d) <= 1.0:
+                p = max(p, y0 - 0.25 * (ym - yp) * d)
+    return p
+
+
+class Meter:
+    """Streaming sound level meter: blocks in, interval reports out.
+
+    Parameters
+    ----------
+    fs_hz : int
+        Sample rate, one of :data:`SUPPORTED_RATES`.
+    offset_db : float
+        Calibration offset C: a mean square of 1.0 reads C dB.
+    mic_response : MicResponse or None
+        Microphone frequency response to correct for (relative to 1 kHz).
+    summary_s : float
+        Length of the summary interval in whole seconds (default 60).
+    floor_db : float
+        Lowest reported level in dB (default -20, the wire's lower bound).
+
+    Raises
+    ------
+    ValueError
+        Unsupported rate or a summary interval that is not a whole number of seconds.
+    """
+
+    def __init__(
+        self,
+        fs_hz: int,
+        *,
+        offset_db: float = 0.0,
+        mic_response: MicResponse | None = None,
+        summary_s: float = 60.0,
+        floor_db: float = -20.0,
+    ) -> None:
+        if fs_hz not in SUPPORTED_RATES:
+            raise ValueError(
+                f"samplerate must be one of {', '.join(map(str, SUPPORTED_RATES))}; got {fs_hz}"
+            )
+        if not (math.isfinite(summary_s) and summary_s >= 1 and float(summary_s).is_integer()):
+            raise ValueError(f"summary_s must be a whole number of seconds >= 1; got {summary_s}")
+        if not math.isfinite(offset_db):
+            raise ValueError(f"offset_db must be a finite number; got {offset_db}")
+        self.fs_hz = int(fs_hz)
+        self.offset_db = float(offset_db)
+        self.mic_response = mic_response
+        self.summary_seconds = int(summary_s)
+        self.floor_db = float(floor_db)
+        self.nominals = _bands.band_nominals(self.fs_hz)
+        d = _weighting.design(self.fs_hz)
+        self._sos_c = d.sos_c
+        self._sos_c2a = d.sos_c_to_a
+        self._zi_c = np.zeros((d.sos_c.shape[0], 2))
+        self._zi_a = np.zeros((d.sos_c_to_a.shape[0], 2))
+        self._m = _grid_step(self.fs_hz)
+        self._steps_per_laf = self.fs_hz // self._m // LAF_SAMPLE_RATE_HZ
+        self._alpha = np.array([math.exp(-1.0 / (tau * self.fs_hz)) for tau in (TAU_F_S, TAU_S_S)])
+        self._kernel = self._make_kernel(self._m)
+        self._y = np.zeros(2)  # F and S averager states (mean square)
+        self._y_started = False
+        self._buf = np.empty(self.fs_hz, dtype=np.float64)
+        self._fill = 0
+        self._pos = 0  # samples processed into seconds so far
+        self._summary: list[_Second] = []
+        self._summary_start = 0
+        self._corr_cache: dict[int, _Corrections] = {}
+
+    # ------------------------------------------------------------------ public
+    def process(self, block: npt.ArrayLike) -> list[IntervalReport]:
+        """Feed samples (1-D, or 2-D frames x channels: the first channel is used).
+
+        Returns the reports of every second (and summary) completed by this block.
+        """
+        x = np.asarray(block)
+        if x.ndim == 2:
+            x = x[:, 0]
+        elif x.ndim != 1:
+            raise ValueError(f"block must be 1-D samples or 2-D frames x channels; got {x.ndim}-D")
+        x = np.asarray(x, dtype=np.float64)
+        reports: list[IntervalReport] = []
+        i = 0
+        n = len(x)
+        while i < n:
+            if self._fill == 0 and n - i >= self.fs_hz:
+                reports.extend(self._second(x[i : i + self.fs_hz]))
+                i += self.fs_hz
+                continue
+            take = min(self.fs_hz - self._fill, n - i)
+            self._buf[self._fill : self._fill + take] = x[i : i + take]
+            self._fill += take
+            i += take
+            if self._fill == self.fs_hz:
+                self._fill = 0
+                reports.extend(self._second(self._buf))
+        return reports
+
+    def flush(self) -> list[IntervalReport]:
+        """Report the partial second and the partial summary (at shutdown)."""
+        reports: list[IntervalReport] = []
+        if self._fill:
+            n = self._fill
+            self._fill = 0
+            reports.extend(self._second(self._buf[:n].copy()))
+        if self._summary:
+            reports.append(self._summary_report())
+        return reports
+
+    # ----------------------------------------------------------------- internals
+    def _make_kernel(self, m: int) -> FloatArray:
+        i = np.arange(m, dtype=np.float64)
+        return np.asarray(
+            (1.0 - self._alpha)[None, :] * self._alpha[None, :] ** (m - 1 - i)[:, None],
+            dtype=np.float64,
+        )
+
+    def _db(self, ms: float | FloatArray) -> Any:
+        return np.maximum(
+            10.0 * np.log10(np.maximum(ms, _MS_FLOOR)) + self.offset_db, self.floor_db
+        )
+
+    def _corrections(self, n: int) -> _Corrections:
+        """Per-bin linear mic correction c_k and the A/C weights |W(f_k)|^2 for n samples."""
+        cached = self._corr_cache.get(n)
+        if cached is not None:
+            return cached
+        assert self.mic_response is not None
+        f = np.arange(n // 2 + 1, dtype=np.float64) * self.fs_hz / n
+        c = 10.0 ** (self.mic_response.correction_db(f) / 10.0)
+        fpos = np.maximum(f, 1e-3)
+        wa = 10.0 ** (_weighting.analogue_weighting_db("A", fpos) / 10.0)
+        wc = 10.0 ** (_weighting.analogue_weighting_db("C", fpos) / 10.0)
+        wa[0] = wc[0] = 0.0
+        wb = _bands.band_weights(self.fs_hz, n) * c.astype(np.float32)[None, :]
+        out = (c, wa, wc, wb)
+        if len(self._corr_cache) < 4:
+            self._corr_cache[n] = out
+        return out
+
+    def _time_weighting(self, e: FloatArray) -> FloatArray:
+        """Grid values (steps x 2, F and S) of the exponential averagers over e."""
+        m = self._m
+        n = len(e)
+        full = (n // m) * m
+        if not self._y_started and n:
+            first = e[: min(self.fs_hz // 8, n)]
+            self._y[:] = float(np.mean(first))
+            self._y_started = True
+        parts: list[FloatArray] = []
+        if full:
+            s = e[:full].reshape(-1, m) @ self._kernel  # (steps, 2)
+            am = self._alpha**m
+            y = np.empty_like(s)
+            for j in range(2):
+                y[:, j], _ = signal.lfilter([1.0], [1.0, -am[j]], s[:, j], zi=[am[j] * self._y[j]])
+            self._y[:] = y[-1]
+            parts.append(y)
+        r = n - full
+        if r:
+            k = self._make_kernel(r)
+            last = self._alpha**r * self._y + e[full:] @ k
+            self._y[:] = last
+            parts.append(last[None, :])
+        return np.vstack(parts) if parts else np.zeros((0, 2))
+
+    def _second(self, x_in: FloatArray) -> list[IntervalReport]:
+        n = len(x_in)
+        finite = np.isfinite(x_in)
+        nonfinite = 0
+        x = x_in
+        if not finite.all():
+            nonfinite = int(n - np.count_nonzero(finite))
+            x = np.where(finite, x_in, 0.0)
+        overload = int(np.count_nonzero(np.abs(x) >= OVERLOAD_THRESHOLD))
+        c, self._zi_c = signal.sosfilt(self._sos_c, x, zi=self._zi_c)
+        a, self._zi_a = signal.sosfilt(self._sos_c2a, c, zi=self._zi_a)
+        # energies without BLAS (its threads stall on a busy node); einsum is single-threaded
+        ms_z = float(np.einsum("i,i->", x, x)) / n
+        ms_c = float(np.einsum("i,i->", c, c)) / n
+        ms_a = float(np.einsum("i,i->", a, a)) / n
+        peak = _parabolic_peak(c)
+        grid = self._time_weighting(a * a)
+        spec = sp_fft.rfft(x)
+        power = spec.real**2 + spec.imag**2
+        if self.mic_response is None:
+            ms_bands = _bands.band_weights(self.fs_hz, n) @ power.astype(np.float32)
+            d_a = d_c = d_z = 0.0
+        else:
+            corr, wa, wc, wb = self._corrections(n)
+            ms_bands = wb @ power.astype(np.float32)
+            d_a = _ratio_db(power * wa, corr)
+            d_c = _ratio_db(power * wc, corr)
+            d_z = _ratio_db(power, corr)
+            ms_a *= 10.0 ** (d_a / 10.0)
+            ms_c *= 10.0 ** (d_c / 10.0)
+            ms_z *= 10.0 ** (d_z / 10.0)
+        laf = 10.0 * np.log10(np.maximum(grid[:, 0], _MS_FLOOR)) + self.offset_db + d_a
+        las = 10.0 * np.log10(np.maximum(grid[:, 1], _MS_FLOOR)) + self.offset_db + d_a
+        k = self._steps_per_laf
+        sec = _Second(
+            n=n,
+            ms_a=ms_a,
+            ms_c=ms_c,
+            ms_z=ms_z,
+            ms_bands=np.asarray(ms_bands, dtype=np.float64),  # float32 products, float64 after
+            laf_max_db=float(laf.max()),
+            laf_min_db=float(laf.min()),
+            las_max_db=float(las.max()),
+            lcpeak_db=20.0 * math.log10(max(peak, 1e-10)) + self.offset_db + d_c,
+            laf_samples_db=laf[k - 1 :: k].copy(),
+            overload=overload,
+            nonfinite=nonfinite,
+        )
+        start = self._pos
+        self._pos += n
+        reports = [IntervalReport("second", start, n, self._fields(sec, [sec], False))]
+        self._summary.append(sec)
+        if len(self._summary) >= self.summary_seconds:
+            reports.append(self._summary_report())
+        return reports
+
+    def _fields(self, agg: _Second, seconds: list[_Second], summary: bool) -> dict[str, Any]:
+        fl = self.floor_db
+
+        def lv(value: float) -> float:
+            return round(max(float(value), fl), 2)
+
+        laeq = lv(self._db(agg.ms_a))
+        lceq = lv(self._db(agg.ms_c))
+        lzeq = lv(self._db(agg.ms_z))
+        out: dict[str, Any] = {
+            "LAeq": laeq,
+            "LCeq": lceq,
+            "LZeq": lzeq,
+            "LAFmax": lv(agg.laf_max_db),
+            "LAFmin": lv(agg.laf_min_db),
+            "LASmax": lv(agg.las_max_db),
+            "LCpeak": lv(agg.lcpeak_db),
+        }
+        if summary:
+            samples = np.maximum(agg.laf_samples_db, fl)
+            if samples.size == 0:
+                samples = np.array([agg.laf_max_db])
+            for name, q in (("LA10", 90.0), ("LA50", 50.0), ("LA90", 10.0), ("LA95", 5.0)):
+                out[name] = lv(float(np.percentile(samples, q)))
+        band_db = self._db(agg.ms_bands)
+        bands = {nom: round(float(v), 2) for nom, v in zip(self.nominals, band_db, strict=True)}
+        out["bands"] = bands
+        out["overload"] = agg.overload
+        out["nonfinite"] = agg.nonfinite
+        out["bass"] = round(lceq - laeq, 2) + 0.0
+        out["impulsive"] = round(self._impulse_adjustment(agg, seconds), 2) + 0.0
+        margin, band = tonality(bands)
+        out["tonality"] = round(margin, 2) + 0.0 if math.isfinite(margin) else -99.0
+        out["tonal_band"] = band
+        return out
+
+    def _impulse_adjustment(self, agg: _Second, seconds: list[_Second]) -> float:
+        """DIN 45645-1 Taktmaximal KI = LAFTeq - LAeq (5-s clocks; 1 s for a 1-s report)."""
+        laeq = float(self._db(agg.ms_a))
+        if len(seconds) == 1:
+            return max(agg.laf_max_db, self.floor_db) - laeq
+        maxima: list[float] = []
+        durations: list[int] = []
+        for i in range(0, len(seconds), _KI_CLOCK_S):
+            clock = seconds[i : i + _KI_CLOCK_S]
+            maxima.append(max(max(s.laf_max_db for s in clock), self.floor_db))
+            durations.append(sum(s.n for s in clock))
+        return energy_mean_db(maxima, durations) - laeq
+
+    def _summary_report(self) -> IntervalReport:
+        seconds = self._summary
+        n = sum(s.n for s in seconds)
+        w = np.array([s.n for s in seconds], dtype=np.float64) / n
+        agg = _Second(
+            n=n,
+            ms_a=float(np.dot(w, [s.ms_a for s in seconds])),
+            ms_c=float(np.dot(w, [s.ms_c for s in seconds])),
+            ms_z=float(np.dot(w, [s.ms_z for s in seconds])),
+            ms_bands=np.asarray(w @ np.vstack([s.ms_bands for s in seconds]), dtype=np.float64),
+            laf_max_db=max(s.laf_max_db for s in seconds),
+            laf_min_db=min(s.laf_min_db for s in seconds),
+            las_max_db=max(s.las_max_db for s in seconds),
+            lcpeak_db=max(s.lcpeak_db for s in seconds),
+            laf_samples_db=np.concatenate([s.laf_samples_db for s in seconds]),
+            overload=sum(s.overload for s in seconds),
+            nonfinite=sum(s.nonfinite for s in seconds),
+        )
+        report = IntervalReport("summary", self._summary_start, n, self._fields(agg, seconds, True))
+        self._summary = []
+        self._summary_start += n
+        return report
+
+
+def _ratio_db(weighted_power: FloatArray, corr: FloatArray) -> float:
+    """10 lg(sum P W c / sum P W): the spectrally weighted correction in dB."""
+    den = float(np.sum(weighted_power))
+    if den <= 0.0:
+        return 0.0
+    return float(10.0 * np.log10(float(np.dot(weighted_power, corr)) / den))
