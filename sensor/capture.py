@@ -22,7 +22,7 @@ import numpy as np
 
 from klankkast.sensor.errors import AudioDeviceError
 
-__all__ = ["AudioSource", "Block", "FakeSource", "Gap", "SoundDeviceSource"]
+__all__ = ["AudioSource", "Block", "FakeSource", "Gap", "SoundDeviceSource", "record"]
 
 log = logging.getLogger(__name__)
 
@@ -226,3 +226,32 @@ class FakeSource:
 
     def stop(self) -> None:
         self.state = "stopped"
+
+
+def record(source: AudioSource, seconds: float, *, timeout_s: float | None = None) -> np.ndarray:
+    """Capture ``seconds`` of audio from a started-or-not source; raises on a lost device.
+
+    Used by ``check`` and ``calibrate``. Raises :class:`AudioDeviceError` when the
+    stream is lost or delivers too little within ``timeout_s`` (default 2 × + 5 s).
+    """
+    need = round(seconds * source.fs_hz)
+    deadline = time.monotonic() + (timeout_s if timeout_s is not None else 2 * seconds + 5)
+    source.start()
+    parts: list[np.ndarray] = []
+    got = 0
+    try:
+        while got < need:
+            if time.monotonic() > deadline:
+                raise AudioDeviceError(
+                    f"audio device delivered {got / source.fs_hz:.1f} s of {seconds:.1f} s in time"
+                )
+            item = source.read(0.5)
+            if item is None:
+                continue
+            if isinstance(item, Gap):
+                raise AudioDeviceError(f"audio device lost: {item.reason}")
+            parts.append(item.samples)
+            got += len(item.samples)
+    finally:
+        source.stop()
+    return np.concatenate(parts)[:need] if parts else np.zeros(0, dtype=np.float32)

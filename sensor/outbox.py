@@ -98,7 +98,7 @@ class MemoryOutbox:
         return self.append_many([frame])[0]
 
     def append_many(self, frames: Sequence[NewFrame]) -> list[Entry]:
-        out = []
+        out: list[Entry] = []
         with self._lock:
             seqs = dict(self._seq)
             for f in frames:  # build everything first: a failing build changes nothing

@@ -130,11 +130,11 @@ def make_meter(cfg: NodeConfig) -> MeterLike:
 
     response = None
     if cfg.calibration.mic_response is not None:
-        from klankkast.sensor import micresponse
+        from klankkast.sensor.micresponse import load_mic_response
 
         try:
-            response = micresponse.load(cfg.calibration.mic_response)
-        except (ValueError, OSError) as err:
+            response = load_mic_response(cfg.calibration.mic_response)
+        except (SensorError, ValueError, OSError) as err:
             raise ConfigError(
                 f"calibration.mic_response must be a readable microphone response file; "
                 f"got {str(cfg.calibration.mic_response)!r} ({err})"
@@ -193,6 +193,7 @@ class Node:
         notifier: SystemdNotifier | None = None,
         clock_synced: Callable[[], bool | None] = ntp_synchronized,
         drain_s: float = 3.0,
+        audio_backoff_s: float = 1.0,
     ) -> None:
         self.cfg = cfg
         self.source = source
@@ -205,6 +206,7 @@ class Node:
         self._clock_synced: bool | None = None
         self._clock_checked = -1e9
         self.drain_s = drain_s
+        self.audio_backoff_s = audio_backoff_s
         self.stop_event = threading.Event()
         self.started = time.monotonic()
         self.version = software_version()
@@ -327,7 +329,7 @@ class Node:
     def _open_audio(self) -> bool:
         self._audio_attempts += 1
         try:
-            if self._audio_attempts:
+            if self._audio_attempts > 1:
                 self.source.reopen()
             else:
                 self.source.start()
@@ -346,7 +348,7 @@ class Node:
         """Run until :attr:`stop_event` is set; then shut down in order. Returns 0."""
         self.dispatcher.start()
         self.publisher.start()
-        backoff = 1.0
+        backoff = self.audio_backoff_s
         next_open = 0.0
         audio_ok = self._open_audio()
         if not audio_ok:
@@ -368,12 +370,12 @@ class Node:
                 if now >= next_open:
                     audio_ok = self._open_audio()
                     if audio_ok:
-                        backoff = 1.0
+                        backoff = self.audio_backoff_s
                         self._send_status()
                     else:
                         backoff = min(backoff * 2, 60.0)
                         next_open = now + backoff
-                self.stop_event.wait(0.2)
+                self.stop_event.wait(min(0.2, max(0.0, next_open - now)))
                 continue
             item = self.source.read(0.25)
             if item is None:
