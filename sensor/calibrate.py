@@ -53,6 +53,8 @@ class ToneAnalysis:
     frequency_hz: float
     ms_tone: float  # mean square of the tone (full scale units)
     purity: float  # fraction of the energy in the 1 kHz one-third-octave band
+    peak_purity: float  # fraction of the energy within ±1/6 octave of the strongest component
+    ms_total: float
     spread_db: float  # max - min of the tone level over SEGMENT_S segments
     peak: float  # largest |sample|
 
@@ -89,6 +91,7 @@ def analyse_tone(x: np.ndarray, fs_hz: int) -> ToneAnalysis:
     freq = (k + delta) * fs_hz / len(x)
     lo, hi = TONE_HZ * 2 ** (-1 / 6), TONE_HZ * 2 ** (1 / 6)
     ms_tone, ms_total = _band_ms(x, fs_hz, lo, hi)
+    ms_peak, _ = _band_ms(x, fs_hz, freq * 2 ** (-1 / 6), freq * 2 ** (1 / 6))
     seg = int(SEGMENT_S * fs_hz)
     levels = []
     for i in range(0, len(x) - seg + 1, seg):
@@ -99,6 +102,8 @@ def analyse_tone(x: np.ndarray, fs_hz: int) -> ToneAnalysis:
         frequency_hz=freq,
         ms_tone=ms_tone,
         purity=ms_tone / ms_total if ms_total > 0 else 0.0,
+        peak_purity=ms_peak / ms_total if ms_total > 0 else 0.0,
+        ms_total=ms_total,
         spread_db=spread,
         peak=float(np.max(np.abs(x))),
     )
@@ -110,12 +115,13 @@ def new_offset_db(a: ToneAnalysis, reference_db: float, response_db: float = 0.0
         raise CalibrationError(
             f"the signal clips (peak {a.peak:.3f} of full scale); lower the input gain"
         )
-    if a.ms_tone < 1e-10:
+    if a.ms_total < 1e-10:
         raise CalibrationError(
-            f"no calibrator tone: level at 1 kHz is {10 * math.log10(max(a.ms_tone, 1e-30)):.1f} dB "
-            "re full scale; is the calibrator on and fitted?"
+            f"no calibrator tone: the input is at {10 * math.log10(max(a.ms_total, 1e-30)):.1f} dB "
+            "re full scale; is the calibrator on and fitted, the microphone connected?"
         )
-    if abs(a.frequency_hz - TONE_HZ) > MAX_FREQ_DEV * TONE_HZ:
+    off_1k = abs(a.frequency_hz - TONE_HZ) > MAX_FREQ_DEV * TONE_HZ
+    if off_1k and a.peak_purity >= MIN_PURITY:
         raise CalibrationError(
             f"tone must be near 1000 Hz (±{MAX_FREQ_DEV:.0%}); found {a.frequency_hz:.1f} Hz"
         )
