@@ -1,0 +1,326 @@
+"""Complaints and visits against measured episodes (pure functions).
+
+* **Complaint corroboration**: a complaint is ``corroborated`` when an episode of its
+  site overlaps ``[incident_start − lookback_s, (incident_end or received_at) +
+  grace_s]``; ``not_corroborated`` when levels were measured in that window but no
+  episode overlaps; ``no_data`` when nothing was measured in it. The lag is
+  ``received_at − start of the overlapping episode`` (the one starting nearest the
+  incident start).
+* **Visit classes**: ``during`` (an episode overlaps ``[arrived_at, left_at]``),
+  ``after`` (the last episode ended within ``visit_lookback_s`` before arrival, with
+  the minutes from its end to arrival), ``nothing`` (no episode in those hours),
+  ``no_data`` (nothing measured then).
+* **Silent nuisance**: episodes that no complaint's window overlaps, overall and by
+  hour of week (local time of the episode start, Monday = 0).
+* **Association**: :func:`klankkast.analysis.stats.shift_test`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from klankkast.analysis.episodes import Episode, SiteGrid, local_hour_weekday
+from klankkast.analysis.importer import Complaint, Visit
+from klankkast.analysis.rules import Rules
+from klankkast.analysis.stats import PermutationResult, shift_test
+
+__all__ = [
+    "ComplaintVerdict",
+    "Coverage",
+    "Findings",
+    "VisitVerdict",
+    "analyse",
+    "complaint_window",
+]
+
+
+@dataclass(frozen=True)
+class ComplaintVerdict:
+    """A complaint with its verdict."""
+
+    complaint: Complaint
+    verdict: str  # corroborated | not_corroborated | no_data
+    episode_start_ms: int | None = None
+    episode_end_ms: int | None = None
+    lag_min: float | None = None
+
+
+@dataclass(frozen=True)
+class VisitVerdict:
+    """A visit with its class."""
+
+    visit: Visit
+    verdict: str  # during | after | nothing | no_data
+    minutes_after_end: float | None = None
+    episode_start_ms: int | None = None
+    episode_end_ms: int | None = None
+
+
+class Coverage:
+    """Which steps of each site were measured, for ``no_data`` verdicts."""
+
+    def __init__(self, grids: Sequence[SiteGrid]) -> None:
+        self._by_site: dict[str, tuple[int, int, np.ndarray]] = {}
+        for g in grids:
+            measured = np.isfinite(g.laeq_db).astype(np.int64)
+            cum = np.concatenate(([0], np.cumsum(measured)))
+            self._by_site[g.site] = (g.t0_ms, g.step_s * 1000, cum)
+
+    def sites(self) -> set[str]:
+        """Sites with a grid."""
+        return set(self._by_site)
+
+    def measured(self, site: str, a_ms: np.ndarray, b_ms: np.ndarray) -> np.ndarray:
+        """Whether any step overlapping ``[a, b]`` was measured."""
+        a = np.asarray(a_ms, dtype=np.int64)
+        b = np.asarray(b_ms, dtype=np.int64)
+        if site not in self._by_site:
+            return np.zeros(a.shape, dtype=bool)
+        t0, step, cum = self._by_site[site]
+        n = cum.size - 1
+        i0 = np.clip((a - t0) // step, 0, n)
+        i1 = np.clip((b - t0) // step + 1, 0, n)
+        hit: np.ndarray = (cum[i1] - cum[i0]) > 0
+        return hit
+
+
+@dataclass
+class Findings:
+    """Everything the report shows."""
+
+    complaints: list[ComplaintVerdict]
+    visits: list[VisitVerdict]
+    episodes: list[Episode]
+    episode_complained: list[bool]
+    association: PermutationResult
+    span_ms: tuple[int, int]
+    sites: list[str]
+    hour_of_week_episodes: np.ndarray = field(default_factory=lambda: np.zeros((7, 24)))
+    hour_of_week_silent: np.ndarray = field(default_factory=lambda: np.zeros((7, 24)))
+    hour_of_week_minutes: np.ndarray = field(default_factory=lambda: np.zeros((7, 24)))
+    hour_of_week_complaints: np.ndarray = field(default_factory=lambda: np.zeros((7, 24)))
+
+    def summary(self) -> dict[str, Any]:
+        """The ``summary.json`` document (dotted keys of the contract as nested objects)."""
+        c_total = len(self.complaints)
+        corroborated = sum(1 for c in self.complaints if c.verdict == "corroborated")
+        c_nodata = sum(1 for c in self.complaints if c.verdict == "no_data")
+        lags = [c.lag_min for c in self.complaints if c.lag_min is not None]
+        v_total = len(self.visits)
+        counts: dict[str, int] = defaultdict(int)
+        for v in self.visits:
+            counts[v.verdict] += 1
+        after = [v.minutes_after_end for v in self.visits if v.minutes_after_end is not None]
+        e_total = len(self.episodes)
+        silent = sum(1 for x in self.episode_complained if not x)
+        by_rule: dict[str, int] = defaultdict(int)
+        by_period: dict[str, int] = defaultdict(int)
+        for e in self.episodes:
+            by_rule[e.rule] += 1
+            by_period[e.period] += 1
+        a = self.association
+        how = []
+        for wd in range(7):
+            for h in range(24):
+                n = int(self.hour_of_week_episodes[wd, h])
+                if n:
+                    s = int(self.hour_of_week_silent[wd, h])
+                    how.append(
+                        {
+                            "weekday": wd,
+                            "hour": h,
+                            "episodes": n,
+                            "without_complaint": s,
+                            "without_complaint_rate": s / n,
+                            "nuisance_minutes": float(self.hour_of_week_minutes[wd, h]),
+                        }
+                    )
+        return {
+            "complaints": {
+                "total": c_total,
+                "corroborated": corroborated,
+                "not_corroborated": sum(
+                    1 for c in self.complaints if c.verdict == "not_corroborated"
+                ),
+                "no_data": c_nodata,
+                "corroboration_rate": _rate(corroborated, c_total),
+                "median_lag_minutes": _median(lags),
+            },
+            "visits": {
+                "total": v_total,
+                "during_nuisance": counts["during"],
+                "after_nuisance": counts["after"],
+                "nothing": counts["nothing"],
+                "no_data": counts["no_data"],
+                "hit_rate": _rate(counts["during"], v_total),
+                "median_minutes_after_end": _median(after),
+            },
+            "episodes": {
+                "count": e_total,
+                "with_complaint": e_total - silent,
+                "without_complaint": silent,
+                "without_complaint_rate": _rate(silent, e_total),
+                "total_minutes": round(sum(e.duration_s for e in self.episodes) / 60.0, 3),
+                "by_rule": dict(sorted(by_rule.items())),
+                "by_period": dict(sorted(by_period.items())),
+                "without_complaint_by_hour_of_week": how,
+            },
+            "association": {
+                "p_value": a.p_value,
+                "method": a.method,
+                "statistic": a.statistic,
+                "null_mean": None if math.isnan(a.null_mean) else a.null_mean,
+                "permutations": a.permutations,
+                "shift_unit": a.unit,
+                "complaints_tested": a.complaints,
+            },
+        }
+
+
+def _rate(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def complaint_window(c: Complaint, rules: Rules) -> tuple[int, int]:
+    """``[incident_start − lookback, (incident_end or received_at) + grace]`` in UTC ms."""
+    end = c.incident_end_ms if c.incident_end_ms is not None else c.received_ms
+    end = max(end, c.incident_start_ms)
+    return c.incident_start_ms - rules.lookback_s * 1000, end + rules.grace_s * 1000
+
+
+def _site_arrays(
+    episodes: Sequence[Episode],
+) -> dict[str, tuple[np.ndarray, np.ndarray, list[int]]]:
+    by_site: dict[str, list[int]] = defaultdict(list)
+    for i, e in enumerate(episodes):
+        by_site[e.site].append(i)
+    out = {}
+    for site, idx in by_site.items():
+        idx.sort(key=lambda i: episodes[i].start_ms)
+        starts = np.array([episodes[i].start_ms for i in idx], dtype=np.int64)
+        ends = np.array([episodes[i].end_ms for i in idx], dtype=np.int64)
+        out[site] = (starts, ends, idx)
+    return out
+
+
+def analyse(
+    episodes: Sequence[Episode],
+    complaints: Sequence[Complaint],
+    visits: Sequence[Visit],
+    coverage: Coverage,
+    rules: Rules,
+    span_ms: tuple[int, int],
+) -> Findings:
+    """Corroborate complaints, classify visits, find silent nuisance, test association."""
+    eps = sorted(episodes, key=lambda e: (e.site, e.start_ms))
+    arrays = _site_arrays(eps)
+    empty: tuple[np.ndarray, np.ndarray, list[int]] = (
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=np.int64),
+        [],
+    )
+    complained = np.zeros(len(eps), dtype=bool)
+
+    c_by_site: dict[str, list[Complaint]] = defaultdict(list)
+    for c in complaints:
+        c_by_site[c.site].append(c)
+    c_verdicts: dict[str, ComplaintVerdict] = {}
+    per_site_test = []
+    for site, items in c_by_site.items():
+        starts, ends, idx = arrays.get(site, empty)
+        wins = np.array([complaint_window(c, rules) for c in items], dtype=np.int64).reshape(-1, 2)
+        a, b = wins[:, 0], wins[:, 1]
+        measured = coverage.measured(site, a, b)
+        i0 = np.searchsorted(ends, a, side="right")  # first episode ending after a
+        i1 = np.searchsorted(starts, b, side="right")  # episodes starting at or before b
+        for k, c in enumerate(items):
+            lo, hi = int(i0[k]), int(i1[k])
+            if lo < hi:
+                complained[[idx[j] for j in range(lo, hi)]] = True
+                best = min(range(lo, hi), key=lambda j: abs(int(starts[j]) - c.incident_start_ms))
+                c_verdicts[c.id] = ComplaintVerdict(
+                    c,
+                    "corroborated",
+                    int(starts[best]),
+                    int(ends[best]),
+                    (c.received_ms - int(starts[best])) / 60_000.0,
+                )
+            else:
+                verdict = "not_corroborated" if measured[k] else "no_data"
+                c_verdicts[c.id] = ComplaintVerdict(c, verdict)
+        per_site_test.append((starts, ends, a, b))
+    c_list = [c_verdicts[c.id] for c in complaints]
+
+    v_list: list[VisitVerdict] = []
+    look_ms = rules.visit_lookback_s * 1000
+    for v in visits:
+        starts, ends, _ = arrays.get(v.site, empty)
+        left = max(v.left_ms, v.arrived_ms)
+        i = int(np.searchsorted(ends, v.arrived_ms, side="right"))
+        if i < starts.size and starts[i] <= left:
+            v_list.append(VisitVerdict(v, "during", None, int(starts[i]), int(ends[i])))
+            continue
+        if i > 0 and ends[i - 1] >= v.arrived_ms - look_ms:
+            v_list.append(
+                VisitVerdict(
+                    v,
+                    "after",
+                    (v.arrived_ms - int(ends[i - 1])) / 60_000.0,
+                    int(starts[i - 1]),
+                    int(ends[i - 1]),
+                )
+            )
+            continue
+        had = coverage.measured(v.site, np.array([v.arrived_ms - look_ms]), np.array([left]))[0]
+        v_list.append(VisitVerdict(v, "nothing" if had else "no_data"))
+
+    association = shift_test(
+        per_site_test,
+        span_ms[0],
+        span_ms[1],
+        permutations=rules.permutations,
+        seed=rules.seed,
+    )
+    findings = Findings(
+        complaints=c_list,
+        visits=v_list,
+        episodes=eps,
+        episode_complained=complained.tolist(),
+        association=association,
+        span_ms=span_ms,
+        sites=sorted(coverage.sites() | {c.site for c in complaints} | {v.site for v in visits}),
+    )
+    _hour_of_week(findings, rules)
+    return findings
+
+
+def _hour_of_week(f: Findings, rules: Rules) -> None:
+    tz = rules.timezone
+    if f.episodes:
+        t = np.array([e.start_ms for e in f.episodes], dtype=np.int64)
+        hour, wd = local_hour_weekday(t, tz)
+        silent = ~np.asarray(f.episode_complained, dtype=bool)
+        np.add.at(f.hour_of_week_episodes, (wd, hour), 1)
+        np.add.at(f.hour_of_week_silent, (wd[silent], hour[silent]), 1)
+        # nuisance minutes spread over the hours each episode covers (15-min resolution)
+        for e in f.episodes:
+            q = np.arange(e.start_ms, e.end_ms, 900_000, dtype=np.int64)
+            if q.size == 0:
+                continue
+            h, w = local_hour_weekday(q, tz)
+            weights = np.minimum(900_000, e.end_ms - q) / 60_000.0
+            np.add.at(f.hour_of_week_minutes, (w, h), weights)
+    if f.complaints:
+        t = np.array([c.complaint.incident_start_ms for c in f.complaints], dtype=np.int64)
+        hour, wd = local_hour_weekday(t, tz)
+        np.add.at(f.hour_of_week_complaints, (wd, hour), 1)
