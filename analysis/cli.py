@@ -14,7 +14,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "corroborate complaints, audit visits, find silent nuisance; write DIR"),
     "plan": ("plan", "weekly patrol plan from the episode history, back-tested on held-out weeks"),
-    "import": ("importer", "validate complaints/visits files and optionally write them to InfluxDB"),
+    "import": (
+        "importer",
+        "validate complaints/visits files and optionally write them to InfluxDB",
+    ),
 }
 
 

@@ -17,7 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("service", "run the node: capture, measure, publish (systemd runs this)"),
     "devices": ("devices", "list audio input devices with their sample rates"),
     "check": ("check", "health check: measure 10 s, connect to the broker, clock, disk, outbox"),
-    "calibrate": ("calibrate", "calibrate against a 1 kHz acoustic calibrator and store the offset"),
+    "calibrate": (
+        "calibrate",
+        "calibrate against a 1 kHz acoustic calibrator and store the offset",
+    ),
     "replay": ("replay", "measure a WAV file through the node's core; JSON lines on stdout"),
     "simulate": ("simulate", "publish synthetic frames for N virtual nodes (load tests, demo)"),
 }

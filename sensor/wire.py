@@ -162,7 +162,8 @@ def topic(site: str, node: str, kind: str) -> str:
     for name, value in (("site", site), ("node", node)):
         if not valid_id(value):
             raise SchemaError(
-                "bad_id", f"{name} must be 1-64 of [A-Za-z0-9_.-], starting alphanumeric; got {value!r}"
+                "bad_id",
+                f"{name} must be 1-64 of [A-Za-z0-9_.-], starting alphanumeric; got {value!r}",
             )
     return f"{TOPIC_ROOT}/{site}/{node}/{kind}"
 
@@ -171,10 +172,14 @@ def parse_topic(value: str) -> tuple[str, str, str]:
     """Split a node topic into ``(site, node, kind)``; raise :class:`SchemaError` otherwise."""
     parts = value.split("/")
     if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT:
-        raise SchemaError("bad_topic", f"topic must be {TOPIC_ROOT}/<site>/<node>/<kind>; got {value!r}")
+        raise SchemaError(
+            "bad_topic", f"topic must be {TOPIC_ROOT}/<site>/<node>/<kind>; got {value!r}"
+        )
     site, node, kind = parts[2], parts[3], parts[4]
     if kind not in KINDS:
-        raise SchemaError("bad_topic", f"topic kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        raise SchemaError(
+            "bad_topic", f"topic kind must be one of {', '.join(KINDS)}; got {kind!r}"
+        )
     if not (valid_id(site) and valid_id(node)):
         raise SchemaError("bad_topic", f"topic site/node are not valid ids: {value!r}")
     return site, node, kind
@@ -199,11 +204,15 @@ def validate(kind: str, payload: dict[str, Any]) -> None:
     if kind not in _ALLOWED:
         raise SchemaError("unknown_kind", f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     if not isinstance(payload, dict):
-        raise SchemaError("not_object", f"payload must be a JSON object; got {type(payload).__name__}")
+        raise SchemaError(
+            "not_object", f"payload must be a JSON object; got {type(payload).__name__}"
+        )
     required, optional = _ALLOWED[kind]
     unknown = sorted(set(payload) - set(required) - set(optional))
     if unknown:
-        raise SchemaError("unknown_field", f"{kind} payload has unknown field(s): {', '.join(unknown)}")
+        raise SchemaError(
+            "unknown_field", f"{kind} payload has unknown field(s): {', '.join(unknown)}"
+        )
     missing = [k for k in required if k not in payload]
     if missing:
         raise SchemaError("missing_field", f"{kind} payload lacks field(s): {', '.join(missing)}")
@@ -214,27 +223,36 @@ def validate(kind: str, payload: dict[str, Any]) -> None:
             continue
         if key in _INT_FIELDS:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise SchemaError("bad_type", f"{key} must be a non-negative integer; got {value!r}")
+                raise SchemaError(
+                    "bad_type", f"{key} must be a non-negative integer; got {value!r}"
+                )
         elif key in _NUM_FIELDS:
             if not _is_number(value):
                 raise SchemaError("bad_type", f"{key} must be a finite number; got {value!r}")
         elif key in _STR_FIELDS:
             if not isinstance(value, str) or len(value) > _MAX_STR:
-                raise SchemaError("bad_type", f"{key} must be a string of at most {_MAX_STR} characters")
+                raise SchemaError(
+                    "bad_type", f"{key} must be a string of at most {_MAX_STR} characters"
+                )
         elif key == "clock_synced":
             if not isinstance(value, bool):
                 raise SchemaError("bad_type", f"clock_synced must be true or false; got {value!r}")
         elif key == "tonal_band":
             if value not in BAND_NOMINALS:
-                raise SchemaError("bad_band", f"tonal_band must be a nominal band or null; got {value!r}")
+                raise SchemaError(
+                    "bad_band", f"tonal_band must be a nominal band or null; got {value!r}"
+                )
         elif key == "bands":
             _validate_bands(value)
     for key in ("site", "node"):
         if not valid_id(payload[key]):
-            raise SchemaError("bad_id", f"{key} must be 1-64 of [A-Za-z0-9_.-]; got {payload[key]!r}")
+            raise SchemaError(
+                "bad_id", f"{key} must be 1-64 of [A-Za-z0-9_.-]; got {payload[key]!r}"
+            )
     if kind == "status" and payload["state"] not in STATUS_STATES:
         raise SchemaError(
-            "bad_state", f"state must be one of {', '.join(STATUS_STATES)}; got {payload['state']!r}"
+            "bad_state",
+            f"state must be one of {', '.join(STATUS_STATES)}; got {payload['state']!r}",
         )
 
 
@@ -243,9 +261,13 @@ def _validate_bands(value: Any) -> None:
         raise SchemaError("bad_bands", "bands must be an object of nominal frequency -> dB")
     for nominal, level in value.items():
         if nominal not in BAND_NOMINALS:
-            raise SchemaError("bad_band", f"bands key must be an IEC nominal frequency; got {nominal!r}")
+            raise SchemaError(
+                "bad_band", f"bands key must be an IEC nominal frequency; got {nominal!r}"
+            )
         if not _is_number(level):
-            raise SchemaError("bad_type", f"bands[{nominal}] must be a finite number; got {level!r}")
+            raise SchemaError(
+                "bad_type", f"bands[{nominal}] must be a finite number; got {level!r}"
+            )
 
 
 def encode(kind: str, payload: dict[str, Any]) -> bytes:
@@ -254,7 +276,9 @@ def encode(kind: str, payload: dict[str, Any]) -> bytes:
     validate(kind, full)
     data = json.dumps(full, separators=(",", ":"), allow_nan=False).encode()
     if len(data) > _MAX_PAYLOAD:
-        raise SchemaError("too_large", f"{kind} payload is {len(data)} bytes; at most {_MAX_PAYLOAD}")
+        raise SchemaError(
+            "too_large", f"{kind} payload is {len(data)} bytes; at most {_MAX_PAYLOAD}"
+        )
     return data
 
 
@@ -271,7 +295,9 @@ def decode(topic_name: str, data: bytes) -> Message:
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
         raise SchemaError("bad_json", f"payload is not UTF-8 JSON: {err}") from None
     if not isinstance(payload, dict):
-        raise SchemaError("not_object", f"payload must be a JSON object; got {type(payload).__name__}")
+        raise SchemaError(
+            "not_object", f"payload must be a JSON object; got {type(payload).__name__}"
+        )
     validate(kind, payload)
     if payload["site"] != site or payload["node"] != node:
         raise SchemaError(
