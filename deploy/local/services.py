@@ -69,6 +69,15 @@ class ServiceError(RuntimeError):
     """A server did not start or stop; the message carries its log."""
 
 
+class _HttpError(ServiceError):
+    def __init__(self, path: str, code: int, payload: bytes) -> None:
+        self.code = code
+        self.payload = payload
+        super().__init__(
+            f"influxdb {path} returned HTTP {code}: {payload.decode(errors='replace').strip()}"
+        )
+
+
 class MissingBinaryError(ServiceError):
     """A program is not installed; ``install_hint`` is the exact apt-get line."""
 
@@ -115,14 +124,6 @@ def _port_bindable(host: str, port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _tail(path: Path, max_chars: int = 6000) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return text[-max_chars:]
 
 
 class _Process:
@@ -350,7 +351,6 @@ class Broker(_Process):
         max_queued_messages: int = 1_000_000,
     ) -> None:
         super().__init__(base_dir)
-        self._binary = find_binary("mosquitto")
         self.port = port if port is not None else free_port()
         self.allow_anonymous = allow_anonymous
         self.tls = tls
@@ -449,7 +449,7 @@ class Broker(_Process):
 
     # _Process hooks -----------------------------------------------------------
     def _command(self) -> list[str]:
-        return [self._binary, "-c", str(self.conf_path)]
+        return [find_binary("mosquitto"), "-c", str(self.conf_path)]
 
     def _ports(self) -> list[int]:
         return [self.port]
@@ -562,7 +562,6 @@ class Influx(_Process):
         password: str | None = None,
     ) -> None:
         super().__init__(base_dir)
-        self._binary = find_binary("influxd")
         self.port = port if port is not None else free_port()
         self.rpc_port = rpc_port if rpc_port is not None else free_port()
         while self.rpc_port == self.port:
@@ -595,7 +594,7 @@ class Influx(_Process):
         self.conf_path.write_text(self.render_conf())
 
     def _command(self) -> list[str]:
-        return [self._binary, "run", "-config", str(self.conf_path)]
+        return [find_binary("influxd"), "run", "-config", str(self.conf_path)]
 
     def _ports(self) -> list[int]:
         return [self.port, self.rpc_port]
@@ -617,7 +616,10 @@ class Influx(_Process):
     def _after_start(self) -> None:
         if self.auth and not self._admin_created:
             q = f"CREATE USER \"{self.username}\" WITH PASSWORD '{self.password}' WITH ALL PRIVILEGES"
-            self._request("/query", {"q": q}, auth=False)
+            _, payload = self._request("/query", {"q": q}, auth=False)
+            errors = self.errors(json.loads(payload))
+            if errors:
+                raise ServiceError(f"influxdb: creating the admin user failed: {'; '.join(errors)}")
             self._admin_created = True
 
     # HTTP helpers --------------------------------------------------------------
@@ -648,10 +650,7 @@ class Influx(_Process):
             with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                 return int(resp.status), resp.read()
         except urllib.error.HTTPError as err:
-            payload = err.read()
-            raise ServiceError(
-                f"influxdb {path} returned HTTP {err.code}: {payload.decode(errors='replace').strip()}"
-            ) from None
+            raise _HttpError(path, err.code, err.read()) from None
 
     def write(
         self,
@@ -672,25 +671,41 @@ class Influx(_Process):
     def query(self, q: str, db: str | None = None) -> dict[str, Any]:
         """Run InfluxQL; the raw JSON of ``/query`` with times as epoch milliseconds.
 
-        Raises :class:`ServiceError` when a statement returns an error.
+        Statement errors stay in the JSON (``results[i]["error"]``, or a top-level
+        ``"error"`` for a 4xx answer such as a parse error), as InfluxDB returns them;
+        :meth:`rows` raises on them instead.
         """
         params = {"q": q, "epoch": "ms"}
         if db is not None:
             params["db"] = db
-        _, payload = self._request("/query", params)
-        doc: dict[str, Any] = json.loads(payload)
-        errors = [r["error"] for r in doc.get("results", []) if "error" in r]
-        if "error" in doc:
-            errors.insert(0, doc["error"])
-        if errors:
-            raise ServiceError(f"influxdb query {q!r} failed: {'; '.join(errors)}")
+        try:
+            _, payload = self._request("/query", params)
+        except _HttpError as err:
+            try:
+                doc: dict[str, Any] = json.loads(err.payload)
+            except ValueError:
+                raise ServiceError(str(err)) from None
+            return doc
+        doc = json.loads(payload)
         return doc
+
+    @staticmethod
+    def errors(doc: Mapping[str, Any]) -> list[str]:
+        """Error messages in a ``/query`` answer (empty when every statement succeeded)."""
+        errors = [str(r["error"]) for r in doc.get("results", []) if "error" in r]
+        if "error" in doc:
+            errors.insert(0, str(doc["error"]))
+        return errors
 
     def rows(self, q: str, db: str | None = None) -> list[dict[str, Any]]:
         """Run InfluxQL and flatten every series into dicts of column -> value, plus the
         series' tags (GROUP BY) as keys; ``time`` is epoch milliseconds."""
+        doc = self.query(q, db)
+        errors = self.errors(doc)
+        if errors:
+            raise ServiceError(f"influxdb query {q!r} failed: {'; '.join(errors)}")
         out: list[dict[str, Any]] = []
-        for result in self.query(q, db).get("results", []):
+        for result in doc.get("results", []):
             for series in result.get("series", []):
                 columns = series.get("columns", [])
                 tags = series.get("tags", {}) or {}
@@ -701,7 +716,7 @@ class Influx(_Process):
         return out
 
     def create_database(self, name: str) -> None:
-        self.query(f'CREATE DATABASE "{name}"')
+        self.rows(f'CREATE DATABASE "{name}"')
 
     def __repr__(self) -> str:
         return f"Influx(url={self.url!r}, dir={str(self.base_dir)!r}, running={self.running()})"
