@@ -259,7 +259,7 @@ def _now_ms() -> int:
 
 # ------------------------------------------------------------------- grids
 def infer_step_s(t_ms: np.ndarray, node_key: np.ndarray) -> int:
-    """The data's own interval: the median time step within a node, in whole seconds."""
+    """The data's own interval: the smallest time step within a node, in whole seconds."""
     if len(t_ms) < 2:
         return 60
     order = np.lexsort((t_ms, node_key))
@@ -269,7 +269,7 @@ def infer_step_s(t_ms: np.ndarray, node_key: np.ndarray) -> int:
     same = (np.diff(k) == 0) & (d > 0)
     if not same.any():
         return 60
-    step = float(np.median(d[same])) / 1000.0
+    step = float(np.min(d[same])) / 1000.0
     return max(1, round(step))
 
 

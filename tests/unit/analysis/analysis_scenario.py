@@ -147,11 +147,11 @@ def make_scenario(
     during = after = nothing = 0
     for site in names:
         eps = planted[site]
-        for k, (a, b) in enumerate(eps[2:8]):
+        for a, b in eps[2:8]:
             vid += 1
             sc.visits.append(Visit(f"v{vid}", a + 5 * MIN, min(b, a + 15 * MIN), site, "warning"))
             during += 1
-        for k, (a, b) in enumerate(eps[10:16]):
+        for k, (_a, b) in enumerate(eps[10:16]):
             nxt = eps[10 + k + 1][0] if 10 + k + 1 < len(eps) else t1
             late = int(rng.integers(5, 90))
             arrive = b + late * MIN

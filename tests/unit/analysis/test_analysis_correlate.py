@@ -1,0 +1,132 @@
+"""Correlation on scenarios with known truth (planted episodes, complaints, visits)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from analysis_scenario import MIN, make_scenario
+
+from klankkast.analysis.correlate import Coverage, analyse
+from klankkast.analysis.episodes import detect
+from klankkast.analysis.importer import Complaint, Visit
+from klankkast.analysis.rules import default_rules
+from klankkast.analysis.stats import overlaps, shift_test
+
+
+def _run(sc, rules=None):
+    rules = rules or default_rules()
+    episodes = [e for g in sc.grids for e in detect(g, rules)]
+    return analyse(
+        episodes, sc.complaints, sc.visits, Coverage(sc.grids), rules, (sc.t0_ms, sc.t1_ms)
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_summary_counts_equal_the_truth(seed):
+    sc = make_scenario(seed)
+    f = _run(sc)
+    s = f.summary()
+    t = sc.truth
+    # the planted episodes are exactly the detected ones
+    planted = sorted((site, a, b) for site, v in sc.planted.items() for a, b in v)
+    assert sorted((e.site, e.start_ms, e.end_ms) for e in f.episodes) == planted
+    assert s["episodes"]["count"] == t["episodes"]
+    assert s["complaints"]["total"] == len(sc.complaints)
+    assert s["complaints"]["corroborated"] == t["corroborated"]
+    assert s["complaints"]["not_corroborated"] == t["not_corroborated"]
+    assert s["complaints"]["no_data"] == t["complaints_no_data"]
+    assert s["complaints"]["corroboration_rate"] == pytest.approx(
+        t["corroborated"] / len(sc.complaints)
+    )
+    assert s["visits"]["total"] == len(sc.visits)
+    assert s["visits"]["during_nuisance"] == t["visits_during"]
+    assert s["visits"]["after_nuisance"] == t["visits_after"]
+    assert s["visits"]["nothing"] == t["visits_nothing"]
+    assert s["visits"]["hit_rate"] == pytest.approx(t["visits_during"] / len(sc.visits))
+    assert s["visits"]["median_minutes_after_end"] == pytest.approx(t["median_minutes_after_end"])
+    complained = {
+        (c.episode_start_ms, c.complaint.site) for c in f.complaints if c.verdict == "corroborated"
+    }
+    silent = t["episodes"] - len(complained)
+    assert s["episodes"]["without_complaint"] == silent
+    assert s["episodes"]["without_complaint_rate"] == pytest.approx(silent / t["episodes"])
+    assert s["association"]["p_value"] < 0.01
+    assert "permutation" in s["association"]["method"]
+
+
+def test_complaint_lag_is_received_minus_episode_onset():
+    """One episode 22:00-23:00 UTC; complaint about 22:20 received 22:45: lag 45 min."""
+    sc = make_scenario(3, sites=1, days=3, founded=0, unfounded=0, gap_day=None)
+    a, _ = sc.planted["yard1"][0]
+    c = Complaint("x", a + 45 * MIN, a + 20 * MIN, None, "yard1")
+    sc.complaints = [c]
+    sc.visits = []
+    f = _run(sc)
+    assert f.complaints[0].verdict == "corroborated"
+    assert f.complaints[0].lag_min == pytest.approx(45.0)
+
+
+def test_complaint_window_lookback_and_grace():
+    """A complaint 29 min after an episode ended is corroborated (grace 30 min); 31 min is not."""
+    sc = make_scenario(4, sites=1, days=3, founded=0, unfounded=0, gap_day=None)
+    _, b = sc.planted["yard1"][0]
+    sc.visits = []
+    for minutes, verdict in ((29, "corroborated"), (31, "not_corroborated")):
+        # received at the incident; incident after the episode's end
+        inc = b + minutes * MIN
+        sc.complaints = [Complaint("x", inc, inc, None, "yard1")]
+        f = _run(sc)
+        assert f.complaints[0].verdict == verdict
+    rules = dataclasses.replace(default_rules(), grace_s=0, lookback_s=0)
+    inc = b + 1 * MIN
+    sc.complaints = [Complaint("x", inc, inc, None, "yard1")]
+    assert _run(sc, rules).complaints[0].verdict == "not_corroborated"
+
+
+def test_visit_after_reports_minutes_since_end():
+    sc = make_scenario(5, sites=1, days=3, founded=0, unfounded=0, gap_day=None)
+    _, b = sc.planted["yard1"][0]
+    sc.complaints = []
+    sc.visits = [Visit("v", b + 17 * MIN, b + 30 * MIN, "yard1", "nothing_found")]
+    f = _run(sc)
+    assert f.visits[0].verdict == "after"
+    assert f.visits[0].minutes_after_end == pytest.approx(17.0)
+
+
+def test_independent_complaints_not_significant_for_most_seeds():
+    """Complaint times independent of nuisance: p > 0.05 in most of 10 scenarios."""
+    ps = []
+    for seed in range(10):
+        sc = make_scenario(100 + seed, correlated=False, gap_day=None)
+        ps.append(_run(sc).summary()["association"]["p_value"])
+    assert sum(p > 0.05 for p in ps) >= 8, ps
+
+
+def test_correlated_complaints_significant():
+    for seed in (11, 12, 13):
+        sc = make_scenario(seed)
+        assert _run(sc).summary()["association"]["p_value"] < 0.01
+
+
+def test_overlaps_interval_logic():
+    """Episodes [10, 20) and [30, 40): windows touching or inside overlap, gaps do not."""
+    starts = np.array([10, 30])
+    ends = np.array([20, 40])
+    a = np.array([0, 0, 19, 20, 25, 39, 40])
+    b = np.array([9, 10, 19, 29, 30, 45, 50])
+    assert overlaps(starts, ends, a, b).tolist() == [False, True, True, False, True, True, False]
+
+
+def test_shift_test_uses_weeks_when_many():
+    """A year over 3 sites gives 51^3 distinct week shifts: weeks keep the weekly cycle."""
+    day = 86_400_000
+    per_site = [
+        (np.array([0]), np.array([1]), np.array([5 * day]), np.array([5 * day + 1]))
+        for _ in range(3)
+    ]
+    res = shift_test(per_site, 0, 364 * day, permutations=99, seed=1)
+    assert res.unit == "week"
+    res = shift_test(per_site[:1], 0, 28 * day, permutations=99, seed=1)
+    assert res.unit == "day"
