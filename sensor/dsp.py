@@ -28,7 +28,10 @@ What is measured (IEC 61672-1:2013 unless stated)
   interpolation, ``numpy.percentile``) of LAF sampled every 10 ms (100 Hz),
   LA_N being the level exceeded N % of the time.
 * One-third-octave band LZeq: :mod:`klankkast.sensor.bands` (IEC 61260-1 class 1,
-  frequency domain, per interval).
+  frequency domain). An interval's band energy comes from the two Vorbis-windowed
+  1-s frames starting 0.5 s before and at the interval start, so band values are
+  weighted by a trapezoid from -0.5 s to +1 s around the interval (centred 0.25 s
+  early); over consecutive intervals every sample counts exactly once.
 * Overload: samples with |x| >= 1 - 2^-15 (full scale; the threshold lets a
   clipped 16-bit PCM stream, whose positive full scale is 32767/32768, count).
 * Non-finite samples (NaN, +/-inf) are counted in ``nonfinite`` and replaced by 0
@@ -285,7 +288,10 @@ class Meter:
         self._pos = 0  # samples processed into seconds so far
         self._summary: list[_Second] = []
         self._summary_start = 0
-        self._corr_cache: dict[int, _Corrections] = {}
+        self._corr: _Corrections | None = None
+        self._win = _bands.frame_window(self.fs_hz).astype(np.float32)
+        self._wbands = _bands.band_weights(self.fs_hz, self.fs_hz)
+        self._hist = np.zeros(self.fs_hz // 2, dtype=np.float32)
 
     # ------------------------------------------------------------------ public
     def process(self, block: npt.ArrayLike) -> list[IntervalReport]:
@@ -340,23 +346,55 @@ class Meter:
             10.0 * np.log10(np.maximum(ms, _MS_FLOOR)) + self.offset_db, self.floor_db
         )
 
-    def _corrections(self, n: int) -> _Corrections:
-        """Per-bin linear mic correction c_k and the A/C weights |W(f_k)|^2 for n samples."""
-        cached = self._corr_cache.get(n)
-        if cached is not None:
-            return cached
+    def _corrections(self) -> _Corrections:
+        """Per-bin linear mic correction c_k, |A|^2 and |C|^2 at the bins, corrected band weights."""
+        if self._corr is not None:
+            return self._corr
         assert self.mic_response is not None
-        f = np.arange(n // 2 + 1, dtype=np.float64) * self.fs_hz / n
+        fs = self.fs_hz
+        f = np.arange(fs // 2 + 1, dtype=np.float64)  # 1-s frames: bin k is k Hz
         c = 10.0 ** (self.mic_response.correction_db(f) / 10.0)
         fpos = np.maximum(f, 1e-3)
         wa = 10.0 ** (_weighting.analogue_weighting_db("A", fpos) / 10.0)
         wc = 10.0 ** (_weighting.analogue_weighting_db("C", fpos) / 10.0)
         wa[0] = wc[0] = 0.0
-        wb = _bands.band_weights(self.fs_hz, n) * c.astype(np.float32)[None, :]
-        out = (c, wa, wc, wb)
-        if len(self._corr_cache) < 4:
-            self._corr_cache[n] = out
-        return out
+        wb = self._wbands * c.astype(np.float32)[None, :]
+        self._corr = (c, wa, wc, wb)
+        return self._corr
+
+    def _band_power(self, x: FloatArray) -> npt.NDArray[np.float32]:
+        """Summed |rfft|^2 of the Vorbis-windowed 1-s frames assigned to this interval.
+
+        Frames start 0.5 s before the interval and at its start (a partial last
+        interval also gets the frame starting 0.5 s into it), zero-padded past
+        the data; the squared windows of consecutive frames sum to one, so every
+        sample's energy is counted once.
+        """
+        fs = self.fs_hz
+        half = fs // 2
+        n = len(x)
+        frame = np.zeros(fs, dtype=np.float32)
+        frame[:half] = self._hist
+        k = min(n, fs - half)
+        frame[half : half + k] = x[:k]
+        starts = [frame]
+        frame_b = np.zeros(fs, dtype=np.float32)
+        frame_b[:n] = x
+        starts.append(frame_b)
+        if n < fs and n > half:
+            frame_c = np.zeros(fs, dtype=np.float32)
+            frame_c[: n - half] = x[half:]
+            starts.append(frame_c)
+        power = np.zeros(fs // 2 + 1, dtype=np.float32)
+        for fr in starts:
+            spec = sp_fft.rfft(fr * self._win)
+            power += spec.real**2 + spec.imag**2
+        if n >= half:
+            self._hist[:] = x[n - half : n]
+        else:
+            self._hist[: half - n] = self._hist[n:]
+            self._hist[half - n :] = x
+        return power
 
     def _time_weighting(self, e: FloatArray) -> FloatArray:
         """Grid values (steps x 2, F and S) of the exponential averagers over e."""
@@ -401,17 +439,17 @@ class Meter:
         ms_a = float(np.einsum("i,i->", a, a)) / n
         peak = _parabolic_peak(c)
         grid = self._time_weighting(a * a)
-        spec = sp_fft.rfft(x)
-        power = spec.real**2 + spec.imag**2
+        power = self._band_power(x)
         if self.mic_response is None:
-            ms_bands = _bands.band_weights(self.fs_hz, n) @ power.astype(np.float32)
+            ms_bands = (self._wbands @ power) / n
             d_a = d_c = d_z = 0.0
         else:
-            corr, wa, wc, wb = self._corrections(n)
-            ms_bands = wb @ power.astype(np.float32)
-            d_a = _ratio_db(power * wa, corr)
-            d_c = _ratio_db(power * wc, corr)
-            d_z = _ratio_db(power, corr)
+            corr, wa, wc, wb = self._corrections()
+            ms_bands = (wb @ power) / n
+            p64 = power.astype(np.float64)
+            d_a = _ratio_db(p64 * wa, corr)
+            d_c = _ratio_db(p64 * wc, corr)
+            d_z = _ratio_db(p64, corr)
             ms_a *= 10.0 ** (d_a / 10.0)
             ms_c *= 10.0 ** (d_c / 10.0)
             ms_z *= 10.0 ** (d_z / 10.0)
@@ -518,4 +556,4 @@ def _ratio_db(weighted_power: FloatArray, corr: FloatArray) -> float:
     den = float(np.sum(weighted_power))
     if den <= 0.0:
         return 0.0
-    return float(10.0 * np.log10(float(np.dot(weighted_power, corr)) / den))
+    return float(10.0 * np.log10(float(np.einsum("i,i->", weighted_power, corr)) / den))
