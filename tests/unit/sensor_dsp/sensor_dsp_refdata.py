@@ -5,6 +5,7 @@ independent formulas (written here from the standards, not imported from the cod
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from pathlib import Path
 
@@ -61,6 +62,12 @@ def annex_e_db(kind: str, f_hz: float) -> float:
     return raw(f_hz) - raw(1000.0)
 
 
+def _interp(a: float, b: float, t: float) -> float:
+    if math.isinf(a) or math.isinf(b):
+        return b if math.isinf(b) else a
+    return a + t * (b - a)
+
+
 def mask_limits(omega: float) -> tuple[float, float]:
     """IEC 61260-1 class 1 (min, max) relative attenuation at normalised frequency omega.
 
@@ -71,7 +78,11 @@ def mask_limits(omega: float) -> tuple[float, float]:
     """
     g = omega if omega >= 1 else 1.0 / omega
     pts = [
-        (float(r["Omega_third_octave_high"]), num(r["class1_min_rel_atten_dB"]), num(r["class1_max_rel_atten_dB"]))
+        (
+            float(r["Omega_third_octave_high"]),
+            num(r["class1_min_rel_atten_dB"]),
+            num(r["class1_max_rel_atten_dB"]),
+        )
         for r in rows("iec61260_class1_mask.csv")
     ]
     lg = math.log10(g)
@@ -80,20 +91,16 @@ def mask_limits(omega: float) -> tuple[float, float]:
         return max(e[0] for e in exact), min(e[1] for e in exact)
     if g >= pts[-1][0]:
         return pts[-1][1], pts[-1][2]
-    for (o1, lo1, hi1), (o2, lo2, hi2) in zip(pts, pts[1:], strict=False):
+    for (o1, lo1, hi1), (o2, lo2, hi2) in itertools.pairwise(pts):
         if o1 < g < o2:
             t = (lg - math.log10(o1)) / (math.log10(o2) - math.log10(o1))
-
-            def interp(a: float, b: float) -> float:
-                if math.isinf(a) or math.isinf(b):
-                    return b if math.isinf(b) else a
-                return a + t * (b - a)
-
-            return interp(lo1, lo2), interp(hi1, hi2)
+            return _interp(lo1, lo2, t), _interp(hi1, hi2, t)
     raise AssertionError(g)
 
 
-def sine(f_hz: float, fs_hz: int, seconds: float, ms: float = 1.0, phase: float = 0.0) -> np.ndarray:
+def sine(
+    f_hz: float, fs_hz: int, seconds: float, ms: float = 1.0, phase: float = 0.0
+) -> np.ndarray:
     """A sine of mean square ``ms`` (amplitude sqrt(2 ms))."""
     t = np.arange(round(seconds * fs_hz)) / fs_hz
     return math.sqrt(2 * ms) * np.sin(2 * np.pi * f_hz * t + phase)

@@ -114,7 +114,7 @@ def test_pink_noise_gives_flat_bands(fs: int) -> None:
     reps = [r for r in m.process(_pink_periodic(fs, 3)) if r.kind == "second"]
     levels = np.array(list(reps[-1].fields["bands"].values()))
     assert np.max(np.abs(levels - levels.mean())) <= 0.5
-    share_db = 10 * math.log10(math.log(10 ** 0.1) / math.log(fs / 2))
+    share_db = 10 * math.log10(math.log(10**0.1) / math.log(fs / 2))
     assert levels.mean() == pytest.approx(100.0 + share_db, abs=0.3)
 
 

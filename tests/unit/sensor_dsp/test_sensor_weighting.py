@@ -19,9 +19,7 @@ TABLE3 = rows("iec61672_weighting.csv")
 
 
 def _cases(max_hz: float) -> list[tuple[str, dict[str, str]]]:
-    return [
-        (k, r) for r in TABLE3 for k in ("A", "C") if float(r["exact_hz_derived"]) <= max_hz
-    ]
+    return [(k, r) for r in TABLE3 for k in ("A", "C") if float(r["exact_hz_derived"]) <= max_hz]
 
 
 @pytest.mark.parametrize(
