@@ -6,9 +6,14 @@ recompute the value it expects in InfluxDB without reading the ingest's code.
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -115,3 +120,74 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def write_config(path: Path, mqtt_url: str, influx_url: str, database: str, **ingest: Any) -> Path:
+    """A central config for tests: small backoff so recovery is quick."""
+    opts = {"batch_points": 5000, "batch_ms": 200, "stats_interval_s": 1.0, "health_interval_s": 2.0,
+            "max_backoff_s": 1.0, **ingest}  # fmt: skip
+    body = [
+        "[mqtt]",
+        f'url = "{mqtt_url}"',
+        "session_expiry_s = 600",
+        "[influxdb]",
+        f'url = "{influx_url}"',
+        f'database = "{database}"',
+        "[ingest]",
+    ]
+    for k, v in opts.items():
+        body.append(f"{k} = {json.dumps(v)}")
+    path.write_text("\n".join(body) + "\n")
+    return path
+
+
+class IngestProcess:
+    """``python -m klankkast.ingest.cli --config F --client-id ID`` as a child process."""
+
+    def __init__(self, config: Path, client_id: str, log_path: Path) -> None:
+        self.config = config
+        self.client_id = client_id
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "klankkast.ingest.cli", "--config", str(self.config),
+             "--client-id", self.client_id],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.25
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+def count(influx: Any, db: str, query: str = 'SELECT count("LAeq") FROM "raw"."second"') -> int:
+    rows = influx.rows(query, db=db)
+    return int(rows[0]["count"]) if rows else 0
