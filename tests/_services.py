@@ -121,15 +121,17 @@ def render_production_conf(
     acl_file: Path,
     log_file: Path,
     tls: TlsFiles | None = None,
-    max_queued_messages: int | None = None,
+    overrides: dict[str, str] | None = None,
 ) -> str:
     """Rewrite ``deploy/mosquitto/mosquitto.conf`` for a private test instance.
 
     Every setting is kept except the machine-specific ones: the listener becomes
     ``listener PORT 127.0.0.1`` (with the throwaway CA's files if ``tls``, plain
     otherwise), and the password file, ACL file, persistence directory and log go
-    to ``directory``.
+    to ``directory``. ``overrides`` replaces settings (e.g. a shorter
+    ``autosave_interval`` for tests that kill the broker).
     """
+    overrides = dict(overrides or {})
     kept = []
     for line in text.splitlines():
         key = (
@@ -139,7 +141,7 @@ def render_production_conf(
         )
         if key in _DROP_KEYS:
             continue
-        if key == "max_queued_messages" and max_queued_messages is not None:
+        if key in overrides:
             continue
         kept.append(line)
     listener = [f"listener {port} 127.0.0.1"]
@@ -156,8 +158,7 @@ def render_production_conf(
         f"persistence_location {directory / 'data'}/",
         f"log_dest file {log_file}",
     ]
-    if max_queued_messages is not None:
-        extra.append(f"max_queued_messages {max_queued_messages}")
+    extra += [f"{key} {value}" for key, value in overrides.items()]
     return "\n".join([*kept, "", "# --- test instance ---", *listener, *extra]) + "\n"
 
 
@@ -230,7 +231,7 @@ def setup_acl_dir(directory: Path) -> tuple[Path, Path, dict[str, str]]:
 def start_acl_broker(base_dir: Path | None = None, *, tls: TlsFiles | None = None) -> AclBroker:
     """Start a broker from the production ``deploy/mosquitto/mosquitto.conf`` with its
     ACL and users ingest, alerts, dispatch, yard1-n1, yard1-n2 (plain listener unless
-    ``tls``)."""
+    ``tls``; ``autosave_interval 1`` instead of production's 10 s)."""
     base = (
         Path(tempfile.mkdtemp(prefix="klankkast-mosquitto-acl-")) if base_dir is None else base_dir
     )
@@ -250,7 +251,8 @@ def start_acl_broker(base_dir: Path | None = None, *, tls: TlsFiles | None = Non
                 acl_file=acl_file,
                 log_file=base / "mosquitto.log",
                 tls=tls,
-                max_queued_messages=1_000_000,
+                # Tests kill the broker: save every second as the plain fixture does.
+                overrides={"autosave_interval": "1"},
             )
             .replace("{", "{{")
             .replace("}", "}}")

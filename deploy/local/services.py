@@ -16,6 +16,7 @@ exercise outages and crash recovery. A server that fails to start raises
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import json
@@ -126,6 +127,17 @@ def _port_bindable(host: str, port: int) -> bool:
         return True
 
 
+_LIVE: set[_Process] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Do not leave servers behind when the interpreter exits without closing them."""
+    for proc in list(_LIVE):
+        with contextlib.suppress(Exception):
+            proc.stop(kill=True, timeout_s=5.0)
+
+
 class _Process:
     """Common start/stop/kill of one child server process."""
 
@@ -220,6 +232,7 @@ class _Process:
                 cwd=self.base_dir,
                 start_new_session=True,
             )
+        _LIVE.add(self)
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 return False
@@ -243,6 +256,7 @@ class _Process:
                 proc.kill()
                 proc.wait(timeout=timeout_s)
         self._proc = None
+        _LIVE.discard(self)
         # Wait until the ports are free again so that start() can rebind at once.
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and any(_port_open(self.host, p) for p in self._ports()):

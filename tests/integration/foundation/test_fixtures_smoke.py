@@ -326,3 +326,22 @@ def test_mic_paced_subprocess_env_and_silence(test_mic_paced: Any, tmp_path: Pat
     assert len(y) == FS_HZ
     assert elapsed >= 0.9
     assert not np.any(y)
+
+
+def test_servers_stop_and_remove_their_directories() -> None:
+    """What the fixtures do at teardown: close() ends the process and removes the
+    temporary directory; a server that cannot start raises with its log."""
+    import os
+
+    from _services import Broker, Influx, ServiceError
+
+    for cls in (Broker, Influx):
+        server = cls.launch()
+        pid, base = server.pid, server.base_dir
+        assert pid is not None and base.is_dir()
+        server.close()
+        assert not base.exists()
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    with pytest.raises(ServiceError, match="no_such_option"):
+        Broker.launch(extra_conf="no_such_option 1")
