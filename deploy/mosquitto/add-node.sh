@@ -24,7 +24,7 @@
 # broker host, which should have no other users.
 set -euo pipefail
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "add-node.sh: $*" >&2; exit 1; }
 
 site="" node="" host="" port=8883 rotate=0 reload=1
@@ -65,6 +65,9 @@ mosquitto_passwd=$(command -v mosquitto_passwd || true)
 umask 077
 if [[ ! -f $passwd_file ]]; then
     : >"$passwd_file"
+fi
+if grep -qx "user $user" "$acl_file" && ! grep -qxF "topic write klankkast/v1/$site/$node/#" "$acl_file"; then
+    die "user name $user is already taken by another site/node in $acl_file (avoid '-' in site names)"
 fi
 if grep -q "^${user//./\\.}:" "$passwd_file"; then
     ((rotate)) || die "user $user exists in $passwd_file; pass --rotate to issue a new password"

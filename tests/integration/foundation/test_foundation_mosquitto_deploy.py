@@ -278,3 +278,14 @@ def test_add_node_refuses_existing_user_unless_rotate(tmp_path: Path) -> None:
     assert (tmp_path / "nodes" / "yard1-n1.password").read_text() != first
     # One ACL block, not two.
     assert (tmp_path / "acl").read_text().count("user yard1-n1\n") == 1
+
+
+def test_add_node_refuses_user_name_collision(tmp_path: Path) -> None:
+    """Site "a-b" node "c" and site "a" node "b-c" would share the user "a-b-c"."""
+    import shutil
+
+    shutil.copyfile(DEPLOY / "acl", tmp_path / "acl")
+    assert _add_node(tmp_path, "a-b", "c").returncode == 0
+    res = _add_node(tmp_path, "a", "b-c", "--rotate")
+    assert res.returncode == 1
+    assert "already taken" in res.stderr
