@@ -312,14 +312,15 @@ def _hour_of_week(f: Findings, rules: Rules) -> None:
         silent = ~np.asarray(f.episode_complained, dtype=bool)
         np.add.at(f.hour_of_week_episodes, (wd, hour), 1)
         np.add.at(f.hour_of_week_silent, (wd[silent], hour[silent]), 1)
-        # nuisance minutes spread over the hours each episode covers (15-min resolution)
-        for e in f.episodes:
-            q = np.arange(e.start_ms, e.end_ms, 900_000, dtype=np.int64)
-            if q.size == 0:
-                continue
-            h, w = local_hour_weekday(q, tz)
-            weights = np.minimum(900_000, e.end_ms - q) / 60_000.0
-            np.add.at(f.hour_of_week_minutes, (w, h), weights)
+        # nuisance minutes spread over the hours each episode covers (1-min resolution)
+        starts = np.array([e.start_ms for e in f.episodes], dtype=np.int64)
+        ends = np.array([e.end_ms for e in f.episodes], dtype=np.int64)
+        n_min = np.maximum(1, -(-(ends - starts) // 60_000))
+        first = np.repeat(np.cumsum(n_min) - n_min, n_min)
+        minutes = np.repeat(starts, n_min) + (np.arange(int(n_min.sum())) - first) * 60_000
+        weights = np.minimum(60_000, np.repeat(ends, n_min) - minutes) / 60_000.0
+        h, w = local_hour_weekday(minutes, tz)
+        np.add.at(f.hour_of_week_minutes, (w, h), weights)
     if f.complaints:
         t = np.array([c.complaint.incident_start_ms for c in f.complaints], dtype=np.int64)
         hour, wd = local_hour_weekday(t, tz)

@@ -161,7 +161,7 @@ def make_scenario(
             sc.visits.append(Visit(f"v{vid}", arrive, arrive + 20 * MIN, site, "nothing_found"))
             after_minutes.append(late)
             after += 1
-        for d in range(20, 26):
+        for d in range(days // 2, min(days - 1, days // 2 + 6)):
             t = t0 + d * DAY + 12 * HOUR  # noon: episodes are evening/night only
             if quiet(site, t, 4 * HOUR):
                 vid += 1
@@ -175,3 +175,57 @@ def make_scenario(
         median_minutes_after_end=float(np.median(after_minutes)) if after_minutes else None,
     )
     return sc
+
+
+def _iso(t_ms: int | None) -> str:
+    import datetime as dt
+
+    if t_ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(t_ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def write_files(sc: Scenario, out, *, two_nodes: bool = True) -> dict[str, str]:
+    """Write levels.csv (1-min rows; the first site as two nodes 3.01 dB lower each, so
+    their energy sum is the site level), complaints.csv and visits.csv; return the paths."""
+    import csv
+    import math
+    from pathlib import Path
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    half = 10 * math.log10(2.0)
+    with (out / "levels.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["time", "site", "node", "LAeq", "LCeq", "LAFmax", "LA90"])
+        for k, g in enumerate(sc.grids):
+            t = g.t_ms
+            nodes = (("n1", -half), ("n2", -half)) if (two_nodes and k == 0) else (("n1", 0.0),)
+            for i in range(len(g)):
+                if np.isnan(g.laeq_db[i]):
+                    continue
+                for node, d in nodes:
+                    w.writerow(
+                        [int(t[i]), g.site, node, f"{g.laeq_db[i] + d:.4f}",
+                         f"{g.lceq_db[i] + d:.4f}", f"{g.lafmax_db[i]:.4f}",
+                         f"{g.la90_db[i] + d:.4f}"]
+                    )  # fmt: skip
+    with (out / "complaints.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            ["id", "received_at", "incident_start", "incident_end", "site", "category", "source"]
+        )
+        for c in sc.complaints:
+            w.writerow(
+                [c.id, _iso(c.received_ms), _iso(c.incident_start_ms), _iso(c.incident_end_ms),
+                 c.site, c.category, c.source]
+            )  # fmt: skip
+    with (out / "visits.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "arrived_at", "left_at", "site", "outcome", "complaint_ids"])
+        for v in sc.visits:
+            w.writerow(
+                [v.id, _iso(v.arrived_ms), _iso(v.left_ms), v.site, v.outcome,
+                 ";".join(v.complaint_ids)]
+            )  # fmt: skip
+    return {k: str(out / f"{k}.csv") for k in ("levels", "complaints", "visits")}
