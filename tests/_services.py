@@ -64,6 +64,7 @@ __all__ = [
     "reinit_sounddevice",
     "render_production_conf",
     "require",
+    "require_library",
     "start_acl_broker",
 ]
 
@@ -84,6 +85,16 @@ def require(*binaries: str) -> None:
             missing.append(err)
     if missing:
         _missing(missing)
+
+
+def require_library(name: str, package: str) -> None:
+    """Like :func:`require` for a shared library (``ctypes.util.find_library(name)``)."""
+    import ctypes.util
+
+    if ctypes.util.find_library(name) is None:
+        err = MissingBinaryError(package)
+        err.binary = f"lib{name}"
+        _missing([err])
 
 
 def _missing(errors: list[MissingBinaryError]) -> None:

@@ -39,6 +39,7 @@ from _services import (
     make_tls_files,
     make_unpaced_mic_factory,
     require,
+    require_library,
     start_acl_broker,
     start_paced_mic,
 )
@@ -155,6 +156,7 @@ def test_mic_unpaced(
     """``factory(signal, fs_hz, *, tail_s=5.0) -> UnpacedMic``: an ALSA PCM (``.device``,
     environment ``.env``) from which PortAudio captures ``signal`` exactly, unclocked."""
     require("arecord")  # alsa-utils: alsa-lib with its config tree and plugins
+    require_library("portaudio", "libportaudio2")
     factory, cleanup = make_unpaced_mic_factory(tmp_path_factory.mktemp("mic"))
     yield factory
     cleanup()
@@ -165,6 +167,7 @@ def test_mic_paced(request: pytest.FixtureRequest) -> Iterator[PacedMic]:
     """A private PulseAudio null sink captured through ALSA ``pulse`` in real time:
     ``.device``, ``.env``, ``.play(signal, fs_hz)``, ``.stop_playing()``."""
     require("pulseaudio", "pactl", "paplay")
+    require_library("portaudio", "libportaudio2")
     if not any(Path("/usr/lib").glob("**/alsa-lib/libasound_module_pcm_pulse.so")):
         msg = "ALSA pulse plugin missing; install with: sudo apt-get install -y libasound2-plugins"
         if in_ci():

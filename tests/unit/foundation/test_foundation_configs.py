@@ -247,3 +247,10 @@ def test_add_node_script_is_executable_bash() -> None:
 
     assert wire._ID_RE.pattern.strip("^$") in text
     assert re.search(r"topic write klankkast/v1/\$site/\$node/#", text)
+
+
+def test_require_library_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception) as err:
+        _services.require_library("klankkast-no-such-lib", "libklankkast-nothing0")
+    assert "sudo apt-get install -y libklankkast-nothing0" in str(err.value)
