@@ -19,8 +19,9 @@ What is measured (IEC 61672-1:2013 unless stated)
   with the exact kernel (1 - a) a^(M-1-i), so grid values are exact samples of y.
   LAFmax, LAFmin and LASmax are the extremes over the grid; between grid points
   F can decay by at most 0.04 dB (the Table 4 toneburst tolerance is 0.5 dB).
-  The averagers start from the mean square of the first 125 ms instead of zero,
-  so a stream that starts in the middle of a sound reads no spurious minimum.
+  The averagers start from the median of the 1-ms mean squares of the first
+  125 ms instead of zero, so a stream that starts in the middle of a steady sound
+  reads no spurious minimum (and one that starts with silence starts at zero).
 * LCpeak (3.11, 5.13): the largest |C-weighted sample| of the interval, refined by
   a parabola through the largest sample and its neighbours (the true peak of a
   sampled sinusoid lies between samples), 20 lg(peak) + offset.
@@ -402,8 +403,15 @@ class Meter:
         n = len(e)
         full = (n // m) * m
         if not self._y_started and n:
-            first = e[: min(self.fs_hz // 8, n)]
-            self._y[:] = float(np.mean(first))
+            # start from the median 1-ms mean square of the first 125 ms: a stream that
+            # starts inside a steady sound reads no spurious minimum, and a transient
+            # early in the first 125 ms does not inflate the start value
+            steps = min(self.fs_hz // 8, n) // m
+            if steps:
+                first = e[: steps * m].reshape(steps, m).mean(axis=1)
+                self._y[:] = float(np.median(first))
+            else:
+                self._y[:] = float(np.mean(e))
             self._y_started = True
         parts: list[FloatArray] = []
         if full:
