@@ -664,38 +664,39 @@ def load_visits(
 
 # ------------------------------------------------------------------- InfluxDB
 def complaint_lines(complaints: Iterable[Complaint]) -> list[str]:
-    """``complaint`` points at the incident start: tags site, category, source; fields id,
-    received (ms), incident_end (ms, when known), lag_s (received - incident start)."""
+    """``complaint`` points at the incident start: tags id, site, category, source; fields
+    received (ms), incident_end (ms, when known), lag_s (received - incident start).
+
+    The id is a tag so that two complaints with the same time and tags stay two points."""
     from klankkast.ingest.influx import M_COMPLAINT, line
 
     out = []
     for c in complaints:
         fields: dict[str, float | int | str | bool] = {
-            "id": c.id,
             "received": c.received_ms,
             "lag_s": (c.received_ms - c.incident_start_ms) / 1000.0,
         }
         if c.incident_end_ms is not None:
             fields["incident_end"] = c.incident_end_ms
-        tags = {"site": c.site, "category": c.category, "source": c.source}
+        tags = {"id": c.id, "site": c.site, "category": c.category, "source": c.source}
         out.append(line(M_COMPLAINT, tags, fields, c.incident_start_ms))
     return out
 
 
 def visit_lines(visits: Iterable[Visit]) -> list[str]:
-    """``visit`` points at arrival: tags site, outcome; fields id, left (ms), duration_s,
+    """``visit`` points at arrival: tags id, site, outcome; fields left (ms), duration_s,
     complaint_ids (``;``-separated)."""
     from klankkast.ingest.influx import M_VISIT, line
 
     out = []
     for v in visits:
         fields: dict[str, float | int | str | bool] = {
-            "id": v.id,
             "left": v.left_ms,
             "duration_s": (v.left_ms - v.arrived_ms) / 1000.0,
             "complaint_ids": ";".join(v.complaint_ids),
         }
-        out.append(line(M_VISIT, {"site": v.site, "outcome": v.outcome}, fields, v.arrived_ms))
+        tags = {"id": v.id, "site": v.site, "outcome": v.outcome}
+        out.append(line(M_VISIT, tags, fields, v.arrived_ms))
     return out
 
 
