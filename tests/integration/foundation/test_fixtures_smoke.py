@@ -345,3 +345,15 @@ def test_servers_stop_and_remove_their_directories() -> None:
             os.kill(pid, 0)
     with pytest.raises(ServiceError, match="no_such_option"):
         Broker.launch(extra_conf="no_such_option 1")
+
+
+def test_mosquitto_tls_client_certificate_required(mosquitto_factory: Any, tmp_path: Path) -> None:
+    """With require_certificate the throwaway client certificate is accepted and a
+    client without one is refused in the TLS handshake."""
+    from _services import MqttProbe, make_tls_files
+
+    broker = mosquitto_factory(tls=make_tls_files(tmp_path / "tls"), require_certificate=True)
+    probe = MqttProbe(broker, "with-cert", client_cert=True)
+    probe.close()
+    with pytest.raises((OSError, TimeoutError, ConnectionRefusedError)):
+        MqttProbe(broker, "without-cert", client_cert=False, timeout_s=2)
