@@ -26,46 +26,62 @@ __all__ = ["SampleClock", "cpu_temp_c", "ntp_synchronized"]
 class SampleClock:
     """Maps sample indices of one stream to UTC milliseconds.
 
+    A block whose last sample is ``n`` cannot arrive before ``T0 + n / fs`` (T0 the
+    capture time of sample 0); it arrives later by the audio latency plus
+    scheduling jitter. So the anchor is the *smallest* ``wall - n / fs`` seen during
+    the first ``warmup_s`` of the stream (start-up bursts of buffered blocks arrive
+    late and must not set it), and afterwards a disagreement counts as drift only
+    when every block of ``confirm_s`` of audio is off by more than ``max_drift_ms``
+    in the same direction; the anchor then moves by the smallest of those offsets.
+
     Parameters
     ----------
     fs_hz
         Sample rate of the stream.
     max_drift_ms
         Re-anchor when the sample clock and the wall clock disagree by more.
-    confirm_blocks
-        Number of consecutive blocks the disagreement must last (one late
-        callback is scheduling jitter, not drift).
+    warmup_s, confirm_s
+        Seconds of audio for the initial anchor and to confirm a drift.
     """
 
     fs_hz: int
     max_drift_ms: float = 50.0
-    confirm_blocks: int = 3
+    warmup_s: float = 1.0
+    confirm_s: float = 1.0
     anchor_ms: float | None = None
     reanchors: int = 0
     drift_ms: float | None = None
-    _over: int = 0
+    _run_start: int | None = None
+    _run_min: float = 0.0
 
     def observe(self, end_sample: int, wall_ms: float) -> None:
-        """Record that sample ``end_sample`` (exclusive end of a block) arrived at ``wall_ms``.
-
-        The first call anchors the stream: sample 0 was captured
-        ``end_sample / fs`` before ``wall_ms``.
-        """
+        """Record that sample ``end_sample`` (exclusive end of a block) arrived at ``wall_ms``."""
         span_ms = end_sample * 1000.0 / self.fs_hz
+        candidate = wall_ms - span_ms
         if self.anchor_ms is None:
-            self.anchor_ms = wall_ms - span_ms
+            self.anchor_ms = candidate
             self.drift_ms = 0.0
             return
-        drift = wall_ms - (self.anchor_ms + span_ms)
+        if end_sample <= self.warmup_s * self.fs_hz:
+            self.anchor_ms = min(self.anchor_ms, candidate)
+            self.drift_ms = 0.0
+            return
+        drift = candidate - self.anchor_ms
         self.drift_ms = drift
-        if abs(drift) > self.max_drift_ms:
-            self._over += 1
-            if self._over >= self.confirm_blocks:
-                self.anchor_ms += drift
-                self.reanchors += 1
-                self._over = 0
-        else:
-            self._over = 0
+        if abs(drift) <= self.max_drift_ms or (
+            self._run_start is not None and (drift > 0) != (self._run_min > 0)
+        ):
+            self._run_start = None
+            if abs(drift) <= self.max_drift_ms:
+                return
+        if self._run_start is None:
+            self._run_start, self._run_min = end_sample, drift
+            return
+        self._run_min = min(self._run_min, drift, key=abs)
+        if end_sample - self._run_start >= self.confirm_s * self.fs_hz:
+            self.anchor_ms += self._run_min
+            self.reanchors += 1
+            self._run_start = None
 
     def t_ms(self, sample: int) -> int:
         """UTC milliseconds of sample index ``sample``."""

@@ -82,6 +82,7 @@ class MqttConfig:
     session_expiry_s: int = 7 * 24 * 3600
     keepalive_s: int = 30
     max_inflight: int = 20
+    reconnect_max_s: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,7 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
         "session_expiry_s",
         "keepalive_s",
         "max_inflight",
+        "reconnect_max_s",
     ),
     "outbox": ("path", "max_mb"),
 }
@@ -306,6 +308,7 @@ def _mqtt(s: _Section) -> MqttConfig:
         session_expiry_s=s.integer("session_expiry_s", 7 * 24 * 3600, 0, 2**32 - 1, " s"),
         keepalive_s=s.integer("keepalive_s", 30, 5, 3600, " s"),
         max_inflight=s.integer("max_inflight", 20, 1, 65535),
+        reconnect_max_s=s.integer("reconnect_max_s", 30, 1, 3600, " s"),
     )
 
 

@@ -166,6 +166,7 @@ def make_publisher(
         session_expiry_s=m.session_expiry_s,
         max_inflight=m.max_inflight,
         will=will,
+        reconnect_max_s=m.reconnect_max_s,
     )
 
 
@@ -391,7 +392,13 @@ class Node:
                 continue
             assert self._meter is not None and self._clock is not None
             n = len(item.samples)
+            before = self._clock.reanchors
             self._clock.observe(self._samples + n, item.wall_ms)
+            if self._clock.reanchors != before:
+                log.warning(
+                    "sample clock re-anchored by %.1f ms (audio clock drift or a system clock step)",
+                    self._clock.drift_ms or 0.0,
+                )
             reports = self._meter.process(item.samples)
             self._samples += n
             self._emit(reports)

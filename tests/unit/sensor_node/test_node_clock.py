@@ -11,10 +11,11 @@ BLOCK = 4800  # 100 ms
 
 
 def test_times_come_from_the_sample_count_not_block_arrival() -> None:
-    """Blocks arrive with ±20 ms scheduling jitter; t of sample n stays anchor + n/fs."""
+    """Blocks arrive 0-30 ms late (scheduling jitter; never early, a block cannot
+    arrive before its last sample was captured); t of sample n stays t0 + n/fs."""
     clock = SampleClock(FS)
     t0 = 1_700_000_000_000.0
-    jitter = [0, 20, -15, 5, 18, -20, 0, 10]
+    jitter = [0, 20, 15, 5, 18, 30, 0, 10, 25, 3, 12, 0, 29, 7]
     for i, j in enumerate(jitter, start=1):
         clock.observe(i * BLOCK, t0 + i * 100 + j)
     assert clock.reanchors == 0
@@ -38,21 +39,34 @@ def test_sound_card_running_fast_is_reanchored_and_counted() -> None:
     assert clock.drift_ms is not None and abs(clock.drift_ms) <= 60
 
 
-def test_one_late_block_is_jitter_not_drift() -> None:
+def test_late_blocks_are_jitter_not_drift() -> None:
+    """Half a second of blocks 300 ms late (a scheduling hiccup) is not drift."""
     clock = SampleClock(FS)
-    for i in range(1, 10):
-        clock.observe(i * BLOCK, i * 100.0 + (300 if i == 5 else 0))
+    for i in range(1, 40):
+        clock.observe(i * BLOCK, i * 100.0 + (300 if 15 <= i < 20 else 0))
+    assert clock.reanchors == 0
+
+
+def test_startup_burst_does_not_set_the_anchor() -> None:
+    """The first 5 blocks were buffered and arrive together at 500 ms; later blocks
+    arrive on time. The anchor is the earliest possible start (0), not 400 ms."""
+    clock = SampleClock(FS)
+    for i in range(1, 6):
+        clock.observe(i * BLOCK, 500.0)
+    for i in range(6, 50):
+        clock.observe(i * BLOCK, i * 100.0)
+    assert clock.anchor_ms == 0.0
     assert clock.reanchors == 0
 
 
 def test_ntp_step_of_the_system_clock_reanchors() -> None:
     clock = SampleClock(FS)
-    for i in range(1, 6):
+    for i in range(1, 21):
         clock.observe(i * BLOCK, i * 100.0)
-    for i in range(6, 12):
+    for i in range(21, 40):
         clock.observe(i * BLOCK, i * 100.0 + 2000)  # NTP stepped the clock 2 s forward
     assert clock.reanchors == 1
-    assert clock.t_ms(11 * BLOCK) == 1100 + 2000
+    assert clock.t_ms(39 * BLOCK) == 3900 + 2000
 
 
 def test_ntp_synchronized_reads_timedatectl() -> None:
