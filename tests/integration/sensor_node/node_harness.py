@@ -3,6 +3,7 @@ and a durable MQTT collector (persistent session, QoS 1)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -159,10 +160,8 @@ class Collector:
     def _on_message(self, client: Any, u: Any, msg: Any) -> None:
         with self._lock:
             self.raw.append((msg.topic, bytes(msg.payload)))
-            try:
+            with contextlib.suppress(wire.SchemaError):
                 self.messages.append((msg.topic, wire.decode(msg.topic, msg.payload).payload))
-            except wire.SchemaError:
-                pass
 
     def of(self, kind: str, node: str | None = None) -> list[dict[str, Any]]:
         with self._lock:

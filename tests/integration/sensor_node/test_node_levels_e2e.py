@@ -3,6 +3,7 @@ the levels on MQTT equal ``replay`` of the same signal within 0.1 dB, seq contig
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def test_known_signal_levels_on_mqtt_match_replay(
     # where the node re-anchored to the wall clock (PulseAudio shifts its monitor when
     # a player connects) and reported it in status.
     ts = [s["t"] for s in sorted(seconds, key=lambda s: s["seq"])][:-1]  # last: partial
-    steps = [b - a for a, b in zip(ts, ts[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(ts)]
     irregular = [d for d in steps if d != 1000]
     assert len(irregular) <= offline[-1]["reanchors"], (steps, offline[-1])
     assert all(abs(d - 1000) < 250 for d in irregular), steps
