@@ -20,8 +20,8 @@ Conventions of the queries (InfluxQL, layout in ``deploy/influxdb/README.md``):
 - maxima are maxima (``max("LAFmax")``), percentile levels are shown as the median
   of the per-minute values (a statistic of a statistic, labelled as such);
 - 1-s frames are in ``"raw"."second"`` (30 days), minutes in ``"forever"."minute"``;
-  status, node health and ingest statistics in the default policy (``raw``);
-  complaints, visits, episodes and alerts in ``"forever"``.
+  status, node health, ingest statistics, and the analysis' complaints, visits,
+  episodes and the alerts in the default policy (``raw``), queried without a policy.
 """
 
 from __future__ import annotations
@@ -59,10 +59,14 @@ MINUTE = '"forever"."minute"'
 STATUS = '"status"'
 HEALTH = '"node_health"'
 STATS = '"ingest_stats"'
-ALERT = '"forever"."alert"'
-EPISODE = '"forever"."episode"'
-COMPLAINT = '"forever"."complaint"'
-VISIT = '"forever"."visit"'
+ALERT = '"alert"'
+EPISODE = '"episode"'
+COMPLAINT = '"complaint"'
+VISIT = '"visit"'
+#: headline numbers of the latest analysis run (written by the demo, see
+#: deploy/local/demo.py ``analysis_lines``): InfluxQL cannot join complaints with
+#: episodes, so corroboration and hit rates come from the analysis itself
+ANALYSIS = '"analysis"'
 
 
 def band_field(nominal: str) -> str:
@@ -452,44 +456,49 @@ def spectrum_panel(where: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- annotations
 def episode_annotation() -> dict[str, Any]:
+    """Episodes as regions: points at the start, field ``end`` (ms), tag ``rule``."""
     return {
         "name": "Episodes",
         "datasource": DS,
         "enable": True,
         "iconColor": "rgba(245, 54, 54, 0.5)",
-        "query": f'SELECT "end_ms", "rule", "LAeq" FROM {EPISODE} WHERE {SITE} AND $timeFilter',
+        "query": f'SELECT "end", "LAeq", "rule", "period" FROM {EPISODE} '
+        f"WHERE {SITE} AND $timeFilter",
         "rawQuery": True,
         "textColumn": "rule",
-        "timeEndColumn": "end_ms",
-        "tagsColumn": "site",
+        "timeEndColumn": "end",
+        "tagsColumn": "period",
     }
 
 
 def complaint_annotation() -> dict[str, Any]:
+    """Complaints as regions from the incident start the resident gave to receipt."""
     return {
         "name": "Complaints",
         "datasource": DS,
         "enable": True,
         "iconColor": "rgba(255, 152, 48, 1)",
-        "query": f'SELECT "id", "category", "received_ms" FROM {COMPLAINT} '
+        "query": f'SELECT "id", "received", "category" FROM {COMPLAINT} '
         f"WHERE {SITE} AND $timeFilter",
         "rawQuery": True,
-        "textColumn": "category",
-        "tagsColumn": "site",
+        "textColumn": "id",
+        "timeEndColumn": "received",
+        "tagsColumn": "category",
     }
 
 
 def visit_annotation() -> dict[str, Any]:
+    """Enforcement visits as regions from arrival to departure, with their outcome."""
     return {
         "name": "Visits",
         "datasource": DS,
         "enable": True,
         "iconColor": "rgba(31, 96, 196, 1)",
-        "query": f'SELECT "outcome", "left_ms" FROM {VISIT} WHERE {SITE} AND $timeFilter',
+        "query": f'SELECT "id", "left", "outcome" FROM {VISIT} WHERE {SITE} AND $timeFilter',
         "rawQuery": True,
-        "textColumn": "outcome",
-        "timeEndColumn": "left_ms",
-        "tagsColumn": "site",
+        "textColumn": "id",
+        "timeEndColumn": "left",
+        "tagsColumn": "outcome",
     }
 
 
@@ -521,17 +530,12 @@ def nuisance_vs_reports() -> dict[str, Any]:
                 "Corroborated complaints",
                 [
                     target(
-                        f'SELECT sum("corroborated") AS "corroborated" FROM {COMPLAINT} '
-                        f"WHERE {SITE} AND $timeFilter",
-                    ),
-                    target(
-                        f'SELECT count("corroborated") AS "complaints" FROM {COMPLAINT} '
-                        f"WHERE {SITE} AND $timeFilter",
-                        ref="B",
-                    ),
+                        f'SELECT last("complaints_corroborated") AS "corroborated", '
+                        f'last("complaints_total") AS "of complaints" FROM {ANALYSIS}',
+                    )
                 ],
-                description="Complaints with a measured episode around the time the resident "
-                "gave (corroboration window of the analysis), out of all complaints.",
+                description="Latest analysis run (klankkast-analyze report): complaints with "
+                "a measured episode around the time the resident gave, out of all complaints.",
                 steps=thresholds((None, "blue")),
                 decimals=0,
             ),
@@ -543,13 +547,13 @@ def nuisance_vs_reports() -> dict[str, Any]:
                 "Visit hit rate",
                 [
                     target(
-                        f'SELECT mean("during_nuisance") AS "hit rate" FROM {VISIT} '
-                        f"WHERE {SITE} AND $timeFilter",
+                        f'SELECT last("visit_hit_rate") AS "visits during nuisance", '
+                        f'last("plan_hit_rate") AS "patrol plan (back-test)" FROM {ANALYSIS}',
                     )
                 ],
                 unit="percentunit",
-                description="Share of enforcement visits that arrived while an episode was "
-                "going on.",
+                description="Latest analysis run: share of enforcement visits that arrived "
+                "while an episode was going on, and the back-tested hit rate of the patrol plan.",
                 steps=thresholds((None, "red"), (0.3, "orange"), (0.6, "green")),
                 decimals=0,
             ),
@@ -561,13 +565,13 @@ def nuisance_vs_reports() -> dict[str, Any]:
                 "Silent nuisance",
                 [
                     target(
-                        f'SELECT 1 - mean("complained") AS "without complaint" FROM {EPISODE} '
-                        f"WHERE {SITE} AND $timeFilter",
+                        f'SELECT last("episodes_without_complaint_rate") AS "episodes without '
+                        f'complaint" FROM {ANALYSIS}',
                     )
                 ],
                 unit="percentunit",
-                description="Share of measured episodes without any complaint. No complaints "
-                "is not no problem.",
+                description="Latest analysis run: share of measured episodes without any "
+                "complaint. No complaints is not no problem.",
                 steps=thresholds((None, "green"), (0.5, "orange"), (0.8, "red")),
                 decimals=0,
             ),
@@ -576,16 +580,18 @@ def nuisance_vs_reports() -> dict[str, Any]:
         ),
         lay.place(
             stat(
-                "Episodes",
+                "Episodes in range",
                 [
                     target(
-                        f'SELECT count("LAeq") AS "episodes" FROM {EPISODE} '
+                        f'SELECT count("duration_s") AS "episodes", '
+                        f'sum("duration_s") / 3600 AS "hours" FROM {EPISODE} '
                         f"WHERE {SITE} AND $timeFilter",
                     )
                 ],
-                description="Detected nuisance episodes in the time range.",
+                description="Detected nuisance episodes in the time range and their total "
+                "duration in hours.",
                 steps=thresholds((None, "purple")),
-                decimals=0,
+                decimals=1,
             ),
             6,
             6,

@@ -1,0 +1,164 @@
+"""Grafana provisioning: dashboards are generated, parse, keep stable uids, average
+levels as energy, and the provisioning YAMLs parse and point at one datasource."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+GRAFANA = REPO / "deploy" / "grafana"
+DASHBOARDS = GRAFANA / "dashboards"
+PROVISIONING = GRAFANA / "provisioning"
+UIDS = {"courtyard-now", "nuisance-vs-reports", "fleet-health"}
+DS_UID = "klankkast-influxdb"
+
+
+def _builder() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "build_dashboards", GRAFANA / "build_dashboards.py"
+    )
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["build_dashboards"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _dashboards() -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
+
+
+def _queries(dash: dict[str, Any]) -> list[str]:
+    out = [t["query"] for p in dash["panels"] for t in p.get("targets", [])]
+    out += [a["query"] for a in dash["annotations"]["list"] if "query" in a]
+    return out
+
+
+def test_committed_json_is_what_the_builder_writes() -> None:
+    rendered = _builder().render()
+    assert set(rendered) == {f"{u}.json" for u in UIDS}
+    for name, text in rendered.items():
+        assert (DASHBOARDS / name).read_text() == text, f"{name} is stale: run build_dashboards.py"
+
+
+def test_stable_uids_and_file_names() -> None:
+    dashes = _dashboards()
+    assert set(dashes) == UIDS
+    for stem, dash in dashes.items():
+        assert dash["uid"] == stem
+        assert dash["title"].startswith("klankkast")
+
+
+def test_every_query_is_raw_influxql_on_the_provisioned_datasource() -> None:
+    for dash in _dashboards().values():
+        panel_ids = [p["id"] for p in dash["panels"]]
+        assert len(panel_ids) == len(set(panel_ids))
+        for panel in dash["panels"]:
+            assert panel["datasource"]["uid"] == DS_UID
+            assert panel["targets"], panel["title"]
+            for t in panel["targets"]:
+                assert t["rawQuery"] is True
+                assert t["datasource"]["uid"] == DS_UID
+                assert t["query"].startswith("SELECT ")
+        for var in dash["templating"]["list"]:
+            assert var["datasource"]["uid"] == DS_UID
+
+
+def test_levels_are_averaged_as_energy_never_as_db() -> None:
+    """An arithmetic mean of dB values understates: 30 min at 40 dB and 30 min at 70 dB
+    is 67.0 dB, not 55. Every mean of an equivalent level must go through the linear
+    ``_e`` companion (or a subquery in linear units for the bands)."""
+    leq = re.compile(r'(mean|sum|median)\("L[ACZ]eq(_[0-9p]+)?"\)')
+    for dash in _dashboards().values():
+        for q in _queries(dash):
+            assert not leq.search(q), q
+            for m in re.finditer(r'mean\("([^"]+)"\)', q):
+                field = m.group(1)
+                assert (
+                    field.endswith("_e") or field.startswith("eLZeq_") or not field.startswith("L")
+                ), q
+
+
+def test_every_template_variable_is_used() -> None:
+    for dash in _dashboards().values():
+        text = json.dumps(dash["panels"]) + json.dumps(dash["annotations"])
+        for var in dash["templating"]["list"]:
+            assert f"${var['name']}" in text
+
+
+def test_courtyard_now_has_the_period_limits_as_thresholds() -> None:
+    """Default LAeq,5min limits of the episode rules: day 50, evening 45, night 40 dB(A)."""
+    dash = _dashboards()["courtyard-now"]
+    laeq = next(p for p in dash["panels"] if p["title"].startswith("LAeq per second"))
+    steps = [s["value"] for s in laeq["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    assert steps == [None, 40, 45, 50]
+    rules = (REPO / "analysis" / "rules.default.toml").read_text()
+    for value in ("50", "45", "40"):
+        assert value in rules
+
+
+def test_spectrum_covers_every_nominal_band() -> None:
+    from klankkast.sensor import wire
+
+    dash = _dashboards()["courtyard-now"]
+    spectrum = next(p for p in dash["panels"] if p["type"] == "bargauge")
+    q = spectrum["targets"][0]["query"]
+    for nominal in wire.BAND_NOMINALS:
+        assert f'"{wire.band_field(nominal)}"' in q
+        assert f'AS "{nominal}"' in q
+
+
+def test_nuisance_vs_reports_annotations() -> None:
+    dash = _dashboards()["nuisance-vs-reports"]
+    names = {a["name"] for a in dash["annotations"]["list"] if "query" in a}
+    assert names == {"Episodes", "Complaints", "Visits"}
+    regions = {a["name"]: a.get("timeEndColumn") for a in dash["annotations"]["list"]}
+    assert regions["Episodes"] == "end"
+    assert regions["Visits"] == "left"
+
+
+def test_provisioning_yaml_parses_and_names_the_datasource() -> None:
+    ds = yaml.safe_load((PROVISIONING / "datasources" / "influxdb.yaml").read_text())
+    (source,) = ds["datasources"]
+    assert source["uid"] == DS_UID
+    assert source["type"] == "influxdb"
+    assert source["jsonData"]["version"] == "InfluxQL"
+    assert "password" not in source  # only through secureJsonData from a file
+    prov = yaml.safe_load((PROVISIONING / "dashboards" / "klankkast.yaml").read_text())
+    (provider,) = prov["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PROVISIONING / "alerting").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_alert_rules_parse(path: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    assert doc["apiVersion"] == 1
+    rules = [r for g in doc["groups"] for r in g["rules"]]
+    assert rules
+    for rule in rules:
+        refs = {d["refId"] for d in rule["data"]}
+        assert rule["condition"] in refs
+        for d in rule["data"]:
+            assert d["datasourceUid"] in (DS_UID, "__expr__")
+            if d["datasourceUid"] == DS_UID:
+                assert d["model"]["rawQuery"] is True
+
+
+def test_alert_rules_cover_silent_node_and_episode() -> None:
+    titles = []
+    for path in (PROVISIONING / "alerting").glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        titles += [r["title"].lower() for g in doc["groups"] for r in g["rules"]]
+    assert any("silent" in t and "10 min" in t for t in titles), titles
+    assert any("episode" in t for t in titles), titles
