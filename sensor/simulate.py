@@ -46,7 +46,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -299,69 +299,60 @@ def wav_frames(
     start_ms: int,
     duration_s: float | None,
 ) -> Iterator[tuple[float, list[tuple[str, dict[str, Any]]]]]:
-    """Frames of a WAV file measured by the real metrology core, per block."""
-    from klankkast.sensor import wavio
+    """Frames of a WAV file measured by the real metrology core, block by block.
+
+    The file is streamed (:class:`klankkast.sensor.wavio.WavReader`), never loaded
+    whole; the meter uses the config's calibration and summary interval at the file's
+    sample rate. Yields ``(stream_offset_s, [(kind, payload), ...])``.
+    """
     from klankkast.sensor.service import KIND_OF_REPORT, make_meter
+    from klankkast.sensor.wavio import WavReader
 
-    samples, fs = _read_wav(wavio, path)
-    if duration_s is not None:
-        samples = samples[: int(duration_s * fs)]
-    meter_cfg = NodeConfig(
-        node=cfg.node,
-        audio=type(cfg.audio)(
-            device=cfg.audio.device,
-            samplerate=fs,
-            block_ms=cfg.audio.block_ms,
-            channel=0,
-            summary_s=cfg.audio.summary_s,
-        ),
-        calibration=cfg.calibration,
-        mqtt=cfg.mqtt,
-        outbox=cfg.outbox,
-    )
-    meter = make_meter(meter_cfg)
-    block = fs * cfg.audio.block_ms // 1000
-    pos = 0
-    while True:
-        chunk = samples[pos : pos + block]
-        reports = meter.process(chunk) if len(chunk) else meter.flush()
-        pos += len(chunk)
-        out = []
-        for r in reports:
-            kind = KIND_OF_REPORT.get(r.kind)
-            if kind is None:
-                continue
-            base = {
-                "t": start_ms + round(r.start_sample * 1000 / fs),
-                "dur_ms": round(r.n_samples * 1000 / fs),
-                **r.fields,
-            }
-            for site, node in nodes:
-                out.append((kind, {"site": site, "node": node, **base}))
-        if out or not len(chunk):
-            yield pos / fs, out
-        if not len(chunk):
-            return
+    with WavReader(path) as reader:
+        fs = reader.info.fs_hz
+        meter_cfg = NodeConfig(
+            node=cfg.node,
+            audio=replace(cfg.audio, samplerate=fs, channel=0),
+            calibration=cfg.calibration,
+            mqtt=cfg.mqtt,
+            outbox=cfg.outbox,
+        )
+        meter = make_meter(meter_cfg)
+        limit = None if duration_s is None else int(duration_s * fs)
+        pos = 0
+        block = fs * cfg.audio.block_ms // 1000
+        chunks = reader.blocks(block)
+        while True:
+            chunk = next(chunks, None)
+            if chunk is not None and limit is not None and pos + len(chunk) > limit:
+                chunk = chunk[: max(0, limit - pos)]
+            done = chunk is None or len(chunk) == 0
+            reports = meter.flush() if done else meter.process(chunk)
+            if chunk is not None:
+                pos += len(chunk)
+            out: list[tuple[str, dict[str, Any]]] = []
+            for r in reports:
+                kind = KIND_OF_REPORT.get(r.kind)
+                if kind is None:
+                    continue
+                base = {
+                    "t": start_ms + round(r.start_sample * 1000 / fs),
+                    "dur_ms": round(r.n_samples * 1000 / fs),
+                    **r.fields,
+                }
+                out.extend((kind, {"site": site, "node": node, **base}) for site, node in nodes)
+            if out or done:
+                yield pos / fs, out
+            if done:
+                return
 
 
-def _read_wav(wavio: Any, path: Path) -> tuple[np.ndarray, int]:
-    """Read a WAV file with H2's ``wavio`` (mono float samples, rate)."""
-    for name in ("read_wav", "read", "load"):
-        fn = getattr(wavio, name, None)
-        if fn is not None:
-            result = fn(path)
-            break
-    else:  # pragma: no cover - depends on the wavio API
-        raise SensorError("klankkast.sensor.wavio has no reader")
-    if isinstance(result, tuple):
-        samples, fs = result[0], result[1]
-    else:
-        samples = result.samples
-        fs = result.fs_hz
-    samples = np.asarray(samples)
-    if samples.ndim > 1:
-        samples = samples[:, 0]
-    return samples.astype(np.float64), int(fs)
+def wav_duration_s(path: Path) -> float:
+    """Length of a WAV file in seconds (header only)."""
+    from klankkast.sensor.wavio import WavReader
+
+    with WavReader(path) as reader:
+        return float(reader.info.duration_s)
 
 
 # ------------------------------------------------------------------------ CLI
@@ -461,16 +452,11 @@ def _run(
 
     now_s = int(time.time())
     if args.wav is not None:
-        from klankkast.sensor import wavio
-
         try:
-            samples, fs = _read_wav(wavio, args.wav)
+            wav_s = wav_duration_s(args.wav)
         except (OSError, ValueError, SensorError) as err:
             return _fail(f"--wav {str(args.wav)!r} cannot be read: {err}")
-        total_s = (
-            len(samples) / fs if args.duration is None else min(args.duration, len(samples) / fs)
-        )
-        del samples
+        total_s = wav_s if args.duration is None else min(args.duration, wav_s)
     else:
         total_s = float(args.duration)
     whole_s = math.ceil(total_s)
