@@ -20,8 +20,9 @@ Conventions of the queries (InfluxQL, layout in ``deploy/influxdb/README.md``):
 - maxima are maxima (``max("LAFmax")``), percentile levels are shown as the median
   of the per-minute values (a statistic of a statistic, labelled as such);
 - 1-s frames are in ``"raw"."second"`` (30 days), minutes in ``"forever"."minute"``;
-  status, node health, ingest statistics, and the analysis' complaints, visits,
-  episodes and the alerts in the default policy (``raw``), queried without a policy.
+  status, node health, ingest statistics, and the analysis' complaints, visits and
+  episodes in the default policy (``raw``), queried without a policy; the alerts of
+  ``klankkast-alerts`` in ``"forever"."alert"`` (tags ``site`` and ``state``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ MINUTE = '"forever"."minute"'
 STATUS = '"status"'
 HEALTH = '"node_health"'
 STATS = '"ingest_stats"'
-ALERT = '"alert"'
+ALERT = '"forever"."alert"'  # klankkast-alerts writes it to "forever"; tag "state"
 EPISODE = '"episode"'
 COMPLAINT = '"complaint"'
 VISIT = '"visit"'
@@ -166,6 +167,7 @@ def stat(
     steps: dict[str, Any] | None = None,
     decimals: int | None = None,
     fmt_calc: str = "lastNotNull",
+    fields: str = "",
 ) -> dict[str, Any]:
     defaults: dict[str, Any] = {"unit": unit, "mappings": mappings or []}
     if steps:
@@ -180,7 +182,7 @@ def stat(
         "targets": targets,
         "fieldConfig": {"defaults": defaults, "overrides": []},
         "options": {
-            "reduceOptions": {"calcs": [fmt_calc], "fields": "", "values": False},
+            "reduceOptions": {"calcs": [fmt_calc], "fields": fields, "values": fields != ""},
             "colorMode": "background",
             "graphMode": "none",
             "textMode": "value_and_name",
@@ -318,14 +320,14 @@ def courtyard_now() -> dict[str, Any]:
                 "Current alert state",
                 [
                     target(
-                        f'SELECT last("state") AS "state" FROM {ALERT} '
-                        f"WHERE {SITE} AND $timeFilter "
-                        'GROUP BY "site"',
+                        f'SELECT "state", "LAeq", "late" FROM {ALERT} WHERE {SITE} AND $timeFilter '
+                        'GROUP BY "site" ORDER BY time DESC LIMIT 1',
                         alias="$tag_site",
+                        fmt="table",
                     )
                 ],
                 description="Latest message of klankkast-alerts per site: start/update while "
-                "an episode lasts, end when it stopped.",
+                "an episode lasts, end when it stopped (late: computed from a node's backlog).",
                 mappings=[
                     {
                         "type": "value",
@@ -337,6 +339,7 @@ def courtyard_now() -> dict[str, Any]:
                     }
                 ],
                 steps=thresholds((None, "green")),
+                fields="/^state$/",
             ),
             8,
             9,

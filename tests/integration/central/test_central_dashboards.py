@@ -1,0 +1,283 @@
+"""Every panel and annotation query of the Grafana dashboards, with Grafana's macros
+expanded, returns data from a real InfluxDB filled by the real programs:
+
+- ``klankkast-sensor simulate`` (two nodes, 1-s frames and minute summaries, a planted
+  72 dB(A) episode) publishes to a real Mosquitto, with node status messages;
+- ``klankkast-ingest`` writes them to InfluxDB (frames, status, node_health,
+  ingest_stats);
+- ``klankkast-alerts`` detects the episode and writes ``alert`` points;
+- ``klankkast-analyze report --influx`` writes ``complaint``, ``visit`` and ``episode``;
+- the headline numbers go to ``analysis`` as the demo writes them.
+
+The alert-rule queries must run without error (whether they return series depends on
+the time: a replayed stream is "late" for the episode rule).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "deploy" / "local"))
+
+import demo  # noqa: E402
+
+BIN = Path(sys.executable).parent
+DB = "klankkast"
+SITE = "yard1"
+NODES = ("n-001", "n-002")
+STREAM_S = 900
+EPISODE = (60, 420, 72.0)  # offset s, duration s, LAeq dB(A): longer than confirm_s = 300
+
+
+def _queries() -> Iterator[tuple[str, str, str]]:
+    for path in sorted((REPO / "deploy" / "grafana" / "dashboards").glob("*.json")):
+        dash = json.loads(path.read_text())
+        for panel in dash["panels"]:
+            for t in panel["targets"]:
+                yield "panel", f"{dash['uid']}: {panel['title']} [{t['refId']}]", t["query"]
+        for ann in dash["annotations"]["list"]:
+            if "query" in ann:
+                yield "annotation", f"{dash['uid']}: annotation {ann['name']}", ann["query"]
+        for var in dash["templating"]["list"]:
+            yield "variable", f"{dash['uid']}: variable {var['name']}", var["query"]
+    for path in sorted((REPO / "deploy" / "grafana" / "provisioning" / "alerting").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                for d in rule["data"]:
+                    if d["datasourceUid"] != "__expr__":
+                        yield "rule", f"alert rule {rule['title']}", d["model"]["query"]
+
+
+def expand(query: str, t0_ms: int, t1_ms: int) -> str:
+    """Grafana's InfluxQL macros and template variables, as Grafana substitutes them."""
+    q = query.replace("$timeFilter", f"time >= {t0_ms}ms AND time <= {t1_ms}ms")
+    q = q.replace("$__interval_ms", "10000").replace("$__interval", "10s")
+    q = q.replace("$site", SITE).replace("$node", NODES[0])
+    leftover = re.findall(r"\$[A-Za-z_]\w*", q.replace("$tag_", ""))
+    assert not leftover, f"unexpanded macro {leftover} in {q}"
+    return q
+
+
+def _has_value(result: dict[str, Any]) -> bool:
+    for series in result.get("series", []):
+        for row in series.get("values", []):
+            if any(v is not None for v in row[1:]):
+                return True
+    return False
+
+
+def _wait(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _count(influx: Any, what: str, field: str = "LAeq") -> int:
+    try:
+        rows = influx.rows(f'SELECT count("{field}") FROM {what}', db=DB)
+    except Exception:
+        return 0
+    return int(rows[0]["count"]) if rows else 0
+
+
+def _central_toml(path: Path, broker: Any, influx: Any) -> Path:
+    path.write_text(
+        f"""[mqtt]
+url = "{broker.url}"
+client_id = "test-ingest-{os.getpid()}"
+share_group = "ingest"
+session_expiry_s = 600
+
+[influxdb]
+url = "{influx.url}"
+database = "{DB}"
+
+[ingest]
+batch_points = 2000
+batch_ms = 200
+stats_interval_s = 1.0
+health_interval_s = 1.0
+
+[alerts]
+client_id = "test-alerts-{os.getpid()}"
+"""
+    )
+    return path
+
+
+@pytest.mark.timeout(240)
+def test_every_dashboard_query_returns_data(mosquitto: Any, influxdb: Any, tmp_path: Path) -> None:
+    logs = {name: open(tmp_path / f"{name}.log", "wb") for name in ("ingest", "alerts")}  # noqa: SIM115
+    central = _central_toml(tmp_path / "central.toml", mosquitto, influxdb)
+    procs = [
+        subprocess.Popen(
+            [str(BIN / f"klankkast-{name}"), "--config", str(central)],
+            stdout=logs[name],
+            stderr=subprocess.STDOUT,
+        )
+        for name in ("ingest", "alerts")
+    ]
+    try:
+        _fill(mosquitto, influxdb, tmp_path, procs)
+        now_ms = int(time.time() * 1000)
+        t0, t1 = now_ms - 3 * 3_600_000, now_ms + 300_000
+        failures = []
+        ran = 0
+        for kind, name, query in _queries():
+            q = expand(query, t0, t1)
+            doc = influxdb.query(q, db=DB)
+            ran += 1
+            if "error" in doc:
+                failures.append(f"{name}: {doc['error']}\n    {q}")
+                continue
+            res = doc["results"][0]
+            if "error" in res:
+                failures.append(f"{name}: {res['error']}\n    {q}")
+            elif kind != "rule" and not _has_value(res):
+                failures.append(f"{name}: no data\n    {q}")
+        assert ran >= 30
+        assert not failures, "\n".join(failures)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for f in logs.values():
+            f.close()
+        if sys.exc_info()[0] is not None:
+            for name in logs:
+                sys.stderr.write(
+                    f"--- {name} log ---\n{(tmp_path / f'{name}.log').read_text()[-3000:]}\n"
+                )
+
+
+def _fill(broker: Any, influx: Any, tmp_path: Path, procs: list[Any]) -> None:
+    # the ingest is subscribed once a probe status lands in InfluxDB
+    pub = demo.WirePublisher(broker.url, f"test-probe-{os.getpid()}")
+
+    def probe() -> bool:
+        for p in procs:
+            assert p.poll() is None, f"a central process exited with {p.returncode}"
+        pub.publish(
+            "status",
+            {"site": "probe", "node": "p", "t": int(time.time() * 1000), "state": "online",
+             "version": "t", "uptime_s": 0.0},
+        )  # fmt: skip
+        pub.flush()
+        return _count(influx, '"status"', "uptime_s") > 0
+
+    _wait(probe, 60, "the ingest to write a probe status")
+    start_ms = (int(time.time()) - STREAM_S) * 1000
+    # node status as a node sends it (calibration date, clock, xruns, drift)
+    for i, node in enumerate(NODES):
+        for payload in demo.status_payloads(SITE, node, start_ms - 2 * 3_600_000, start_ms, i):
+            pub.publish("status", payload)
+    pub.close()
+
+    node_toml = tmp_path / "node.toml"
+    node_toml.write_text(
+        f"""[node]
+id = "n"
+site = "{SITE}"
+[audio]
+device = "test"
+samplerate = 16000
+summary_s = 60
+[calibration]
+offset_db = 110.0
+[mqtt]
+url = "{broker.url}"
+client_id = "test-sim-{os.getpid()}"
+[outbox]
+path = "{tmp_path / "outbox.sqlite"}"
+max_mb = 64
+"""
+    )
+    off, dur, level = EPISODE
+    start_iso = demo._iso_local(start_ms)
+    sim = subprocess.run(
+        [str(BIN / "klankkast-sensor"), "simulate", "--config", str(node_toml),
+         "--nodes", str(len(NODES)), "--rate", "max", "--duration", str(STREAM_S),
+         "--start", start_iso, f"--episode={off}:{dur}:{level}", "--quiet"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert sim.returncode == 0, sim.stderr
+    n_seconds = STREAM_S * len(NODES)
+    n_minutes = STREAM_S // 60 * len(NODES)
+    _wait(
+        lambda: (
+            _count(influx, '"raw"."second"') >= n_seconds
+            and _count(influx, '"forever"."minute"') >= n_minutes
+        ),
+        60,
+        "the frames in InfluxDB",
+    )
+    # health hours and ingest statistics are written every second by this config
+    _wait(lambda: _count(influx, '"node_health"', "seq_gaps") > 0, 30, "node_health")
+    _wait(lambda: _count(influx, '"ingest_stats"', "messages_in") >= 3, 30, "ingest_stats")
+    _wait(lambda: _count(influx, '"forever"."alert"', "started") > 0, 60, "an alert")
+
+    # complaints and visits around the planted episode, as a municipality exports them
+    ep0 = start_ms + off * 1000
+    complaints = tmp_path / "complaints.csv"
+    with open(complaints, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(demo.COMPLAINT_COLUMNS)
+        w.writerow(["C-1", demo._iso_local(ep0 + 240_000), demo._iso_local(ep0 + 60_000), "",
+                    SITE, "muziek", "signalen"])  # fmt: skip
+    visits = tmp_path / "visits.csv"
+    with open(visits, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(demo.VISIT_COLUMNS)
+        w.writerow(["V-1", demo._iso_local(ep0 + 300_000), demo._iso_local(ep0 + 360_000),
+                    SITE, "warning", "C-1"])  # fmt: skip
+    url = f"influxdb+{influx.url}/{DB}"
+    out = tmp_path / "report"
+    cmd = [str(BIN / "klankkast-analyze"), "report", "--complaints", str(complaints),
+           "--visits", str(visits), "--out", str(out), "--influx", url, "--quiet", "--lang", "en"]  # fmt: skip
+    rep = subprocess.run(
+        [*cmd, "--levels", url], capture_output=True, text=True, timeout=120, check=False
+    )
+    if rep.returncode != 0 and re.search(r"no level rows", rep.stderr):
+        # the analysis reads its CSV export of the same levels equally well
+        levels = demo.export_levels_csv(
+            influx, tmp_path / "levels.csv", start_ms - 60_000, start_ms + STREAM_S * 1000
+        )
+        rep = subprocess.run(
+            [*cmd, "--levels", str(levels)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert rep.returncode == 0, rep.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    headline = {
+        "complaints_total": summary["complaints"]["total"],
+        "corroborated_complaints": summary["complaints"]["corroborated"],
+        "visit_hit_rate": summary["visits"]["hit_rate"],
+        "episodes_without_complaint_rate": summary["episodes"]["without_complaint_rate"],
+        "episodes_detected": summary["episodes"]["count"],
+    }
+    influx.write(demo.analysis_lines({"headline": headline}, int(time.time() * 1000)), DB)
+    _wait(lambda: _count(influx, '"episode"', "duration_s") > 0, 10, "episodes")
