@@ -432,6 +432,8 @@ def update_calibration(path: Path | str, offset_db: float, calibrated_at: str) -
         out[cal_end:cal_end] = missing
     tmp = p.with_name(p.name + ".tmp")
     tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
-    with contextlib.suppress(OSError):
-        os.chmod(tmp, p.stat().st_mode & 0o7777)
+    st = p.stat()
+    with contextlib.suppress(OSError):  # keep mode and owner (root edits /etc/klankkast)
+        os.chmod(tmp, st.st_mode & 0o7777)
+        os.chown(tmp, st.st_uid, st.st_gid)
     os.replace(tmp, p)
