@@ -411,7 +411,8 @@ def minute_payloads(
         (hour >= 7) & (hour < 19), 40.5, np.where((hour >= 19) & (hour < 23), 38.5, 36.5)
     )
     drift = np.cumsum(rng.normal(0, 0.05, n))
-    drift -= np.convolve(drift, np.ones(240) / 240, mode="same")  # slow wander, no trend
+    win = min(240, n)
+    drift -= np.convolve(drift, np.ones(win) / win, mode="same")[:n]  # slow wander, no trend
     target = base + np.clip(drift, -2, 2) + rng.uniform(-0.3, 0.3, n)
     music = np.zeros(n, dtype=bool)
     for e in episodes:
