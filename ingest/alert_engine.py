@@ -9,10 +9,17 @@ Per site
 1. **Combine nodes per timestamp.** Frames are put on the site's grid (``step_s``:
    1 s for ``second`` frames, 60 s for ``minute`` summaries) and the nodes of one
    step are combined as the analysis combines them (``rules.node_combine``: energy
-   sum or energy mean of LAeq, LCeq and LA90; maximum of LAFmax). A step is closed
-   when every node heard recently has reported it, or when the site's stream time
-   has run ``hold_s`` past it (a node that is late or gone is not waited for). A
-   frame for an already closed step is counted (``stale_frames``) and dropped.
+   sum or energy mean of LAeq, LCeq and LA90; maximum of LAFmax). Frames may arrive
+   out of order (a node draining its outbox sends its backlog oldest-first with the
+   newest frames interleaved), so each node's progress is tracked by its ``seq``
+   (contiguous per node): a step is closed, in time order, once every node heard
+   within ``node_timeout_s`` (stream time) has delivered all its frames up to that
+   step. A node that is late or gone is not waited for longer than ``hold_s`` of wall
+   clock. A frame for an already closed step is counted (``stale_frames``) and
+   dropped (the ingest still stores it), unless it lies more than ``late_after_s``
+   behind the site's stream: such a backlog (say one node's, after an outage, while
+   the others carried on) is run through a detector of its own, and its alerts are
+   late and not retained (they do not replace the site's current state).
 2. **Episode rules.** The closed steps feed the analysis'
    :class:`~klankkast.analysis.episodes.StreamingDetector`: the one definition of an
    episode (limits per period, emergence, minimum duration, gap merging) shared with
@@ -43,9 +50,11 @@ Alert message (JSON, also the retained state of ``klankkast/v1/{site}/alerts``)
 ``schema`` 1; ``id`` ``{site}-{started}``; ``site``; ``state`` ``start`` | ``update`` |
 ``end``; ``started`` (episode onset, UTC ms); ``t`` (stream time of the deciding
 frame, UTC ms); ``ended`` (end of the episode, UTC ms, ``end`` only, else null);
-``duration_s``; ``LAeq`` (energy mean since onset, dB(A)); ``LCeq``; ``LAFmax``
-(maximum since onset); ``bass`` (LCeq − LAeq); ``nodes`` (sorted node ids that
-contributed); ``period`` and ``rule`` (from the episode rules); ``late``; ``quiet``.
+``duration_s`` (of the episode so far, as the rules date it: onset to its last
+exceeding step); ``LAeq`` (energy mean over that span, dB(A)); ``LCeq``; ``LAFmax``
+(maximum over it); ``bass`` (LCeq − LAeq); ``LAeq_recent`` (energy mean of the last
+``update_s``: is it still going on?); ``nodes`` (sorted node ids that contributed);
+``period`` and ``rule`` (from the episode rules); ``late``; ``quiet``.
 """
 
 from __future__ import annotations
@@ -72,6 +81,8 @@ __all__ = [
 ]
 
 ALERT_STATES: Final = ("start", "update", "end")
+#: Steps seen at a new site before a step may close on completeness (nodes are learnt).
+_WARMUP_STEPS: Final = 5
 
 
 def combine_db(levels_db: Sequence[float], how: str) -> float:
@@ -139,7 +150,7 @@ class AlertSettings:
     min_gap_s: int = 900
     hysteresis_db: float = 3.0
     late_after_s: int = 600
-    hold_s: float = 5.0
+    hold_s: float = 10.0
     node_timeout_s: float = 120.0
     idle_end_s: float = 900.0
     step_s: int = 1
@@ -153,6 +164,9 @@ class Alert:
     site: str
     state: str
     payload: dict[str, Any]
+    #: False for alerts of a backlog stream (older than the site's current stream):
+    #: they must not replace the retained current state.
+    retain: bool = True
 
     @property
     def late(self) -> bool:
@@ -177,6 +191,47 @@ class _Step:
     nodes: tuple[str, ...]
 
 
+class _Node:
+    """One node's delivery progress: all its frames up to ``done_idx`` have arrived."""
+
+    def __init__(self) -> None:
+        self.seq: int | None = None  # highest seq with no gap before it (since the first)
+        self.done_idx = -1
+        self.last_idx = -1
+        self.ahead: dict[int, int] = {}  # seq -> step index, beyond a gap
+
+    def see(self, seq: int | None, idx: int) -> None:
+        self.last_idx = max(self.last_idx, idx)
+        if seq is None:
+            self.done_idx = max(self.done_idx, idx)
+            return
+        if self.seq is None or seq == self.seq + 1:
+            self.seq = seq
+            self.done_idx = max(self.done_idx, idx)
+            self._advance()
+        elif seq > self.seq + 1:
+            self.ahead[seq] = idx
+        # seq <= self.seq: an earlier frame filling in, or a redelivery
+
+    def _advance(self) -> None:
+        assert self.seq is not None
+        while self.seq + 1 in self.ahead:
+            self.seq += 1
+            self.done_idx = max(self.done_idx, self.ahead.pop(self.seq))
+
+    def skip_to(self, idx: int) -> None:
+        """Steps up to ``idx`` were closed: frames missing before them are given up."""
+        if self.done_idx >= idx:
+            return
+        passed = [q for q, i in self.ahead.items() if i <= idx]
+        if passed:
+            self.seq = max(passed)
+            for q in passed:
+                del self.ahead[q]
+            self._advance()
+        self.done_idx = max(self.done_idx, min(idx, self.last_idx))
+
+
 @dataclass
 class _Open:
     """An episode the detector has started; an alert once confirmed."""
@@ -198,14 +253,16 @@ class _Site:
         self.pending: dict[int, dict[str, tuple[float, float, float, float]]] = {}
         self.closed_upto = -1  # last closed step index (absolute: t // step)
         self.head = -1  # newest step index seen
-        self.node_seen: dict[str, int] = {}  # node -> newest step index
-        self.first = -1  # first step index seen (nodes are learnt during hold_s)
+        self.nodes: dict[str, _Node] = {}
+        self.first = -1  # first step index seen: the nodes are learnt over a few steps
+        self.created: dict[int, int] = {}  # pending step -> wall ms of its first frame
         self.recent: deque[_Step] = deque(
             maxlen=max(
                 16, (rules.window_s + rules.min_duration_s + rules.gap_merge_s) // step_s + 8
             )
         )
         self.open: _Open | None = None
+        self.backlog = False
         self.last_end_ms: int | None = None
         self.last_arrival_ms = 0
 
@@ -229,7 +286,9 @@ class AlertEngine:
             "episodes_unconfirmed": 0,
             "alerts": 0,
             "alerts_late": 0,
+            "backlog_streams": 0,
         }
+        self._backlogs: dict[str, _Site] = {}
 
     # -- input ----------------------------------------------------------------------
     def frame(
@@ -243,21 +302,41 @@ class AlertEngine:
         la90_db: float | None = None,
         *,
         now_ms: int,
+        seq: int | None = None,
     ) -> list[Alert]:
-        """One node frame (interval start ``t_ms``, UTC). Returns the alerts it decides."""
+        """One node frame (interval start ``t_ms``, UTC). Returns the alerts it decides.
+
+        ``seq`` is the node's frame counter (``None``: frames of this node are taken to
+        arrive in order).
+        """
         self.counters["frames"] += 1
         st = self._sites.get(site)
         if st is None:
             st = self._sites[site] = _Site(site, self.rules, self.settings.step_s)
-        st.last_arrival_ms = now_ms
         idx = int(t_ms) // (self.settings.step_s * 1000)
-        st.node_seen[node] = max(idx, st.node_seen.get(node, idx))
+        late_steps = self.settings.late_after_s // self.settings.step_s
+        if st.closed_upto >= 0 and idx < st.closed_upto - late_steps:
+            # far behind the site's stream: a backlog (say one node's, after an outage)
+            # gets a detector of its own; its alerts are late by construction
+            bl = self._backlogs.get(site)
+            if bl is None or (idx < bl.closed_upto - late_steps):
+                bl = self._backlogs[site] = _Site(site, self.rules, self.settings.step_s)
+                bl.backlog = True
+                self.counters["backlog_streams"] += 1
+            st = bl
+        st.last_arrival_ms = now_ms
+        nd = st.nodes.get(node)
+        if nd is None:
+            nd = st.nodes[node] = _Node()
+        nd.see(seq, idx)
         if st.first < 0:
             st.first = idx
         if idx <= st.closed_upto:
             self.counters["stale_frames"] += 1
             return []
         la90 = math.nan if la90_db is None else float(la90_db)
+        if idx not in st.pending:
+            st.created[idx] = now_ms
         st.pending.setdefault(idx, {})[node] = (
             float(laeq_db),
             float(lceq_db),
@@ -275,7 +354,8 @@ class AlertEngine:
         """
         out: list[Alert] = []
         limit = self.settings.idle_end_s * 1000
-        for st in self._sites.values():
+        for st in [*self._sites.values(), *self._backlogs.values()]:
+            out += self._close_ready(st, now_ms)
             busy = bool(st.pending) or st.open is not None
             if busy and now_ms - st.last_arrival_ms >= limit:
                 out += self._close_until(st, st.head, now_ms)
@@ -292,19 +372,16 @@ class AlertEngine:
 
     # -- steps ----------------------------------------------------------------------
     def _close_ready(self, st: _Site, now_ms: int) -> list[Alert]:
-        hold = max(1, math.ceil(self.settings.hold_s / self.settings.step_s))
+        wait_ms = self.settings.hold_s * 1000
         timeout = max(1, math.ceil(self.settings.node_timeout_s / self.settings.step_s))
         out: list[Alert] = []
         while st.pending:
             idx = min(st.pending)
-            live = {n for n, seen in st.node_seen.items() if seen >= idx - timeout}
-            # complete: every recent node reported, and no earlier step can still come
-            complete = (
-                live <= set(st.pending[idx])
-                and st.head - st.first >= hold
-                and (idx == st.closed_upto + 1 or idx == st.first)
+            # complete: every recently heard node has delivered all its frames up to idx
+            complete = st.head - st.first >= _WARMUP_STEPS and all(
+                nd.done_idx >= idx for nd in st.nodes.values() if nd.last_idx >= idx - timeout
             )
-            if complete or st.head - idx >= hold:
+            if complete or now_ms - st.created[idx] >= wait_ms:
                 out += self._close_until(st, idx, now_ms)
             else:
                 break
@@ -313,7 +390,10 @@ class AlertEngine:
     def _close_until(self, st: _Site, upto: int, now_ms: int) -> list[Alert]:
         out: list[Alert] = []
         for idx in sorted(i for i in st.pending if i <= upto):
+            del st.created[idx]
             out += self._step(st, idx, st.pending.pop(idx), now_ms)
+        for nd in st.nodes.values():
+            nd.skip_to(upto)
         return out
 
     def _step(
@@ -393,7 +473,13 @@ class AlertEngine:
             return []
         if t - op.last_sent_ms >= s.update_s * 1000:
             op.last_sent_ms = t
-            return [self._emit(st, op, "update", t, now_ms)]
+            # the episode so far as the rules date it: up to its last exceeding step
+            cur = st.detector.current()
+            upto = cur.end_ms if cur is not None else t + s.step_s * 1000
+            steps = [x for x in op.steps if x.t_ms < upto]
+            return [
+                self._emit(st, op, "update", t, now_ms, steps=steps, ended_ms=None, upto_ms=upto)
+            ]
         return []
 
     # -- messages -------------------------------------------------------------------
@@ -414,12 +500,15 @@ class AlertEngine:
         *,
         steps: list[_Step] | None = None,
         ended_ms: int | None = None,
+        upto_ms: int | None = None,
     ) -> Alert:
-        payload = self._payload(st, op, state, t, now_ms, steps=steps, ended_ms=ended_ms)
+        payload = self._payload(
+            st, op, state, t, now_ms, steps=steps, ended_ms=ended_ms, upto_ms=upto_ms
+        )
         self.counters["alerts"] += 1
         if payload["late"]:
             self.counters["alerts_late"] += 1
-        return Alert(st.site, state, payload)
+        return Alert(st.site, state, payload, retain=not st.backlog)
 
     def _payload(
         self,
@@ -431,7 +520,10 @@ class AlertEngine:
         *,
         steps: list[_Step] | None = None,
         ended_ms: int | None = None,
+        upto_ms: int | None = None,
     ) -> dict[str, Any]:
+        recent_from = t + self.settings.step_s * 1000 - self.settings.update_s * 1000
+        recent = [x.laeq for x in op.steps if x.t_ms >= recent_from and math.isfinite(x.laeq)]
         steps = op.steps if steps is None else steps
         la = [x.laeq for x in steps if math.isfinite(x.laeq)]
         both = [x for x in steps if math.isfinite(x.laeq) and math.isfinite(x.lceq)]
@@ -440,7 +532,7 @@ class AlertEngine:
         laeq_b = combine_db([x.laeq for x in both], "mean")
         fmax = [x.lafmax for x in steps if math.isfinite(x.lafmax)]
         nodes = sorted({n for x in steps for n in x.nodes})
-        end = ended_ms if ended_ms is not None else t + self.settings.step_s * 1000
+        end = ended_ms or upto_ms or t + self.settings.step_s * 1000
         return {
             "schema": 1,
             "id": f"{st.site}-{op.onset_ms}",
@@ -453,6 +545,7 @@ class AlertEngine:
             "LAeq": _r(laeq),
             "LCeq": _r(lceq_b),
             "LAFmax": _r(max(fmax) if fmax else math.nan),
+            "LAeq_recent": _r(combine_db(recent, "mean")),
             "bass": _r(lceq_b - laeq_b),
             "nodes": nodes,
             "period": op.period,

@@ -47,7 +47,8 @@ def run(
     out: list[Alert] = []
     for node, t, la in fr:
         now = t + 500 if now_ms is None else now_ms
-        out += engine.frame("yard1", node, t, la, la + BASS_DB, la + 8.0, now_ms=now)
+        seq = (t - T0) // 1000
+        out += engine.frame("yard1", node, t, la, la + BASS_DB, la + 8.0, now_ms=now, seq=seq)
     return out
 
 
