@@ -1,0 +1,95 @@
+"""``[alerts]``: the example config loads; bad values name the key; message formats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from klankkast.ingest import alerts
+from klankkast.ingest.alert_engine import Alert
+from klankkast.ingest.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "central" / "central.example.toml"
+
+
+def test_example_config_loads() -> None:
+    _central, acfg, rules = alerts.load(EXAMPLE)
+    s = acfg.settings
+    assert (s.confirm_s, s.update_s, s.min_gap_s, s.late_after_s) == (300, 60, 900, 600)
+    assert s.quiet.ranges["yard1"] == [(120, 420)]
+    assert acfg.frames == "second" and acfg.username == "alerts"
+    assert rules.window_s == 300  # the analysis' documented default
+    assert alerts.main(["--config", str(EXAMPLE), "--check"]) == 0
+
+
+def test_defaults_without_a_section() -> None:
+    acfg = alerts.parse_alerts_config(None)
+    assert acfg.settings.confirm_s == 300 and acfg.webhooks == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"confirm_s": -1}, "alerts.confirm_s"),
+        ({"confirm_s": "300"}, "alerts.confirm_s"),
+        ({"update_s": 0}, "alerts.update_s"),
+        ({"hysteresis_db": True}, "alerts.hysteresis_db"),
+        ({"quiet_hours": {"yard1": ["25:00-07:00"]}}, "alerts.quiet_hours.yard1"),
+        ({"quiet_hours": ["02:00-07:00"]}, "alerts.quiet_hours"),
+        ({"webhooks": [{"url": "ftp://x"}]}, "alerts.webhooks[0].url"),
+        ({"webhooks": [{"url": "http://x", "format": "teams"}]}, "alerts.webhooks[0].format"),
+        ({"webhooks": [{"url": "http://x", "secret": 1}]}, "alerts.webhooks[0].secret"),
+        ({"frames": "hour"}, "alerts.frames"),
+        ({"confrim_s": 300}, "alerts.confrim_s"),
+        ({"password_file": "x"}, "alerts.username"),
+    ],
+)
+def test_bad_values_name_the_key(raw: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        alerts.parse_alerts_config(raw)
+    assert err.value.key == key
+    assert "\n" not in str(err.value)
+
+
+def test_cli_config_error_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "central.toml"
+    cfg.write_text('[alerts]\nconfirm_s = "soon"\n')
+    assert alerts.main(["--config", str(cfg)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "alerts.confirm_s" in err and "soon" in err
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[absolute]\nnight_db = 500\n")
+    cfg.write_text(f'[alerts]\nrules = "{rules}"\n')
+    assert alerts.main(["--config", str(cfg)]) == 1
+    assert "night_db" in capsys.readouterr().err
+
+
+def _alert(state: str = "start") -> Alert:
+    return Alert(
+        "yard1",
+        state,
+        {
+            "schema": 1, "id": "yard1-1", "site": "yard1", "state": state,
+            "started": 1_780_000_000_000, "t": 1_780_000_300_000, "ended": None,
+            "duration_s": 300.0, "LAeq": 72.9, "LCeq": 80.1, "LAFmax": 78.0,
+            "LAeq_recent": 73.0, "bass": 7.2, "nodes": ["n1", "n2"], "period": "night",
+            "rule": "absolute", "late": False, "quiet": False,
+        },
+    )  # fmt: skip
+
+
+def test_webhook_bodies() -> None:
+    assert json.loads(alerts.webhook_body(_alert(), "json"))["LAeq"] == 72.9
+    text = json.loads(alerts.webhook_body(_alert(), "slack"))["text"]
+    assert "yard1" in text and "started" in text and "72.9" in text
+
+
+def test_influx_line() -> None:
+    ln = alerts.alert_line(_alert("update"))
+    assert ln.startswith("alert,site=yard1,state=update ")
+    assert ln.endswith(" 1780000300000")
+    assert "LAeq=72.9" in ln and "nodes=2i" in ln and "late=false" in ln
