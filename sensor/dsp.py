@@ -32,7 +32,9 @@ What is measured (IEC 61672-1:2013 unless stated)
   frequency domain). An interval's band energy comes from the two Vorbis-windowed
   1-s frames starting 0.5 s before and at the interval start, so band values are
   weighted by a trapezoid from -0.5 s to +1 s around the interval (centred 0.25 s
-  early); over consecutive intervals every sample counts exactly once.
+  early); over consecutive intervals every sample counts exactly once. Band mean
+  squares divide by the window weight that fell on real samples (1 s in steady
+  state), so the first and a partial last interval of a steady sound read right.
 * Overload: samples with |x| >= 1 - 2^-15 (full scale; the threshold lets a
   clipped 16-bit PCM stream, whose positive full scale is 32767/32768, count).
 * Non-finite samples (NaN, +/-inf) are counted in ``nonfinite`` and replaced by 0
@@ -290,7 +292,9 @@ class Meter:
         self._summary: list[_Second] = []
         self._summary_start = 0
         self._corr: _Corrections | None = None
-        self._win = _bands.frame_window(self.fs_hz).astype(np.float32)
+        win = _bands.frame_window(self.fs_hz)
+        self._win = win.astype(np.float32)
+        self._cumwin2 = np.concatenate([[0.0], np.cumsum(win**2)])
         self._wbands = _bands.band_weights(self.fs_hz, self.fs_hz)
         self._hist = np.zeros(self.fs_hz // 2, dtype=np.float32)
 
@@ -363,31 +367,39 @@ class Meter:
         self._corr = (c, wa, wc, wb)
         return self._corr
 
-    def _band_power(self, x: FloatArray) -> npt.NDArray[np.float32]:
+    def _band_power(self, x: FloatArray) -> tuple[npt.NDArray[np.float32], float]:
         """Summed |rfft|^2 of the Vorbis-windowed 1-s frames assigned to this interval.
 
         Frames start 0.5 s before the interval and at its start (a partial last
         interval also gets the frame starting 0.5 s into it), zero-padded past
         the data; the squared windows of consecutive frames sum to one, so every
-        sample's energy is counted once.
+        sample's energy is counted once. Also returns the sum of the squared
+        window weights that fell on real samples (``fs`` in steady state; less for
+        the first interval, whose first frame reaches before the stream start, and
+        for a partial last one): band mean squares are energy / that sum.
         """
         fs = self.fs_hz
         half = fs // 2
         n = len(x)
+        cw = self._cumwin2
         frame = np.zeros(fs, dtype=np.float32)
         frame[:half] = self._hist
         k = min(n, fs - half)
         frame[half : half + k] = x[:k]
-        starts = [frame]
+        first = 0 if self._pos >= half else half - self._pos
+        weight = float(cw[half + k] - cw[first])
+        frames = [frame]
         frame_b = np.zeros(fs, dtype=np.float32)
         frame_b[:n] = x
-        starts.append(frame_b)
-        if n < fs and n > half:
+        frames.append(frame_b)
+        weight += float(cw[n])
+        if half < n < fs:
             frame_c = np.zeros(fs, dtype=np.float32)
             frame_c[: n - half] = x[half:]
-            starts.append(frame_c)
+            frames.append(frame_c)
+            weight += float(cw[n - half])
         power = np.zeros(fs // 2 + 1, dtype=np.float32)
-        for fr in starts:
+        for fr in frames:
             spec = sp_fft.rfft(fr * self._win)
             power += spec.real**2 + spec.imag**2
         if n >= half:
@@ -395,7 +407,7 @@ class Meter:
         else:
             self._hist[: half - n] = self._hist[n:]
             self._hist[half - n :] = x
-        return power
+        return power, weight
 
     def _time_weighting(self, e: FloatArray) -> FloatArray:
         """Grid values (steps x 2, F and S) of the exponential averagers over e."""
@@ -447,13 +459,13 @@ class Meter:
         ms_a = float(np.einsum("i,i->", a, a)) / n
         peak = _parabolic_peak(c)
         grid = self._time_weighting(a * a)
-        power = self._band_power(x)
+        power, weight = self._band_power(x)
         if self.mic_response is None:
-            ms_bands = (self._wbands @ power) / n
+            ms_bands = (self._wbands @ power) / weight
             d_a = d_c = d_z = 0.0
         else:
             corr, wa, wc, wb = self._corrections()
-            ms_bands = (wb @ power) / n
+            ms_bands = (wb @ power) / weight
             p64 = power.astype(np.float64)
             d_a = _ratio_db(p64 * wa, corr)
             d_c = _ratio_db(p64 * wc, corr)

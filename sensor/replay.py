@@ -36,6 +36,7 @@ from typing import Any
 __all__ = ["add_arguments", "main"]
 
 REPLAY_FLOOR_DB = -200.0
+_RATES = (16000, 32000, 44100, 48000)  # == klankkast.sensor.dsp.SUPPORTED_RATES (checked by a test)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,30 +103,32 @@ def main(args: argparse.Namespace) -> int:
     if not math.isfinite(float(args.offset_db)):
         return _fail(f"--offset-db must be a finite number; got {args.offset_db}")
 
-    from .dsp import SUPPORTED_RATES, Meter
     from .errors import MicResponseError, WavError
     from .micresponse import load_mic_response
     from .wavio import WavReader
 
-    mic = None
-    if args.mic_response:
-        try:
-            mic = load_mic_response(args.mic_response)
-        except MicResponseError as err:
-            return _fail(str(err))
+    # validate everything cheap first; the core (scipy) is imported only for real work
     try:
         reader = WavReader(args.file)
     except WavError as err:
         return _fail(str(err))
     with reader:
         info = reader.info
-        if info.fs_hz not in SUPPORTED_RATES:
+        if info.fs_hz not in _RATES:
             return _fail(
                 f"{args.file}: sample rate must be one of "
-                f"{', '.join(map(str, SUPPORTED_RATES))} Hz; got {info.fs_hz}"
+                f"{', '.join(map(str, _RATES))} Hz; got {info.fs_hz}"
             )
         if info.n_frames == 0:
             return _fail(f"{args.file}: WAV has no audio samples")
+        mic = None
+        if args.mic_response:
+            try:
+                mic = load_mic_response(args.mic_response)
+            except MicResponseError as err:
+                return _fail(str(err))
+        from .dsp import Meter
+
         meter = Meter(
             info.fs_hz,
             offset_db=float(args.offset_db),
