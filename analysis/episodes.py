@@ -205,6 +205,76 @@ def background_db(source_db: F64, window_n: int, quantile: float, min_n: int) ->
     return out
 
 
+def _preceding_windows(source_db: F64, window_n: int) -> NDArray[np.float64]:
+    """View ``(n, window_n)``: row ``i`` holds steps ``i - window_n .. i - 1`` (NaN before 0)."""
+    x = np.asarray(source_db, dtype=np.float64)
+    padded = np.concatenate((np.full(window_n, np.nan), x))
+    view: NDArray[np.float64] = np.lib.stride_tricks.sliding_window_view(padded, window_n)[:-1]
+    return view
+
+
+def _trailing_min(x: F64, window_n: int) -> F64:
+    """``out[i] = min(x[i - window_n + 1 .. i])`` (fewer at the start), by doubling."""
+    cur = np.asarray(x, dtype=np.float64).copy()
+    p = 1
+    while 2 * p <= window_n:
+        nxt = cur.copy()
+        nxt[p:] = np.minimum(cur[p:], cur[:-p])
+        cur = nxt
+        p *= 2
+    rest = window_n - p
+    if rest == 0:
+        return cur
+    out = cur.copy()
+    out[rest:] = np.minimum(cur[rest:], cur[:-rest])
+    return out
+
+
+def _background_where_needed(
+    source_db: F64, window_n: int, quantile: float, min_n: int, need_above: F64
+) -> F64:
+    """:func:`background_db`, evaluated only where it can matter.
+
+    The quantile of a window is at least the window's minimum, so where
+    ``need_above - min <= 0`` no emergence test can pass and the background is left NaN.
+    Elsewhere it is computed exactly as :func:`background_db` (and the streaming
+    detector) compute it: sorted finite values, linear interpolation.
+    """
+    n = int(np.asarray(source_db).size)
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    windows = _preceding_windows(source_db, window_n)
+    finite = np.isfinite(source_db)
+    # counts[i] = finite values among steps i - window_n .. i - 1
+    cum = np.concatenate(([0], np.cumsum(finite.astype(np.int64))))
+    idx = np.arange(n)
+    counts = cum[idx] - cum[np.maximum(idx - window_n, 0)]
+    trailing = _trailing_min(np.where(finite, source_db, np.inf), window_n)
+    lows = np.concatenate(([np.inf], trailing[:-1]))  # min of steps i - window_n .. i - 1
+    with np.errstate(invalid="ignore"):
+        cand = np.flatnonzero((counts >= max(1, min_n)) & (need_above - lows > 0))
+    if cand.size == 0:
+        return out
+    for k in range(0, cand.size, 65536):
+        rows = cand[k : k + 65536]
+        srt = np.sort(windows[rows], axis=1)  # NaN sort last
+        cnt = counts[rows]
+        r = np.arange(rows.size)
+        if quantile == 1.0:
+            out[rows] = srt[r, cnt - 1]
+            continue
+        if quantile == 0.0:
+            out[rows] = srt[r, 0]
+            continue
+        pos = quantile * (cnt - 1).astype(np.float64)
+        lo = pos.astype(np.int64)
+        v_lo = srt[r, lo]
+        v_hi = srt[r, np.minimum(lo + 1, cnt - 1)]
+        out[rows] = np.where(pos == lo, v_lo, v_lo + (v_hi - v_lo) * (pos - lo))
+    return out
+
+
 def duration_correction_db(duration_s: F64) -> F64:
     """French duration correction of the allowed emergence (CSP R.1336-7).
 
@@ -434,10 +504,17 @@ def detect(grid: SiteGrid, rules: Rules, background: Background | None = None) -
     laeq = np.asarray(grid.laeq_db, dtype=np.float64)
     period = period_of(grid.t_ms, rules)
     l5 = rolling_energy_mean(laeq, w, w_min)
-    if source == "la90":
-        bg = background_db(grid.la90_db, wb, rules.background_quantile_la90, wb_min)
+    if rules.emergence_enabled:
+        # the background matters only where a step's trailing or own level could emerge
+        need = np.fmax(l5, laeq) - emergence_for(period, rules)
+        if source == "la90":
+            bg = _background_where_needed(
+                grid.la90_db, wb, rules.background_quantile_la90, wb_min, need
+            )
+        else:
+            bg = _background_where_needed(laeq, wb, rules.background_quantile_laeq, wb_min, need)
     else:
-        bg = background_db(laeq, wb, rules.background_quantile_laeq, wb_min)
+        bg = np.full(n, np.nan)
     em_base = _emergence_base(l5, bg, period, rules)
     em_run = _run_lengths(em_base)
     f_abs, f_em, own = _tests(l5, laeq, bg, period, em_base, em_run, rules, step_s)

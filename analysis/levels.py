@@ -290,37 +290,40 @@ def build_grids(
         return []
     t_all = df["t_ms"].to_numpy(dtype=np.int64)
     site_codes, site_names = pd.factorize(df["site"], sort=True)
-    node_codes, _ = pd.factorize(df["site"].astype(str) + "\x00" + df["node"].astype(str))
+    node_only, node_names = pd.factorize(df["node"])
+    node_codes = site_codes.astype(np.int64) * max(1, len(node_names)) + node_only
     step = step_s or infer_step_s(t_all, node_codes)
     step_ms = step * 1000
     lo = int(t_all.min()) if start_ms is None else start_ms
     t0 = (lo // step_ms) * step_ms
     hi = int(t_all.max()) + 1 if end_ms is None else end_ms
     nbins = max(1, -(-(hi - t0) // step_ms))
-    cols = {c: df[c].to_numpy(dtype=np.float64) for c in ("LAeq", "LCeq", "LAFmax", "LA90")}
-    order = np.argsort(site_codes, kind="stable")
-    bounds = np.searchsorted(site_codes[order], np.arange(len(site_names) + 1))
+    cols = {c: df[c].to_numpy() for c in ("LAeq", "LCeq", "LAFmax", "LA90")}
+    contiguous = bool(np.all(site_codes[1:] >= site_codes[:-1]))
+    order = None if contiguous else np.argsort(site_codes, kind="stable")
+    sorted_codes = site_codes if order is None else site_codes[order]
+    bounds = np.searchsorted(sorted_codes, np.arange(len(site_names) + 1))
     grids: list[SiteGrid] = []
     for s, name in enumerate(site_names):
-        rows = order[bounds[s] : bounds[s + 1]]
+        rows: slice | np.ndarray = (
+            slice(bounds[s], bounds[s + 1]) if order is None else order[bounds[s] : bounds[s + 1]]
+        )
         bins = (t_all[rows] - t0) // step_ms
         keep = (bins >= 0) & (bins < nbins)
-        rows = rows[keep]
-        bins = bins[keep]
-        nodes = node_codes[rows]
+        nodes = node_codes[rows][keep]
+        values = {k: np.asarray(v[rows][keep], dtype=np.float64) for k, v in cols.items()}
         grids.append(
-            _site_grid(
-                str(name),
-                t0,
-                step,
-                nbins,
-                bins,
-                nodes,
-                {k: v[rows] for k, v in cols.items()},
-                node_combine,
-            )
+            _site_grid(str(name), t0, step, nbins, bins[keep], nodes, values, node_combine)
         )
     return grids
+
+
+def _unique(bins: np.ndarray) -> bool:
+    if bins.size < 2:
+        return True
+    if bool(np.all(bins[1:] > bins[:-1])):
+        return True
+    return bool(np.unique(bins).size == bins.size)
 
 
 def _site_grid(
@@ -333,6 +336,25 @@ def _site_grid(
     cols: dict[str, np.ndarray],
     how: str,
 ) -> SiteGrid:
+    if nodes.size and nodes.min() == nodes.max() and _unique(bins):
+        # one node, one row per step: nothing to combine
+        direct = {}
+        for col in ("LAeq", "LCeq", "LAFmax", "LA90"):
+            arr = np.full(nbins, np.nan)
+            arr[bins] = cols[col]
+            direct[col] = arr
+        count = np.zeros(nbins, dtype=np.int64)
+        count[bins] = np.isfinite(cols["LAeq"])
+        return SiteGrid(
+            site=site,
+            t0_ms=t0,
+            step_s=step,
+            laeq_db=direct["LAeq"],
+            lceq_db=direct["LCeq"],
+            lafmax_db=direct["LAFmax"],
+            la90_db=direct["LA90"],
+            nodes=count,
+        )
     # 1) per (node, step): energy mean of LAeq/LCeq/LA90, max of LAFmax
     _, node_idx = np.unique(nodes, return_inverse=True)
     key = node_idx.astype(np.int64) * nbins + bins

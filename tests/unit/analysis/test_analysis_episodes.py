@@ -220,3 +220,25 @@ def test_streaming_long_outage_is_skipped_cheaply():
     assert [e.kind for e in events] == ["end"]
     assert events[0].episode.start_ms == t0 + 100_000
     assert events[0].episode.end_ms == t0 + 400_000
+
+
+@pytest.mark.parametrize("quantile", [0.0, 0.1, 0.5, 0.9, 1.0])
+def test_background_where_needed_equals_full_rolling_quantile(quantile):
+    """The shortcut evaluates the background exactly like the pandas rolling quantile
+    wherever it can matter (and the trailing minimum is a true minimum)."""
+    from klankkast.analysis.episodes import (
+        _background_where_needed,
+        _trailing_min,
+        background_db,
+    )
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(40, 5, 4000)
+    x[rng.random(4000) < 0.1] = np.nan
+    full = background_db(x, 60, quantile, 30)
+    part = _background_where_needed(x, 60, quantile, 30, np.full(4000, np.inf))
+    assert np.array_equal(full, part, equal_nan=True)
+    y = rng.normal(0, 1, 500)
+    for w in (1, 5, 7, 60):
+        m = _trailing_min(y, w)
+        assert all(m[i] == y[max(0, i - w + 1) : i + 1].min() for i in range(500))
