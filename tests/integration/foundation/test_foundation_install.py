@@ -75,6 +75,13 @@ def test_wheel_contents_and_entry_points(installed: tuple[Path, Path]) -> None:
         assert f"klankkast/{pkg}/__init__.py" in names
         assert f"klankkast/{pkg}/py.typed" in names
     assert "klankkast/sensor/wire.py" in names
+    # Every module and package-data file (*.toml, *.html) of the flat folders ships.
+    for folder in ("sensor", "ingest", "analysis"):
+        for pattern in ("*.py", "*.toml", "*.html"):
+            for path in (REPO / folder).glob(pattern):
+                assert f"klankkast/{folder}/{path.name}" in names, (
+                    f"{folder}/{path.name} not in the wheel"
+                )
     # Flat layout mapped under klankkast/: nothing installs as a top-level sensor/ etc.
     tops = {n.split("/", 1)[0] for n in names}
     assert tops == {"klankkast", ep_name.split("/", 1)[0]}
