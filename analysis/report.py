@@ -159,7 +159,8 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
     )
     progress(0.35, "reading complaints and visits")
     site_map = load_site_map(args.site_map) if getattr(args, "site_map", None) else None
-    known = known_sites_of(site_map, None)
+    # a complaint or visit must name a site of the levels (or of the site map)
+    known = (known_sites_of(site_map, None) or set()) | {g.site for g in grids}
     complaints = []
     if args.complaints:
         complaints, _ = load_complaints(
