@@ -1,0 +1,131 @@
+"""``klankkast-analyze plan`` end to end on a level CSV generated with a known truth.
+
+Site yard1 (one node, per-minute rows over 10 local weeks from Monday 2026-02-02,
+across the spring DST change of 2026-03-29): 35 dB(A) background, 62 dB(A) every
+Friday and Saturday 22:00-02:00 local time, plus three 40-minute bursts of 62 dB(A)
+a week at random minutes. 62 dB(A) exceeds every default limit (50/45/40 dB(A)),
+35 dB(A) none, so the episodes are the planted blocks, derived by the real rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import icalendar
+import numpy as np
+import pytest
+from dateutil import rrule
+
+from klankkast.analysis import cli
+
+AMS = ZoneInfo("Europe/Amsterdam")
+MONDAY = dt.date(2026, 2, 2)
+WEEKS = 10
+
+
+def _write_levels(path: Path, seed: int = 5) -> None:
+    rng = np.random.default_rng(seed)
+    t0 = int(dt.datetime.combine(MONDAY, dt.time(0, 0), tzinfo=AMS).timestamp() * 1000)
+    t1 = int(
+        dt.datetime.combine(
+            MONDAY + dt.timedelta(weeks=WEEKS), dt.time(0, 0), tzinfo=AMS
+        ).timestamp()
+        * 1000
+    )
+    t = np.arange(t0, t1, 60_000, dtype=np.int64)
+    local = [dt.datetime.fromtimestamp(x / 1000, AMS) for x in t[::60]]  # hourly is enough
+    hours = np.repeat([(d.weekday(), d.hour) for d in local], 60, axis=0)[: t.size]
+    wd, hr = hours[:, 0], hours[:, 1]
+    loud = ((wd == 4) | (wd == 5)) & (hr >= 22) | ((wd == 5) | (wd == 6)) & (hr < 2)
+    for w in range(WEEKS):
+        for start in rng.integers(0, 7 * 1440 - 40, size=3):
+            a = w * 7 * 1440 + int(start)
+            loud[a : a + 40] = True
+    laeq = np.where(loud, 62.0, 35.0)
+    with path.open("w") as f:
+        f.write("time,site,node,LAeq,LCeq,LAFmax,LA90\n")
+        for ti, la in zip(t.tolist(), laeq.tolist(), strict=True):
+            f.write(f"{ti},yard1,n1,{la},{la + 5},{la + 6},{la - 3}\n")
+
+
+@pytest.fixture(scope="module")
+def levels_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("plan") / "levels.csv"
+    _write_levels(p)
+    return p
+
+
+def _in_weekend_night(w: dict[str, object]) -> bool:
+    days = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    h, m = str(w["start"]).split(":")
+    start = days.index(str(w["weekday"])) * 1440 + int(h) * 60 + int(m)
+    end = start + int(str(w["duration_min"]))
+    return any(start < d * 1440 + 26 * 60 and end > d * 1440 + 22 * 60 for d in (4, 5))
+
+
+def test_plan_command_picks_weekend_nights_beats_random_and_writes_ics(
+    levels_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    visits = tmp_path / "visits.csv"
+    visits.write_text(
+        "id,arrived_at,left_at,site,outcome,complaint_ids\n"
+        # Friday of the last week 23:00 (nuisance) and Tuesday 11:00 (quiet, unless noise)
+        "v1,2026-04-10T23:00,2026-04-10T23:20,yard1,warning,\n"
+        "v2,2026-04-07T11:00,2026-04-07T11:20,yard1,nothing_found,\n"
+    )
+    rc = cli.main(
+        [
+            "plan", "--levels", str(levels_csv), "--visits", str(visits), "--capacity", "4",
+            "--duration", "120", "--weeks", "4", "--out", str(out),
+            "--calendar-start", "2026-03-02", "--calendar-weeks", "40", "--quiet",
+        ]
+    )  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((out / "plan.json").read_text())
+    assert len(doc["windows"]) == 4
+    for w in doc["windows"]:
+        assert {"site", "weekday", "start", "end", "probability"} <= set(w)
+        assert _in_weekend_night(w), w
+    bt = doc["backtest"]
+    assert bt["weeks"] == 4
+    assert bt["hit_rate_plan"] >= 3 * bt["hit_rate_random"]
+    assert bt["hit_rate_historical"] is not None and bt["historical_visits"] == 2
+    assert len(doc["hour_of_week"]["yard1"]) == 168
+
+    cal = icalendar.Calendar.from_ical((out / "plan.ics").read_bytes())
+    events = cal.walk("VEVENT")
+    assert len(events) == 4
+    for ev, w in zip(events, doc["windows"], strict=True):
+        first = ev.decoded("dtstart")
+        occ = list(rrule.rrulestr(ev["rrule"].to_ical().decode(), dtstart=first))
+        assert len(occ) == 40
+        offsets = set()
+        for o in occ:
+            local = o.astimezone(AMS)
+            assert local.strftime("%A") == w["weekday"]
+            assert local.strftime("%H:%M") == w["start"]
+            offsets.add(o.utcoffset())
+        # the 40 weeks from March 2026 cross both clock changes
+        assert offsets == {dt.timedelta(hours=1), dt.timedelta(hours=2)}
+    assert "window(s)" in capsys.readouterr().out
+
+
+def test_plan_command_errors_are_one_line(
+    levels_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["plan", "--levels", str(levels_csv), "--out", str(tmp_path), "--quiet"]
+    assert cli.main([*base, "--weeks", str(WEEKS)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "weeks" in err and err.count("\n") == 0
+    assert cli.main([*base, "--capacity", "0"]) == 1
+    assert "--capacity" in capsys.readouterr().err
+    assert cli.main([*base, "--step", "7"]) == 1
+    assert "step" in capsys.readouterr().err
+    assert (
+        cli.main(["plan", "--levels", str(tmp_path / "missing.csv"), "--out", str(tmp_path)]) == 1
+    )
+    assert "missing.csv" in capsys.readouterr().err
