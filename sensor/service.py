@@ -88,6 +88,7 @@ class SystemdNotifier:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.setblocking(False)  # never let a slow reader stall the measuring loop
                 s.connect(self.address)
                 s.sendall(message.encode())
             return True

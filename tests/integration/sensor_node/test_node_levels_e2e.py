@@ -3,7 +3,10 @@ the levels on MQTT equal ``replay`` of the same signal within 0.1 dB, seq contig
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,24 @@ def test_known_signal_levels_on_mqtt_match_replay(
         tmp_path / "node", mosquitto, device=test_mic_paced.device, offset_db=OFFSET_DB
     )
     col = Collector(mosquitto)
-    node = NodeProcess(cfg, env_without_notify(test_mic_paced.env)).start()
+    # systemd's notify socket, as Type=notify + WatchdogSec=2 would provide it
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(0.2)
+    datagrams: list[str] = []
+    reading = threading.Event()
+    reading.set()
+
+    def read_notify() -> None:
+        while reading.is_set():
+            with contextlib.suppress(TimeoutError):
+                datagrams.append(notify.recv(4096).decode())
+
+    reader = threading.Thread(target=read_notify, daemon=True)
+    reader.start()
+    env = env_without_notify(test_mic_paced.env)
+    env.update(NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="2000000")
+    node = NodeProcess(cfg, env).start()
     try:
         col.wait_for(lambda: len(col.of("second")) >= 2, 20, "the first frames")
         player = test_mic_paced.play(wav)
@@ -46,6 +66,17 @@ def test_known_signal_levels_on_mqtt_match_replay(
     finally:
         rc = node.stop()
     assert rc == 0, node.log()
+    reading.clear()
+    reader.join(5)
+    notify.close()
+    # (libraries in the process may send their own lines, e.g. ERRNO=; keep ours)
+    datagrams = [
+        d for d in datagrams if d.split("=")[0] in ("READY", "WATCHDOG", "STATUS", "STOPPING")
+    ]
+    assert datagrams[0] == "READY=1", datagrams
+    assert datagrams.count("WATCHDOG=1") >= 4  # >= 8 s at one ping per second
+    assert any(d.startswith("STATUS=") for d in datagrams)
+    assert datagrams[-1] == "STOPPING=1"
     col.wait_for(lambda: any(s["state"] == "offline" for s in col.of("status")), 10, "offline")
     seconds = col.of("second")
     col.close()
