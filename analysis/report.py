@@ -46,6 +46,7 @@ from klankkast.analysis.timeutil import format_local, local_datetime, parse_time
 
 __all__ = ["Progress", "add_arguments", "main", "render_html", "run", "write_outputs"]
 
+_EN_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _WEEKDAYS = {
     "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     "nl": ["ma", "di", "wo", "do", "vr", "za", "zo"],
@@ -523,6 +524,8 @@ def _plan_section(plan: dict[str, Any], lang: str) -> str:
     rows = []
     for w in plan.get("windows", []):
         wd = w.get("weekday")
+        if isinstance(wd, str) and wd.capitalize() in _EN_DAYS:
+            wd = _EN_DAYS.index(wd.capitalize())
         day = days[wd] if isinstance(wd, int) and 0 <= wd < 7 else str(wd)
         prob = w.get("probability")
         rows.append(

@@ -45,7 +45,7 @@ def report_dir(scenario_files):
     sc, paths, base = scenario_files
     plan = {
         "windows": [
-            {"site": "yard1", "weekday": 4, "start": "22:00", "end": "23:00", "probability": 0.8}
+            {"site": "yard1", "weekday": "Friday", "start": "22:00", "end": "23:00", "probability": 0.8}
         ],
         "backtest": {
             "hit_rate_plan": 0.7, "hit_rate_historical": 0.2, "hit_rate_random": 0.1, "weeks": 4,
@@ -107,7 +107,7 @@ def test_report_html_is_self_contained_and_renders_in_chromium(report_dir, tmp_p
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
     assert "http://" not in html and "https://" not in html  # nothing fetched
-    assert "Patrol plan" in html and "yard1" in html
+    assert "Patrol plan" in html and "<td>Fri</td><td>22:00</td>" in html
     require("chromium")
     shot = tmp_path / "shot.png"
     cmd = [
