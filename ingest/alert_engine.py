@@ -68,6 +68,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from klankkast.analysis.episodes import Episode, EpisodeEvent, StreamingDetector
+from klankkast.analysis.levels import combine_db  # the analysis' node combination
 from klankkast.analysis.rules import Rules
 
 __all__ = [
@@ -83,20 +84,6 @@ __all__ = [
 ALERT_STATES: Final = ("start", "update", "end")
 #: Steps seen at a new site before a step may close on completeness (nodes are learnt).
 _WARMUP_STEPS: Final = 5
-
-
-def combine_db(levels_db: Sequence[float], how: str) -> float:
-    """Combine levels of several nodes as energy: ``sum`` or ``mean``; NaN when none.
-
-    Two nodes at 60 dB: sum -> 63.0 dB, mean -> 60.0 dB (ISO 1996-1 §3.1.7).
-    """
-    xs = [x for x in levels_db if x is not None and math.isfinite(x)]
-    if not xs:
-        return math.nan
-    total = sum(10.0 ** (x / 10.0) for x in xs)
-    if how == "mean":
-        total /= len(xs)
-    return 10.0 * math.log10(total)
 
 
 def parse_quiet_range(text: str) -> tuple[int, int]:
@@ -406,6 +393,7 @@ class AlertEngine:
         self.counters["steps"] += 1
         how = self.rules.node_combine
         vals = [frames[n] for n in sorted(frames)]  # same order, same float sums
+        # the nodes of a site are combined exactly as the analysis combines them
         laeq = combine_db([v[0] for v in vals], how)
         lceq = combine_db([v[1] for v in vals], how)
         fmaxes = [v[2] for v in vals if math.isfinite(v[2])]
