@@ -130,3 +130,39 @@ def test_shift_test_uses_weeks_when_many():
     assert res.unit == "week"
     res = shift_test(per_site[:1], 0, 28 * day, permutations=99, seed=1)
     assert res.unit == "day"
+
+
+def test_dst_complaint_in_repeated_autumn_hour_meets_first_occurrence(tmp_path):
+    """25 Oct 2026, 02:30 local without offset = first occurrence = 00:30Z.
+
+    Site a has nuisance 00:20-00:50Z (02:20-02:50 CEST), site b 01:20-01:50Z (02:20-02:50
+    CET, the second occurrence). The same complaint text (02:30, received 02:40) is
+    corroborated at a and not at b (window 00:00Z-01:10Z with 30-min lookback/grace).
+    """
+    from klankkast.analysis.episodes import SiteGrid
+    from klankkast.analysis.importer import load_complaints
+    from klankkast.analysis.timeutil import parse_time_ms
+
+    t0 = parse_time_ms("2026-10-24T18:00:00Z")
+    n = 12 * 60
+    grids = []
+    for site, start in (("a", "2026-10-25T00:20:00Z"), ("b", "2026-10-25T01:20:00Z")):
+        laeq = np.full(n, 35.0)
+        i = (parse_time_ms(start) - t0) // MIN
+        laeq[i : i + 30] = 65.0
+        grids.append(SiteGrid(site, t0, 60, laeq, laeq + 3, laeq + 8, np.full(n, np.nan)))
+    p = tmp_path / "c.csv"
+    p.write_text(
+        "id,received_at,incident_start,incident_end,site,category,source\n"
+        "ca,2026-10-25T02:40,2026-10-25T02:30,,a,,\n"
+        "cb,2026-10-25T02:40,2026-10-25T02:30,,b,,\n"
+    )
+    complaints, _ = load_complaints(p, known_sites={"a", "b"})
+    rules = default_rules()
+    episodes = [e for g in grids for e in detect(g, rules)]
+    assert [(e.site, e.start_ms) for e in episodes] == [
+        ("a", parse_time_ms("2026-10-25T00:20:00Z")),
+        ("b", parse_time_ms("2026-10-25T01:20:00Z")),
+    ]
+    f = analyse(episodes, complaints, [], Coverage(grids), rules, (t0, t0 + n * MIN))
+    assert [c.verdict for c in f.complaints] == ["corroborated", "not_corroborated"]
