@@ -21,6 +21,7 @@ import io
 import json
 import math
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from importlib import resources
@@ -84,7 +85,7 @@ class Progress:
 # ---------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``klankkast-analyze report``."""
-    parser.description = (
+    parser.description = textwrap.fill(
         "Corroborate complaints with measured nuisance episodes, classify enforcement visits, "
         "find nuisance without complaints, test whether the association is chance, and write "
         "summary.json, episodes.csv, complaints.csv, visits.csv and a self-contained "
@@ -109,7 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="t_from", metavar="TIME", help="start of the analysis")
     parser.add_argument("--to", dest="t_to", metavar="TIME", help="end of the analysis (exclusive)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--lang", choices=("nl", "en"), default="nl", help="report language")
+    parser.add_argument(
+        "--lang", choices=("nl", "en"), default="nl", help="report language (default nl)"
+    )
     parser.add_argument("--site-map", metavar="FILE", help="site-mapping TOML for Open311/Signalen")
     parser.add_argument(
         "--complaints-format",
