@@ -80,6 +80,14 @@ def _parse_times(values: pd.Series, path: str) -> np.ndarray:
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().all():
         return numeric.to_numpy(dtype=np.int64)
+    text = values.astype(str).str.strip()
+    if bool(text.str.contains(r"T.*(?:Z|[+-]\d\d:?\d\d)$", regex=True).all()):
+        # every time carries its offset: no local-time rules needed, parse vectorised
+        try:
+            parsed = pd.to_datetime(text, utc=True, format="ISO8601")
+            return parsed.dt.as_unit("ms").astype("int64").to_numpy(dtype=np.int64)
+        except (ValueError, TypeError):
+            pass  # fall through to the row-by-row parser for a precise error
     out = np.empty(len(values), dtype=np.int64)
     for i, (num, raw) in enumerate(zip(numeric, values, strict=True)):
         if not pd.isna(num):

@@ -143,3 +143,15 @@ def test_rules_errors_name_key_value_and_allowed(tmp_path, text, key):
         load_rules(p)
     msg = str(err.value)
     assert key in msg and str(p) in msg and "\n" not in msg
+
+
+def test_read_csv_offset_times_vectorised_path(tmp_path):
+    """Times that all carry offsets take the vectorised parser; same instants."""
+    p = tmp_path / "levels.csv"
+    p.write_text(
+        "time,site,node,LAeq\n"
+        "2026-06-01T02:00:00+02:00,yard1,n1,50\n"
+        "2026-06-01T00:01:00Z,yard1,n1,51\n"
+        "2026-06-01T00:02:00.000+00:00,yard1,n1,52\n"
+    )
+    assert read_levels_csv(p)["t_ms"].tolist() == [T0, T0 + 60_000, T0 + 120_000]
