@@ -204,7 +204,8 @@ def read_levels_influx(
         fields = ", ".join(quote_ident(f) for f in ("LAeq", "LCeq", "LAFmax"))
     where_site = ""
     if sites:
-        where_site = " AND (" + " OR ".join(f"\"site\" = '{s}'" for s in sites) + ")"
+        quoted = (s.replace("\\", "\\\\").replace("'", "\\'") for s in sites)
+        where_site = " AND (" + " OR ".join(f"\"site\" = '{s}'" for s in quoted) + ")"
     frames: list[pd.DataFrame] = []
     t = start_ms
     try:
@@ -243,15 +244,19 @@ def read_levels(
     start_ms: int | None = None,
     end_ms: int | None = None,
     *,
+    sites: Sequence[str] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> pd.DataFrame:
-    """Levels from a CSV path or an ``influxdb+http://`` URL, limited to ``[start, end)``."""
+    """Levels from a CSV path or an ``influxdb+http://`` URL, limited to ``[start, end)``
+    and, when given, to ``sites``."""
     if source.startswith(("influxdb+http://", "influxdb+https://")):
         src = parse_influx_url(source)
         lo = start_ms if start_ms is not None else 1_577_836_800_000  # 2020-01-01
         hi = end_ms if end_ms is not None else _now_ms()
-        return read_levels_influx(src, lo, hi, progress=progress)
+        return read_levels_influx(src, lo, hi, sites=sites, progress=progress)
     df = read_levels_csv(source)
+    if sites:
+        df = df[df["site"].isin(list(sites))]
     if start_ms is not None:
         df = df[df["t_ms"] >= start_ms]
     if end_ms is not None:
@@ -413,10 +418,11 @@ def load_grids(
     end_ms: int | None = None,
     node_combine: str = "sum",
     step_s: int | None = None,
+    sites: Sequence[str] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> list[SiteGrid]:
     """:func:`read_levels` then :func:`build_grids`."""
-    df = read_levels(source, start_ms, end_ms, progress=progress)
+    df = read_levels(source, start_ms, end_ms, sites=sites, progress=progress)
     if len(df) == 0:
         raise LevelSourceError(f"--levels {source}: no level rows in the selected time range")
     return build_grids(

@@ -115,6 +115,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--site-map", metavar="FILE", help="site-mapping TOML for Open311/Signalen")
     parser.add_argument(
+        "--sites",
+        metavar="A,B",
+        help="analyse only these sites (complaints and visits of other sites are left out)",
+    )
+    parser.add_argument(
         "--complaints-format",
         choices=("auto", "csv", "open311", "signalen"),
         default="auto",
@@ -148,6 +153,7 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
     end = _time_arg("--to", args.t_to)
     if start is not None and end is not None and end <= start:
         raise ConfigError("--to", args.t_to, "must be after --from")
+    selected = [s.strip() for s in (getattr(args, "sites", None) or "").split(",") if s.strip()]
     progress(0.02, "loading levels")
     grids = load_grids(
         args.levels,
@@ -155,6 +161,7 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
         end_ms=end,
         node_combine=rules.node_combine,
         step_s=args.step,
+        sites=selected,
         progress=lambda f: progress(0.02 + 0.3 * f, "loading levels"),
     )
     span = (
@@ -164,7 +171,9 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
     progress(0.35, "reading complaints and visits")
     site_map = load_site_map(args.site_map) if getattr(args, "site_map", None) else None
     # a complaint or visit must name a site of the levels (or of the site map)
-    known = (known_sites_of(site_map, None) or set()) | {g.site for g in grids}
+    known: set[str] | None = (known_sites_of(site_map, None) or set()) | {g.site for g in grids}
+    if selected:
+        known = None  # a city-wide file: other sites are left out below, not errors
     complaints = []
     if args.complaints:
         complaints, _ = load_complaints(
@@ -179,6 +188,9 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
         visits = load_visits(args.visits, known_sites=known, complaint_ids=ids)
     complaints = [c for c in complaints if span[0] <= c.incident_start_ms < span[1]]
     visits = [v for v in visits if span[0] <= v.arrived_ms < span[1]]
+    if selected:
+        complaints = [c for c in complaints if c.site in selected]
+        visits = [v for v in visits if v.site in selected]
     episodes = []
     for i, g in enumerate(grids):
         episodes.extend(detect(g, rules))

@@ -81,3 +81,22 @@ def test_import_writes_complaints_and_visits(influxdb, tmp_path, capsys):
     for r in rows:
         assert r["time"] == by_id[r["id"]].incident_start_ms
         assert r["received"] == by_id[r["id"]].received_ms
+
+
+def test_report_one_site_from_influxdb(influxdb, tmp_path, capsys):
+    """--sites selects one site's levels in the query; other sites' complaints are left out."""
+    sc = make_scenario(33, sites=2, days=5, founded=8, unfounded=2, gap_day=None)
+    paths = write_files(sc, tmp_path / "in", two_nodes=False)
+    influxdb.create_database("one")
+    influxdb.write(_minute_lines(sc), db="one")
+    src = influxdb.url.replace("http://", "influxdb+http://") + "/one"
+    out = tmp_path / "out"
+    rc = analyze(
+        ["report", "--levels", src, "--complaints", paths["complaints"], "--sites", "yard2",
+         "--from", "2026-03-02", "--to", "2026-03-07", "--out", str(out), "--quiet"]
+    )  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["run"]["sites"] == ["yard2"]
+    assert s["episodes"]["count"] == len(sc.planted["yard2"])
+    assert s["complaints"]["total"] == sum(c.site == "yard2" for c in sc.complaints)
