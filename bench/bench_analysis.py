@@ -186,11 +186,11 @@ def main() -> int:
     ap.add_argument("--complaints", type=int, default=10_000)
     ap.add_argument("--visits", type=int, default=3_000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--quick", action="store_true", help="tiny smoke run (3 sites x 14 days)")
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run (3 sites x 7 days)")
     ap.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
-        args.sites, args.days, args.complaints, args.visits = 3, 14, 100, 30
+        args.sites, args.days, args.complaints, args.visits = 3, 7, 100, 30
     if args.child:
         analysis_child(Path(args.child), args.sites)
         return 0
