@@ -25,7 +25,7 @@ IEC 61260-1:2014 Table 1 at every normalised frequency (0.05 dB at W = 1.0558,
 >= 40.5, >= 60 and >= 70 dB). Weights below 1e-10 (-100 dB) are set to zero.
 
 Band energies are computed from discrete Fourier transforms of 1-s frames
-(1 Hz resolution) with 50 % overlap, weighted by the power-complementary Vorbis
+(zero-padded to 2^a 3^b points, about 1 Hz resolution) with 50 % overlap, weighted by the power-complementary Vorbis
 window (:func:`frame_window`): every sample's energy is counted exactly once
 over consecutive frames, and by Parseval's theorem each frame's band energy is
 sum_k |H(f_k)|^2 |X_k|^2 / N (one-sided, doubled except at 0 and fs/2). The
@@ -49,6 +49,7 @@ from .wire import BAND_NOMINALS
 
 __all__ = [
     "BAND_INDEX",
+    "BAND_NOMINALS",
     "G",
     "Q",
     "band_edges_hz",

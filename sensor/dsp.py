@@ -112,6 +112,11 @@ _MS_FLOOR: Final = 1e-20
 _KI_CLOCK_S: Final = 5
 # ISO 1996-2 one-third-octave tone criteria: (lowest band Hz, highest band Hz, dB)
 _TONE_CRITERIA: Final = ((25.0, 125.0, 15.0), (160.0, 400.0, 8.0), (500.0, 10000.0, 5.0))
+_CRITERION_DB: Final = {
+    nom: next(c for lo, hi, c in _TONE_CRITERIA if lo <= float(nom) <= hi)
+    for nom in _bands.BAND_NOMINALS
+    if any(lo <= float(nom) <= hi for lo, hi, _ in _TONE_CRITERIA)
+}
 _SECOND_KEYS: Final = ("LAeq", "LCeq", "LZeq", "LAFmax", "LAFmin", "LASmax", "LCpeak")
 
 
@@ -152,8 +157,7 @@ def tonality(
     best_band: str | None = None
     for i in range(1, len(items) - 1):
         nom, level = items[i]
-        f = float(nom)
-        crit = next((c for lo, hi, c in _TONE_CRITERIA if lo <= f <= hi), None)
+        crit = _CRITERION_DB.get(nom)
         if crit is None:
             continue
         margin = min(level - items[i - 1][1], level - items[i + 1][1]) - crit
@@ -212,6 +216,19 @@ def _grid_step(fs_hz: int) -> int:
             m = 1
             break
     return m
+
+
+def _fast_length(n: int) -> int:
+    """Smallest 2^a 3^b >= n (the FFT sizes pocketfft is fastest at)."""
+    best = 1 << (n - 1).bit_length()
+    p3 = 1
+    while p3 < 2 * n:
+        p2 = p3
+        while p2 < n:
+            p2 *= 2
+        best = min(best, p2)
+        p3 *= 3
+    return best
 
 
 def _parabolic_peak(y: FloatArray) -> float:
@@ -295,7 +312,8 @@ class Meter:
         win = _bands.frame_window(self.fs_hz)
         self._win = win.astype(np.float32)
         self._cumwin2 = np.concatenate([[0.0], np.cumsum(win**2)])
-        self._wbands = _bands.band_weights(self.fs_hz, self.fs_hz)
+        self._nfft = _fast_length(self.fs_hz)  # 1-s frames zero-padded to 2^a 3^b samples
+        self._wbands = _bands.band_weights(self.fs_hz, self._nfft)
         self._hist = np.zeros(self.fs_hz // 2, dtype=np.float32)
 
     # ------------------------------------------------------------------ public
@@ -357,7 +375,7 @@ class Meter:
             return self._corr
         assert self.mic_response is not None
         fs = self.fs_hz
-        f = np.arange(fs // 2 + 1, dtype=np.float64)  # 1-s frames: bin k is k Hz
+        f = np.arange(self._nfft // 2 + 1, dtype=np.float64) * fs / self._nfft
         c = 10.0 ** (self.mic_response.correction_db(f) / 10.0)
         fpos = np.maximum(f, 1e-3)
         wa = 10.0 ** (_weighting.analogue_weighting_db("A", fpos) / 10.0)
@@ -398,9 +416,9 @@ class Meter:
             frame_c[: n - half] = x[half:]
             frames.append(frame_c)
             weight += float(cw[n - half])
-        power = np.zeros(fs // 2 + 1, dtype=np.float32)
+        power = np.zeros(self._nfft // 2 + 1, dtype=np.float32)
         for fr in frames:
-            spec = sp_fft.rfft(fr * self._win)
+            spec = sp_fft.rfft(fr * self._win, n=self._nfft, overwrite_x=True, workers=1)
             power += spec.real**2 + spec.imag**2
         if n >= half:
             self._hist[:] = x[n - half : n]
