@@ -202,7 +202,9 @@ def build_history(
 def _median_step_s(t_ms: np.ndarray) -> float:
     if t_ms.size < 2:
         return 60.0
-    d = np.diff(np.unique(t_ms))
+    t = t_ms if bool(np.all(t_ms[1:] >= t_ms[:-1])) else np.sort(t_ms)
+    d = np.diff(t)
+    d = d[d > 0]
     return float(np.median(d)) / 1000.0 if d.size else 60.0
 
 
