@@ -286,6 +286,18 @@ def infer_step_s(t_ms: np.ndarray, node_key: np.ndarray) -> int:
     return max(1, round(step))
 
 
+def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and sorted names of a string or categorical column."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and not bool(column.isna().any()):
+        cats = [str(c) for c in column.cat.categories]
+        order = np.argsort(cats, kind="stable")
+        remap = np.empty(len(cats), dtype=np.int64)
+        remap[order] = np.arange(len(cats))
+        return remap[column.cat.codes.to_numpy()], [cats[i] for i in order]
+    codes, names = pd.factorize(column.astype(str), sort=True)
+    return codes.astype(np.int64), [str(n) for n in names]
+
+
 def build_grids(
     df: pd.DataFrame,
     *,
@@ -302,8 +314,8 @@ def build_grids(
     if len(df) == 0:
         return []
     t_all = df["t_ms"].to_numpy(dtype=np.int64)
-    site_codes, site_names = pd.factorize(df["site"], sort=True)
-    node_only, node_names = pd.factorize(df["node"])
+    site_codes, site_names = _codes(df["site"])
+    node_only, node_names = _codes(df["node"])
     node_codes = site_codes.astype(np.int64) * max(1, len(node_names)) + node_only
     step = step_s or infer_step_s(t_all, node_codes)
     step_ms = step * 1000
@@ -323,11 +335,14 @@ def build_grids(
         )
         bins = (t_all[rows] - t0) // step_ms
         keep = (bins >= 0) & (bins < nbins)
-        nodes = node_codes[rows][keep]
-        values = {k: np.asarray(v[rows][keep], dtype=np.float64) for k, v in cols.items()}
-        grids.append(
-            _site_grid(str(name), t0, step, nbins, bins[keep], nodes, values, node_combine)
-        )
+        if bool(keep.all()):  # the usual case: no copies for the selection
+            nodes = node_codes[rows]
+            values = {k: np.asarray(v[rows], dtype=np.float64) for k, v in cols.items()}
+        else:
+            bins = bins[keep]
+            nodes = node_codes[rows][keep]
+            values = {k: np.asarray(v[rows][keep], dtype=np.float64) for k, v in cols.items()}
+        grids.append(_site_grid(str(name), t0, step, nbins, bins, nodes, values, node_combine))
     return grids
 
 
