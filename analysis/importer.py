@@ -631,7 +631,8 @@ def load_complaints(
     kind = detect_format(path) if fmt == "auto" else fmt
     if kind == "csv":
         return read_complaints_csv(path, known_sites), 0
-    if kind == "open311" or (kind == "signalen" and Path(path).read_text()[:1] in "[{"):
+    first = Path(path).read_text(encoding="utf-8-sig").lstrip()[:1]
+    if kind == "open311" or (kind == "signalen" and first in ("[", "{")):
         try:
             doc = json.loads(Path(path).read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as err:
