@@ -218,6 +218,11 @@ def _grid_step(fs_hz: int) -> int:
     return m
 
 
+def _lg10(ms: float) -> float:
+    """10 lg(ms), ms floored at 1e-20."""
+    return 10.0 * math.log10(max(ms, _MS_FLOOR))
+
+
 def _fast_length(n: int) -> int:
     """Smallest 2^a 3^b >= n (the FFT sizes pocketfft is fastest at)."""
     best = 1 << (n - 1).bit_length()
@@ -233,9 +238,9 @@ def _fast_length(n: int) -> int:
 
 def _parabolic_peak(y: FloatArray) -> float:
     """Largest |y|, refined by a parabola through the largest sample and its neighbours."""
-    ay = np.abs(y)
-    i = int(np.argmax(ay))
-    p = float(ay[i])
+    i_max, i_min = int(np.argmax(y)), int(np.argmin(y))
+    i = i_max if y[i_max] >= -y[i_min] else i_min
+    p = abs(float(y[i]))
     if 0 < i < len(y) - 1:
         s = 1.0 if y[i] >= 0 else -1.0
         ym, y0, yp = s * float(y[i - 1]), s * float(y[i]), s * float(y[i + 1])
@@ -302,6 +307,7 @@ class Meter:
         self._alpha = np.array([math.exp(-1.0 / (tau * self.fs_hz)) for tau in (TAU_F_S, TAU_S_S)])
         self._kernel = self._make_kernel(self._m)
         self._y = np.zeros(2)  # F and S averager states (mean square)
+        self._pow_cache: dict[int, FloatArray] = {}
         self._y_started = False
         self._buf = np.empty(self.fs_hz, dtype=np.float64)
         self._fill = 0
@@ -427,6 +433,21 @@ class Meter:
             self._hist[half - n :] = x
         return power, weight
 
+    def _recursion(self, s: FloatArray) -> FloatArray:
+        """y[j] = a^M y[j-1] + s[j] over the grid, in closed form.
+
+        y[j] = a^(M(j+1)) y0 + sum_{i<=j} a^(M(j-i)) s[i] = p[j] (y0 + cumsum(s / p)[j])
+        with p[j] = a^(M(j+1)); over one second p spans at most e^(1 s / tau) = e^8
+        (F), so no precision is lost.
+        """
+        steps = s.shape[0]
+        p = self._pow_cache.get(steps)
+        if p is None:
+            j = np.arange(1, steps + 1, dtype=np.float64)[:, None]
+            p = np.exp(j * self._m * np.log(self._alpha)[None, :])
+            self._pow_cache[steps] = p
+        return np.asarray(p * (self._y[None, :] + np.cumsum(s / p, axis=0)), dtype=np.float64)
+
     def _time_weighting(self, e: FloatArray) -> FloatArray:
         """Grid values (steps x 2, F and S) of the exponential averagers over e."""
         m = self._m
@@ -446,10 +467,7 @@ class Meter:
         parts: list[FloatArray] = []
         if full:
             s = e[:full].reshape(-1, m) @ self._kernel  # (steps, 2)
-            am = self._alpha**m
-            y = np.empty_like(s)
-            for j in range(2):
-                y[:, j], _ = signal.lfilter([1.0], [1.0, -am[j]], s[:, j], zi=[am[j] * self._y[j]])
+            y = self._recursion(s)
             self._y[:] = y[-1]
             parts.append(y)
         r = n - full
@@ -462,21 +480,27 @@ class Meter:
 
     def _second(self, x_in: FloatArray) -> list[IntervalReport]:
         n = len(x_in)
-        finite = np.isfinite(x_in)
         nonfinite = 0
         x = x_in
-        if not finite.all():
+        # energies without BLAS (its threads stall on a busy node); einsum is single-threaded.
+        # A finite sum of squares proves every sample finite (NaN/inf propagate).
+        ms_z = float(np.einsum("i,i->", x, x)) / n
+        if not math.isfinite(ms_z):
+            finite = np.isfinite(x_in)
             nonfinite = int(n - np.count_nonzero(finite))
             x = np.where(finite, x_in, 0.0)
-        overload = int(np.count_nonzero(np.abs(x) >= OVERLOAD_THRESHOLD))
+            ms_z = float(np.einsum("i,i->", x, x)) / n
+        if x.max() >= OVERLOAD_THRESHOLD or x.min() <= -OVERLOAD_THRESHOLD:
+            overload = int(np.count_nonzero(np.abs(x) >= OVERLOAD_THRESHOLD))
+        else:
+            overload = 0
         c, self._zi_c = signal.sosfilt(self._sos_c, x, zi=self._zi_c)
         a, self._zi_a = signal.sosfilt(self._sos_c2a, c, zi=self._zi_a)
-        # energies without BLAS (its threads stall on a busy node); einsum is single-threaded
-        ms_z = float(np.einsum("i,i->", x, x)) / n
         ms_c = float(np.einsum("i,i->", c, c)) / n
-        ms_a = float(np.einsum("i,i->", a, a)) / n
         peak = _parabolic_peak(c)
-        grid = self._time_weighting(a * a)
+        e = np.multiply(a, a, out=a)  # a is not needed after its square
+        ms_a = float(e.sum()) / n
+        grid = self._time_weighting(e)
         power, weight = self._band_power(x)
         if self.mic_response is None:
             ms_bands = (self._wbands @ power) / weight
@@ -491,20 +515,20 @@ class Meter:
             ms_a *= 10.0 ** (d_a / 10.0)
             ms_c *= 10.0 ** (d_c / 10.0)
             ms_z *= 10.0 ** (d_z / 10.0)
-        laf = 10.0 * np.log10(np.maximum(grid[:, 0], _MS_FLOOR)) + self.offset_db + d_a
-        las = 10.0 * np.log10(np.maximum(grid[:, 1], _MS_FLOOR)) + self.offset_db + d_a
         k = self._steps_per_laf
+        off_a = self.offset_db + d_a
+        yf = grid[:, 0]
         sec = _Second(
             n=n,
             ms_a=ms_a,
             ms_c=ms_c,
             ms_z=ms_z,
             ms_bands=np.asarray(ms_bands, dtype=np.float64),  # float32 products, float64 after
-            laf_max_db=float(laf.max()),
-            laf_min_db=float(laf.min()),
-            las_max_db=float(las.max()),
+            laf_max_db=_lg10(float(yf.max())) + off_a,
+            laf_min_db=_lg10(float(yf.min())) + off_a,
+            las_max_db=_lg10(float(grid[:, 1].max())) + off_a,
             lcpeak_db=20.0 * math.log10(max(peak, 1e-10)) + self.offset_db + d_c,
-            laf_samples_db=laf[k - 1 :: k].copy(),
+            laf_samples_db=10.0 * np.log10(np.maximum(yf[k - 1 :: k], _MS_FLOOR)) + off_a,
             overload=overload,
             nonfinite=nonfinite,
         )
@@ -540,8 +564,8 @@ class Meter:
                 samples = np.array([agg.laf_max_db])
             for name, q in (("LA10", 90.0), ("LA50", 50.0), ("LA90", 10.0), ("LA95", 5.0)):
                 out[name] = lv(float(np.percentile(samples, q)))
-        band_db = self._db(agg.ms_bands)
-        bands = {nom: round(float(v), 2) for nom, v in zip(self.nominals, band_db, strict=True)}
+        band_db = np.round(self._db(agg.ms_bands), 2) + 0.0
+        bands = dict(zip(self.nominals, band_db.tolist(), strict=True))
         out["bands"] = bands
         out["overload"] = agg.overload
         out["nonfinite"] = agg.nonfinite
