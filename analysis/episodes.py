@@ -32,9 +32,12 @@ and the rule(s) that fired. The analysis reports measurements and which rule fir
 it does not pronounce legal violations.
 
 :func:`detect` is vectorised for the big analysis; :class:`StreamingDetector`
-consumes the same grid one step at a time with the same rule functions (called on
-its window buffers) and yields identical episodes; ``klankkast-alerts`` adds
-confirmation time, hysteresis and flood control on top of it.
+consumes the same grid one step at a time and yields identical episodes. Both use
+the same period, limit, emergence, duration-correction, rule-test and
+episode-assembly functions; the two window statistics (trailing energy mean,
+background quantile) have single-step forms with the same arithmetic, and unit tests
+check batch and streaming give bit-identical episodes. ``klankkast-alerts`` adds
+confirmation time, hysteresis and flood control on top of the streaming detector.
 """
 
 from __future__ import annotations
@@ -568,9 +571,10 @@ class StreamingDetector:
 
     Feed every step of one site in time order with :meth:`update`; steps that were
     skipped are filled as not measured, a step at or before the last one is ignored
-    (counted in ``ignored``). The rule functions are the batch ones, called on the
-    window buffers, so on the same grid the ``end`` events carry exactly the
-    episodes of :func:`detect` (with the same ``background``).
+    (counted in ``ignored``). The rule functions are the batch ones (the window
+    statistics in single-step form with the same arithmetic), so on the same grid
+    the ``end`` events carry exactly the episodes of :func:`detect` (with the same
+    ``background``). Cost: about 0.1 ms per step.
 
     Parameters
     ----------
