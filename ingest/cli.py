@@ -85,8 +85,6 @@ def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[st
     from paho.mqtt.properties import Properties
     from paho.mqtt.subscribeoptions import SubscribeOptions
 
-    from klankkast.ingest.service import SUBSCRIPTION
-
     problems: list[str] = []
     done = threading.Event()
     result: dict[str, Any] = {}
@@ -97,9 +95,7 @@ def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[st
         if rc.is_failure:
             done.set()
             return
-        c.subscribe(
-            f"$share/{cfg.mqtt.share_group}/{SUBSCRIPTION}", options=SubscribeOptions(qos=1)
-        )
+        c.subscribe(cfg.mqtt.subscription, options=SubscribeOptions(qos=1))
 
     def on_subscribe(c: Any, u: Any, mid: Any, rcs: Any, props: Any) -> None:
         result["suback"] = rcs
@@ -131,7 +127,7 @@ def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[st
         for code in result.get("suback", []):
             if code.is_failure:
                 problems.append(
-                    f"mqtt: subscription $share/{cfg.mqtt.share_group}/{SUBSCRIPTION} refused: {code} "
+                    f"mqtt: subscription {cfg.mqtt.subscription} refused: {code} "
                     "(the broker's ACL must let this user read klankkast/v1/#)"
                 )
     finally:

@@ -64,6 +64,12 @@ class MqttConfig:
     keepalive_s: int = 30
 
     @property
+    def subscription(self) -> str:
+        """The node-topic filter: ``$share/{share_group}/klankkast/v1/+/+/#``, or plain if ``""``."""
+        plain = "klankkast/v1/+/+/#"
+        return f"$share/{self.share_group}/{plain}" if self.share_group else plain
+
+    @property
     def tls(self) -> bool:
         return self.url.startswith("mqtts://")
 
@@ -133,12 +139,16 @@ class _Section:
         return f"{self.name}.{key}"
 
     def str_(
-        self, key: str, default: T, check: Callable[[str], str | None] | None = None
+        self,
+        key: str,
+        default: T,
+        check: Callable[[str], str | None] | None = None,
+        allow_empty: bool = False,
     ) -> str | T:
         value = self._get(key)
         if value is None:
             return default
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not (value or allow_empty):
             raise ConfigError(self.key(key), value, "must be a non-empty string")
         if check is not None:
             problem = check(value)
@@ -212,7 +222,7 @@ def _check_http_url(value: str) -> str | None:
 
 def _check_share_group(value: str) -> str | None:
     if not set(value) <= _SHARE_GROUP_CHARS:
-        return "must be letters, digits, '_', '-' or '.' (no '/', '+', '#')"
+        return "must be letters, digits, '_', '-' or '.' (no '/', '+', '#'), or \"\" for no sharing"
     return None
 
 
@@ -244,7 +254,7 @@ def _parse_mqtt(sec: _Section) -> MqttConfig:
         cert_file=sec.path("cert_file"),
         key_file=sec.path("key_file"),
         client_id=sec.str_("client_id", d.client_id),
-        share_group=sec.str_("share_group", d.share_group, _check_share_group),
+        share_group=sec.str_("share_group", d.share_group, _check_share_group, allow_empty=True),
         session_expiry_s=sec.int_("session_expiry_s", d.session_expiry_s, 0, 4_294_967_295),
         receive_maximum=sec.int_("receive_maximum", d.receive_maximum, 1, 65535),
         keepalive_s=sec.int_("keepalive_s", d.keepalive_s, 5, 3600),

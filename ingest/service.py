@@ -207,17 +207,17 @@ class IngestService:
             log.error("MQTT connect refused: %s", reason_code)
             return
         self._gen += 1
-        group = self.cfg.mqtt.share_group
         from paho.mqtt.subscribeoptions import SubscribeOptions
 
-        client.subscribe(f"$share/{group}/{SUBSCRIPTION}", options=SubscribeOptions(qos=1))
+        # Subscribe on every connect: Mosquitto 2.0 does not restore shared
+        # subscriptions from its persistence file after a restart.
+        client.subscribe(self.cfg.mqtt.subscription, options=SubscribeOptions(qos=1))
         self._connected.set()
         log.info(
-            "MQTT connected to %s (session present: %s); subscribed $share/%s/%s",
+            "MQTT connected to %s (session present: %s); subscribed %s",
             self.cfg.mqtt.url,
             getattr(flags, "session_present", "?"),
-            group,
-            SUBSCRIPTION,
+            self.cfg.mqtt.subscription,
         )
 
     def _on_disconnect(
@@ -245,7 +245,9 @@ class IngestService:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        # Reconnect quickly: after a broker restart, frames published before we
+        # subscribe again are not queued for a shared subscription (see ingest/README.md).
+        client.reconnect_delay_set(min_delay=0.1, max_delay=5)  # type: ignore[arg-type,unused-ignore]
         self._client = client
         self._writer = threading.Thread(target=self._writer_main, name="ingest-writer", daemon=True)
         self._writer.start()

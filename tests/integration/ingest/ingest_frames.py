@@ -111,7 +111,9 @@ class Publisher:
     def wait_published(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         for info in self.infos:
-            while not info.is_published():
+            # not is_published(): it raises for messages queued while disconnected,
+            # which paho sends after reconnecting
+            while not info._published:
                 if time.monotonic() > deadline:
                     raise TimeoutError("messages not acknowledged by the broker in time")
                 time.sleep(0.01)
