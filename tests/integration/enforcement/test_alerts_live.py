@@ -284,3 +284,67 @@ def test_flapping_does_not_flood_and_backlog_is_late_without_webhooks(
     assert all(not m["late"] for m in retained)
     time.sleep(1.0)  # give a (wrong) webhook post the chance to arrive
     assert len(rx.posts) == posts_before
+
+
+def test_alerts_work_under_the_deployed_acl(mosquitto_acl: Any, tmp_path: Path) -> None:
+    """With deploy/mosquitto's ACL: user ``alerts`` reads node frames and writes the
+    retained ``klankkast/v1/yard1/alerts``, which user ``dispatch`` can read.
+
+    Node yard1-n1 publishes 10 min of frames (its own credentials) with 70 dB(A) from
+    60 s to 460 s; confirm_s = 60, so a start alert follows a minute after onset, and
+    at the stream's end the retained state is that episode (the end comes only after
+    the rules' window and gap merge, beyond this stream).
+    """
+    from klankkast.sensor import wire
+    from klankkast.sensor.simulate import Episode, SyntheticNode
+
+    user, _pw, pw_file = mosquitto_acl.credentials("alerts")
+    cfg = tmp_path / "central.toml"
+    cfg.write_text(
+        f'[mqtt]\nurl = "{mosquitto_acl.url}"\nusername = "{user}"\npassword_file = "{pw_file}"\n'
+        '[alerts]\nconfirm_s = 60\nupdate_s = 60\ninflux = false\nclient_id = "alerts-acl"\n'
+    )
+    proc = AlertsProcess(cfg, tmp_path / "alerts.log")
+    try:
+        wait_for(lambda: "MQTT connected" in proc.log(), 30, "klankkast-alerts to connect")
+        node_user, node_pw, _ = mosquitto_acl.credentials("yard1-n1")
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="yard1-n1", protocol=mqtt.MQTTv5)
+        pub.username_pw_set(node_user, node_pw)
+        pub.max_inflight_messages_set(1000)
+        pub.connect(mosquitto_acl.host, mosquitto_acl.port)
+        pub.loop_start()
+        node = SyntheticNode("yard1", "n1", episodes=[Episode(60, 400, 70.0)], seed=3)
+        t0 = (time.time_ns() // 1_000_000 // 1000 - 30) * 1000
+        infos = []
+        for s in range(600):
+            payload = node.frame(t0 + s * 1000, s) | {"seq": s}
+            infos.append(
+                pub.publish(
+                    wire.topic("yard1", "n1", "second"), wire.encode("second", payload), qos=1
+                )
+            )
+        for info in infos:
+            info.wait_for_publish(30)
+        pub.disconnect()
+        pub.loop_stop()
+        d_user, d_pw, _ = mosquitto_acl.credentials("dispatch")
+        got: list[dict[str, Any]] = []
+        sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dispatch-t", protocol=mqtt.MQTTv5)
+        sub.username_pw_set(d_user, d_pw)
+        sub.on_connect = lambda c, *_: c.subscribe("klankkast/v1/+/alerts", qos=1)
+        sub.on_message = lambda _c, _u, m: got.append(json.loads(m.payload))
+        sub.connect(mosquitto_acl.host, mosquitto_acl.port)
+        sub.loop_start()
+        try:
+            # the retained current state: the episode is still going on at the stream's end
+            wait_for(lambda: bool(got), 30, "the retained alert")
+        finally:
+            sub.disconnect()
+            sub.loop_stop()
+        first = got[0]
+        assert first["state"] in ("start", "update")
+        assert first["site"] == "yard1" and first["nodes"] == ["n1"]
+        assert abs(first["started"] - (t0 + 60_000)) <= 1000
+        assert "not authorised" not in proc.log().lower()
+    finally:
+        assert proc.stop() == 0, proc.log()[-3000:]
