@@ -82,6 +82,11 @@ import numpy.typing as npt
 from scipy import fft as sp_fft
 from scipy import signal
 
+try:  # in-place cascade without sosfilt's argument checks and copies (same C routine)
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_inplace
+except ImportError:  # pragma: no cover - other scipy layouts: fall back to the public API
+    _sosfilt_inplace = None
+
 from . import bands as _bands
 from . import weighting as _weighting
 from .micresponse import MicResponse
@@ -300,8 +305,8 @@ class Meter:
         d = _weighting.design(self.fs_hz)
         self._sos_c = d.sos_c
         self._sos_c2a = d.sos_c_to_a
-        self._zi_c = np.zeros((d.sos_c.shape[0], 2))
-        self._zi_a = np.zeros((d.sos_c_to_a.shape[0], 2))
+        self._zi_c = np.zeros((1, d.sos_c.shape[0], 2))  # (signals, sections, 2)
+        self._zi_a = np.zeros((1, d.sos_c_to_a.shape[0], 2))
         self._m = _grid_step(self.fs_hz)
         self._steps_per_laf = self.fs_hz // self._m // LAF_SAMPLE_RATE_HZ
         self._alpha = np.array([math.exp(-1.0 / (tau * self.fs_hz)) for tau in (TAU_F_S, TAU_S_S)])
@@ -321,6 +326,8 @@ class Meter:
         self._nfft = _fast_length(self.fs_hz)  # 1-s frames zero-padded to 2^a 3^b samples
         self._wbands = _bands.band_weights(self.fs_hz, self._nfft)
         self._hist = np.zeros(self.fs_hz // 2, dtype=np.float32)
+        self._frame_a = np.zeros(self.fs_hz, dtype=np.float32)
+        self._frame_b = np.zeros(self.fs_hz, dtype=np.float32)
 
     # ------------------------------------------------------------------ public
     def process(self, block: npt.ArrayLike) -> list[IntervalReport]:
@@ -406,15 +413,17 @@ class Meter:
         half = fs // 2
         n = len(x)
         cw = self._cumwin2
-        frame = np.zeros(fs, dtype=np.float32)
+        frame = self._frame_a
         frame[:half] = self._hist
         k = min(n, fs - half)
         frame[half : half + k] = x[:k]
+        frame[half + k :] = 0.0
         first = 0 if self._pos >= half else half - self._pos
         weight = float(cw[half + k] - cw[first])
         frames = [frame]
-        frame_b = np.zeros(fs, dtype=np.float32)
+        frame_b = self._frame_b
         frame_b[:n] = x
+        frame_b[n:] = 0.0
         frames.append(frame_b)
         weight += float(cw[n])
         if half < n < fs:
@@ -432,6 +441,20 @@ class Meter:
             self._hist[: half - n] = self._hist[n:]
             self._hist[half - n :] = x
         return power, weight
+
+    def _weight(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """C- and A-weighted signals, filter states carried (IEC 61672-1 Annex E design)."""
+        if _sosfilt_inplace is not None:
+            c2 = np.array(x, dtype=np.float64, order="C").reshape(1, -1)
+            _sosfilt_inplace(self._sos_c, c2, self._zi_c)
+            a2 = c2.copy()
+            _sosfilt_inplace(self._sos_c2a, a2, self._zi_a)
+            return c2[0], a2[0]
+        c, zc = signal.sosfilt(self._sos_c, x, zi=self._zi_c[0])
+        a, za = signal.sosfilt(self._sos_c2a, c, zi=self._zi_a[0])
+        self._zi_c[0] = zc
+        self._zi_a[0] = za
+        return np.asarray(c, dtype=np.float64), np.asarray(a, dtype=np.float64)
 
     def _recursion(self, s: FloatArray) -> FloatArray:
         """y[j] = a^M y[j-1] + s[j] over the grid, in closed form.
@@ -494,8 +517,7 @@ class Meter:
             overload = int(np.count_nonzero(np.abs(x) >= OVERLOAD_THRESHOLD))
         else:
             overload = 0
-        c, self._zi_c = signal.sosfilt(self._sos_c, x, zi=self._zi_c)
-        a, self._zi_a = signal.sosfilt(self._sos_c2a, c, zi=self._zi_a)
+        c, a = self._weight(x)
         ms_c = float(np.einsum("i,i->", c, c)) / n
         peak = _parabolic_peak(c)
         e = np.multiply(a, a, out=a)  # a is not needed after its square
