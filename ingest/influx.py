@@ -98,8 +98,15 @@ escape_field_key = escape_tag
 
 
 def escape_measurement(v: str) -> str:
-    """Escape a measurement name: commas and spaces."""
+    """Escape a measurement name: commas and spaces.
+
+    A name starting with ``#`` would turn the line into a comment and is refused.
+    """
     _check_key_text("measurement", v)
+    if v.startswith("#"):
+        raise ValueError(
+            f"measurement must not start with '#' (a line-protocol comment); got {v!r}"
+        )
     return v.translate(_MEAS_TABLE)
 
 

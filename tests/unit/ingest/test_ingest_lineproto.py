@@ -45,6 +45,8 @@ def test_escape_tag(raw: str, escaped: str) -> None:
 
 def test_measurement_keeps_equals_sign() -> None:
     assert escape_measurement("m=1 x,y") == r"m=1\ x\,y"
+    with pytest.raises(ValueError):
+        escape_measurement("#comment")
 
 
 @pytest.mark.parametrize("bad", ["", "a\nb", "ends\\"])
