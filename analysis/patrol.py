@@ -573,6 +573,7 @@ class Plan:
     hour_of_week: dict[str, list[float]]
     weeks_of_history: int
     first_week: str
+    prior_weeks: float = 4.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -590,6 +591,11 @@ class Plan:
                 "Beta-Binomial per site and window, pooled towards the site's daily profile; "
                 "windows on the Europe/Amsterdam wall clock, Monday 00:00 = start of week"
             ),
+            "hit_definition": (
+                "a planned window finds nuisance when episodes fill more than half of it; "
+                "a historical visit when an episode overlaps its stay"
+            ),
+            "prior_weeks": self.prior_weeks,
         }
 
 
@@ -737,4 +743,5 @@ def build_plan(
         hour_of_week={s: [float(x) for x in hours.mean[i]] for i, s in enumerate(history.sites)},
         weeks_of_history=history.n_weeks,
         first_week=_week_label(history, 0),
+        prior_weeks=prior_weeks,
     )

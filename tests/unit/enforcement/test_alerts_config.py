@@ -24,6 +24,11 @@ def test_example_config_loads() -> None:
     assert alerts.main(["--config", str(EXAMPLE), "--check"]) == 0
 
 
+@pytest.mark.parametrize("path", sorted(EXAMPLE.parent.glob("*.toml")), ids=lambda p: p.name)
+def test_every_central_sample_config_is_valid_for_the_alerts(path: Path) -> None:
+    assert alerts.main(["--config", str(path), "--check"]) == 0
+
+
 def test_defaults_without_a_section() -> None:
     acfg = alerts.parse_alerts_config(None)
     assert acfg.settings.confirm_s == 300 and acfg.webhooks == ()
