@@ -111,7 +111,7 @@ class SystemdNotifier:
 
 def frame_builder(kind: str, payload: dict[str, Any]) -> Callable[[int], bytes]:
     """``build(seq)`` for the outbox; the payload is validated once, up front."""
-    wire.encode(kind, {**payload, "seq": 0})  # raises SchemaError before the transaction
+    wire.validate(kind, {"schema": wire.SCHEMA, **payload, "seq": 0})  # fail before the transaction
 
     def build(seq: int) -> bytes:
         data: bytes = wire.encode(kind, {**payload, "seq": seq})
@@ -452,6 +452,10 @@ def setup_logging(level: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # One BLAS thread, set before numpy loads: OpenBLAS's extra threads spin-wait
+    # after each call and burn CPU that a streaming 1-s meter never gains from.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         cfg = load_config(args.config)
     except ConfigError as err:
