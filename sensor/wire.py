@@ -15,7 +15,8 @@ Payloads
 --------
 UTF-8 JSON objects carrying ``"schema": 1``, ``site``, ``node`` and ``t`` (interval
 start, UTC milliseconds). ``second`` and ``minute`` frames also carry ``seq`` (per
-node, monotonic across restarts) and ``dur_ms`` (the duration the interval actually
+node and kind: ``second`` and ``minute`` count separately, each contiguous from 0 and
+monotonic across restarts) and ``dur_ms`` (the duration the interval actually
 covers; shorter than nominal only for the partial interval flushed at shutdown).
 
 Levels only: :func:`encode` refuses unknown fields, every level is a number, bands
