@@ -31,7 +31,7 @@ import argparse
 import json
 import math
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["add_arguments", "main"]
 
@@ -39,8 +39,14 @@ REPLAY_FLOOR_DB = -200.0
 _RATES = (16000, 32000, 44100, 48000)  # == klankkast.sensor.dsp.SUPPORTED_RATES (checked by a test)
 
 
+def _one_line_error(message: str) -> NoReturn:
+    print(f"klankkast-sensor replay: {message} (see --help)", file=sys.stderr)
+    sys.exit(2)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add replay's options to its subcommand parser."""
+    parser.error = _one_line_error  # type: ignore[method-assign]  # bad usage: one line, exit 2
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "Output: one JSON object per complete interval on stdout, e.g.\n"
