@@ -336,6 +336,11 @@ class Meter:
         Returns the reports of every second (and summary) completed by this block.
         """
         x = np.asarray(block)
+        if x.dtype.kind not in "f":
+            raise ValueError(
+                f"samples must be floating point with full scale at +/-1.0; got {x.dtype} "
+                "(scale integer PCM by 1/2^(bits-1) first)"
+            )
         if x.ndim == 2:
             x = x[:, 0]
         elif x.ndim != 1:

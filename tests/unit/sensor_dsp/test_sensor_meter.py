@@ -212,3 +212,13 @@ def test_bad_arguments() -> None:
         Meter(22050)
     with pytest.raises(ValueError, match="summary_s"):
         Meter(FS, summary_s=2.5)
+    with pytest.raises(ValueError, match="floating point"):
+        Meter(FS).process(np.zeros(100, dtype=np.int16))
+
+
+def test_float32_and_two_channel_blocks() -> None:
+    """The node feeds float32 frames x channels: the first channel is measured."""
+    x = sine(1000.0, FS, 2.0, ms=0.01)
+    stereo = np.stack([x, np.zeros_like(x)], axis=1).astype(np.float32)
+    got = Meter(FS, offset_db=OFFSET).process(stereo)[-1].fields
+    assert got["LAeq"] == pytest.approx(80.0, abs=0.01)
