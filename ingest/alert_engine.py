@@ -30,10 +30,13 @@ Per site
      ``confirm_s`` (stream time, from the episode's onset as the rules date it);
      shorter episodes raise nothing;
    * *updates* every ``update_s`` while it lasts, an ``end`` when the rules end it;
-   * *hysteresis*: while an alert is active the detector sees the levels raised by
-     ``hysteresis_db``, so the episode only ends once the level has fallen that far
-     below the limit the rules apply (a level hovering at a limit cannot make the
-     alert flap). The alert's own figures always use the measured levels;
+   * *hysteresis* in time and level: the rules' gap merge already joins runs of
+     exceedance separated by less than ``gap_merge_s``; on top, while an alert is
+     active the detector sees the levels raised by ``hysteresis_db`` (default 1 dB),
+     so the episode only ends once the level has fallen that far below the limit the
+     rules apply (a level hovering at a limit cannot make the alert flap). Keep it
+     small: a background within ``hysteresis_db`` of a limit holds an alert on. The
+     alert's own figures always use the measured levels;
    * *minimum gap*: no new ``start`` for a site within ``min_gap_s`` after its last
      ``end``; an episode still going on when the gap has passed starts then;
    * *quiet hours* per site (local wall clock): alerts are still published on MQTT
@@ -135,7 +138,7 @@ class AlertSettings:
     confirm_s: int = 300
     update_s: int = 60
     min_gap_s: int = 900
-    hysteresis_db: float = 3.0
+    hysteresis_db: float = 1.0
     late_after_s: int = 600
     hold_s: float = 10.0
     node_timeout_s: float = 120.0
@@ -186,6 +189,7 @@ class _Node:
         self.done_idx = -1
         self.last_idx = -1
         self.ahead: dict[int, int] = {}  # seq -> step index, beyond a gap
+        self.offline = False  # its retained status says offline
 
     def see(self, seq: int | None, idx: int) -> None:
         self.last_idx = max(self.last_idx, idx)
@@ -333,18 +337,30 @@ class AlertEngine:
         st.head = max(st.head, idx)
         return self._close_ready(st, now_ms)
 
-    def idle(self, now_ms: int) -> list[Alert]:
-        """Wall-clock housekeeping: a site silent for ``idle_end_s`` is flushed.
+    def status(self, site: str, node: str, state: str) -> None:
+        """A node's retained status: ``offline`` (its last will, or a clean stop) or not."""
+        st = self._sites.get(site)
+        nd = st.nodes.get(node) if st is not None else None
+        if nd is not None:
+            nd.offline = state == "offline"
 
-        Its pending steps are closed and the open episode is ended (the data stopped,
-        so the episode can no longer be said to go on).
+    def idle(self, now_ms: int) -> list[Alert]:
+        """Wall-clock housekeeping: steps waiting too long for a node are closed, and a
+        site whose data stopped is flushed.
+
+        The data stopped when every node of the site has reported ``offline`` and
+        nothing came for ``hold_s``, or when nothing came for ``idle_end_s``. Then the
+        pending steps are closed and the open episode is ended: with no data it can no
+        longer be said to go on.
         """
         out: list[Alert] = []
         limit = self.settings.idle_end_s * 1000
         for st in [*self._sites.values(), *self._backlogs.values()]:
             out += self._close_ready(st, now_ms)
             busy = bool(st.pending) or st.open is not None
-            if busy and now_ms - st.last_arrival_ms >= limit:
+            silent = now_ms - st.last_arrival_ms
+            gone = bool(st.nodes) and all(nd.offline for nd in st.nodes.values())
+            if busy and (silent >= limit or (gone and silent >= self.settings.hold_s * 1000)):
                 out += self._close_until(st, st.head, now_ms)
                 out += self._handle(st, st.detector.flush(), now_ms)
         return out

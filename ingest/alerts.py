@@ -6,7 +6,9 @@ applies the analysis' episode rules, :mod:`klankkast.analysis.episodes`).
 Data flow
 ---------
 paho (normal, non-shared subscription to ``klankkast/v1/+/+/second``, QoS 1: a
-shared subscription would split one site's frames over processes) -> inbound queue
+shared subscription would split one site's frames over processes; and to the nodes'
+retained ``status``: when every node of a site is ``offline`` its open alert ends
+``hold_s`` after the last frame) -> inbound queue
 -> one worker thread: :func:`klankkast.sensor.wire.decode` -> :class:`AlertEngine`
 -> for each alert: retained publish on ``klankkast/v1/{site}/alerts``, a point in
 InfluxDB measurement ``alert`` (retention policy ``forever``, written by its own
@@ -16,7 +18,7 @@ and skipped.
 
 ``[alerts]`` (all optional; see ``deploy/central/central.example.toml``)
 ------------------------------------------------------------------------
-``confirm_s`` (300), ``update_s`` (60), ``min_gap_s`` (900), ``hysteresis_db`` (3.0),
+``confirm_s`` (300), ``update_s`` (60), ``min_gap_s`` (900), ``hysteresis_db`` (1.0),
 ``late_after_s`` (600), ``quiet_hours`` (table site -> list of ``"HH:MM-HH:MM"``
 local Europe/Amsterdam time; ``"*"`` = every site), ``webhooks`` (array of tables
 ``{url, format = "json" | "slack", timeout_s = 5}``), ``rules`` (rules TOML of the
@@ -218,7 +220,7 @@ def parse_alerts_config(raw: Any, base_dir: Path | None = None) -> AlertsConfig:
         confirm_s=_num(raw, "confirm_s", 300, 0, 86_400, True),
         update_s=_num(raw, "update_s", 60, 1, 86_400, True),
         min_gap_s=_num(raw, "min_gap_s", 900, 0, 86_400, True),
-        hysteresis_db=_num(raw, "hysteresis_db", 3.0, 0.0, 20.0, False),
+        hysteresis_db=_num(raw, "hysteresis_db", 1.0, 0.0, 20.0, False),
         late_after_s=_num(raw, "late_after_s", 600, 1, 7 * 86_400, True),
         hold_s=_num(raw, "hold_s", 10.0, 0.0, 600.0, False),
         idle_end_s=_num(raw, "idle_end_s", 900.0, 10.0, 86_400.0, False),
@@ -449,6 +451,10 @@ class AlertsService:
     def subscription(self) -> str:
         return f"{wire.TOPIC_ROOT}/+/+/{self.acfg.frames}"
 
+    @property
+    def status_subscription(self) -> str:
+        return f"{wire.TOPIC_ROOT}/+/+/status"
+
     def start(self) -> None:
         from klankkast.ingest.config import (
             default_client_id,
@@ -484,7 +490,7 @@ class AlertsService:
         if getattr(reason, "is_failure", False):
             log.error("MQTT connect refused: %s", reason)
             return
-        client.subscribe(self.subscription, qos=1)
+        client.subscribe([(self.subscription, 1), (self.status_subscription, 1)])
         log.info("MQTT connected (%s)", reason)
 
     def _on_disconnect(
@@ -511,7 +517,7 @@ class AlertsService:
                 if item:
                     self._frame(*item)
                 now = time.monotonic()
-                if now - last_idle >= 5.0:
+                if now - last_idle >= 1.0:
                     last_idle = now
                     self._deliver(self.engine.idle(_now_ms()))
                 if now - last_stats >= 60.0:
@@ -530,6 +536,9 @@ class AlertsService:
         except wire.SchemaError as err:
             self.malformed += 1
             log.debug("skipped malformed frame on %s: %s", topic, err)
+            return
+        if msg.kind == "status":
+            self.engine.status(msg.site, msg.node, str(msg.payload["state"]))
             return
         if msg.kind not in wire.FRAME_KINDS:
             return
@@ -566,7 +575,7 @@ class AlertsService:
         client = self._client
         if client is not None:
             with contextlib.suppress(Exception):  # best effort while shutting down
-                client.unsubscribe(self.subscription)
+                client.unsubscribe([self.subscription, self.status_subscription])
         self._inbound.put(None)
         if self._worker is not None:
             self._worker.join(30.0)

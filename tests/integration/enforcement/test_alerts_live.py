@@ -292,8 +292,9 @@ def test_alerts_work_under_the_deployed_acl(mosquitto_acl: Any, tmp_path: Path) 
 
     Node yard1-n1 publishes 10 min of frames (its own credentials) with 70 dB(A) from
     60 s to 460 s; confirm_s = 60, so a start alert follows a minute after onset, and
-    at the stream's end the retained state is that episode (the end comes only after
-    the rules' window and gap merge, beyond this stream).
+    at the stream's end the retained state is that episode (the rules would end it
+    only after their window and gap merge, beyond this stream). Then the node's
+    retained status goes ``offline``: with no data the alert ends (hold_s = 2 s).
     """
     from klankkast.sensor import wire
     from klankkast.sensor.simulate import Episode, SyntheticNode
@@ -303,6 +304,11 @@ def test_alerts_work_under_the_deployed_acl(mosquitto_acl: Any, tmp_path: Path) 
     cfg.write_text(
         f'[mqtt]\nurl = "{mosquitto_acl.url}"\nusername = "{user}"\npassword_file = "{pw_file}"\n'
         '[alerts]\nconfirm_s = 60\nupdate_s = 60\ninflux = false\nclient_id = "alerts-acl"\n'
+        'hold_s = 2.0\nrules = "rules.toml"\n'
+    )
+    (tmp_path / "rules.toml").write_text(
+        "[absolute]\nday_db = 55.0\nevening_db = 55.0\nnight_db = 55.0\n"
+        "[emergence]\nenabled = false\n"
     )
     proc = AlertsProcess(cfg, tmp_path / "alerts.log")
     try:
@@ -325,8 +331,6 @@ def test_alerts_work_under_the_deployed_acl(mosquitto_acl: Any, tmp_path: Path) 
             )
         for info in infos:
             info.wait_for_publish(30)
-        pub.disconnect()
-        pub.loop_stop()
         d_user, d_pw, _ = mosquitto_acl.credentials("dispatch")
         got: list[dict[str, Any]] = []
         sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dispatch-t", protocol=mqtt.MQTTv5)
@@ -338,13 +342,21 @@ def test_alerts_work_under_the_deployed_acl(mosquitto_acl: Any, tmp_path: Path) 
         try:
             # the retained current state: the episode is still going on at the stream's end
             wait_for(lambda: bool(got), 30, "the retained alert")
+            first = got[0]
+            assert first["state"] in ("start", "update")
+            assert first["site"] == "yard1" and first["nodes"] == ["n1"]
+            assert abs(first["started"] - (t0 + 60_000)) <= 1000
+            status = {"site": "yard1", "node": "n1", "t": t0 + 600_000, "state": "offline",
+                      "version": "test", "uptime_s": 600.0}  # fmt: skip
+            pub.publish(wire.topic("yard1", "n1", "status"), wire.encode("status", status),
+                        qos=1, retain=True).wait_for_publish(10)  # fmt: skip
+            wait_for(lambda: got[-1]["state"] == "end", 20, "the end alert after offline")
+            assert got[-1]["ended"] == t0 + 460_000
         finally:
             sub.disconnect()
             sub.loop_stop()
-        first = got[0]
-        assert first["state"] in ("start", "update")
-        assert first["site"] == "yard1" and first["nodes"] == ["n1"]
-        assert abs(first["started"] - (t0 + 60_000)) <= 1000
+            pub.disconnect()
+            pub.loop_stop()
         assert "not authorised" not in proc.log().lower()
     finally:
         assert proc.stop() == 0, proc.log()[-3000:]

@@ -271,3 +271,20 @@ def test_backlog_behind_the_site_stream_gets_its_own_late_unretained_alerts() ->
     assert all(a.late and not a.retain and not a.notify for a in out)
     assert out[0].payload["nodes"] == ["n2"]
     assert eng.counters["stale_frames"] == 0 and eng.counters["backlog_streams"] == 1
+
+
+def test_nodes_going_offline_end_the_alert_without_waiting_for_the_rules() -> None:
+    """The stream stops 100 s after the noise; both nodes report offline: hold_s of wall
+    clock later the open alert ends, at the episode's true end. Before that, and while
+    only one node is offline, it stays open."""
+    eng = AlertEngine(load_rules(None), AlertSettings(hold_s=2.0))
+    alerts = run(eng, frames(planted(ONSET, 1200), ONSET + 1300))
+    assert [a.state for a in alerts].count("end") == 0
+    last = T0 + (ONSET + 1300) * 1000
+    eng.status("yard1", "n1", "offline")
+    assert [a.state for a in eng.idle(last + 10_000)] == []
+    eng.status("yard1", "n2", "offline")
+    assert eng.idle(last + 1_000) == []  # within hold_s of the last frame
+    end = eng.idle(last + 3_000)
+    assert [a.state for a in end] == ["end"]
+    assert end[0].payload["ended"] == T0 + (ONSET + 1200) * 1000
