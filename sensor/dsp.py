@@ -9,10 +9,10 @@ size.
 
 What is measured (IEC 61672-1:2013 unless stated)
 --------------------------------------------------
-* Frequency weightings A, C, Z (5.5, Annex E): :mod:`klankkast.sensor.weighting`.
-* Equivalent continuous levels LAeq, LCeq, LZeq (3.9): energy integration of the
+* Frequency weightings A, C, Z (Annex E, Table 3): :mod:`klankkast.sensor.weighting`.
+* Equivalent continuous levels LAeq, LCeq, LZeq: energy integration of the
   weighted square over the interval, converted to dB once per interval.
-* Time weightings F (tau = 0.125 s) and S (tau = 1 s) (3.5, 5.7): the exact
+* Time weightings F (tau = 0.125 s) and S (tau = 1 s) (Table 4 tonebursts): the exact
   discrete exponential average y[n] = a y[n-1] + (1 - a) e[n], a = exp(-1/(tau fs)),
   of the A-weighted square e. It is evaluated on a grid of M samples
   (M = 48, 49, 32, 16 at 48, 44.1, 32, 16 kHz: about 1 ms) by summing each step
@@ -22,7 +22,7 @@ What is measured (IEC 61672-1:2013 unless stated)
   The averagers start from the median of the 1-ms mean squares of the first
   125 ms instead of zero, so a stream that starts in the middle of a steady sound
   reads no spurious minimum (and one that starts with silence starts at zero).
-* LCpeak (3.11, 5.13): the largest |C-weighted sample| of the interval, refined by
+* LCpeak (Table 5 tolerances): the largest |C-weighted sample| of the interval, refined by
   a parabola through the largest sample and its neighbours (the true peak of a
   sampled sinusoid lies between samples), 20 lg(peak) + offset.
 * Percentiles LA10, LA50, LA90, LA95 of a summary interval: percentiles (linear
@@ -43,14 +43,14 @@ What is measured (IEC 61672-1:2013 unless stated)
 Nuisance indicators
 -------------------
 * ``bass`` = LCeq - LAeq (low-frequency content, e.g. amplified music; DIN 45680
-  and WHO guidance use LC - LA > 15-20 dB as a low-frequency flag).
+  uses LC - LA > 20 dB as the first indication of low-frequency noise).
 * ``impulsive`` = the impulse adjustment of the *Taktmaximalpegel* method of
-  DIN 45645-1:1996 (also TA Laerm A.2.5.3): KI = LAFTeq - LAeq, where LAFTeq is
+  DIN 45645-1:1996 (as used by the German TA Laerm): KI = LAFTeq - LAeq, where LAFTeq is
   the energy mean of the maximum LAF in each clock interval of T = 5 s. Summary
   reports use 5-s clocks aligned to the summary start; a 1-s report is its own
   single 1-s clock (KI = LAFmax - LAeq of that second).
-* ``tonality`` by the one-third-octave method of ISO 1996-2:2007 Annex D (2017
-  Annex J): a band is tonal when its LZeq exceeds both neighbouring bands by at
+* ``tonality`` by the one-third-octave method of ISO 1996-2:2007 Annex D
+  (simplified method): a band is tonal when its LZeq exceeds both neighbouring bands by at
   least 15 dB (25-125 Hz), 8 dB (160-400 Hz) or 5 dB (500 Hz-10 kHz).
   ``tonality`` is the largest margin min(L - L_below, L - L_above) - criterion
   over the assessed bands (> 0: a tone), ``tonal_band`` the nominal frequency of
@@ -66,8 +66,9 @@ accept; digital silence therefore reads ``floor_db``). With a microphone respons
 (:class:`klankkast.sensor.micresponse.MicResponse`) the bands are corrected per
 FFT bin, and the A/C/Z levels by the interval's spectrally weighted correction
 10 lg(sum P_k W(f_k) c_k / sum P_k W(f_k)) (P_k the bin powers, W the weighting,
-c_k the linear correction): exact for the Leq values, and applied as the same
-offset to that interval's time-weighted levels and LCpeak. Levels are rounded to
+c_k the linear correction; the spectrum is that of the interval's band frames):
+exact for the Leq values of a sound whose spectrum is steady over those frames,
+and applied as the same offset to that interval's time-weighted levels and LCpeak. Levels are rounded to
 0.01 dB.
 """
 

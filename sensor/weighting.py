@@ -18,8 +18,8 @@ frequency warping is negligible (< 0.001 dB). A plain bilinear map of the
 low-pass part would lose 1.2 dB at 10 kHz and 6.2 dB at 16 kHz at 48 kHz
 (Annex E's double pole at 12.2 kHz sits close to Nyquist). Instead the low-pass
 part is a digital filter of order 2-3 whose magnitude is fitted by least
-squares (in dB) to the analogue |w4^2/(jw + w4)^2| from 200 Hz to about 0.9 x
-Nyquist (16.5 kHz at 48 kHz), then made minimum phase by reflecting any pole or
+squares (in dB) to the analogue |w4^2/(jw + w4)^2| from 200 Hz to 16.5 kHz at
+44.1 and 48 kHz (0.95 x Nyquist at 32 and 16 kHz), then made minimum phase by reflecting any pole or
 zero outside the unit circle (which changes the magnitude only by a constant).
 The cascade is normalised numerically to 0 dB at 1 kHz (not with the rounded
 A1000/C1000 constants of E.4.2).
@@ -208,7 +208,7 @@ def design(fs_hz: int) -> WeightingDesign:
     Returns
     -------
     WeightingDesign
-        Sections normalised to 0 dB at 1 kHz (IEC 61672-1:2013 5.5.9 / Annex E).
+        Sections normalised to 0 dB at 1 kHz (IEC 61672-1:2013 Annex E).
     """
     lowpass, _ = _fit_lowpass(fs_hz)
     hp_c = _bilinear_sos(2, [F1_HZ, F1_HZ], fs_hz)

@@ -62,7 +62,7 @@ def test_toneburst_response_table4(row: dict[str, str]) -> None:
 
 
 def test_f_decay_rate() -> None:
-    """After a tone stops, LAF decays at 10 lg(e)/0.125 s = 34.7 dB/s (IEC 61672-1 5.8.3)."""
+    """After a tone stops, LAF decays at 10 lg(e)/0.125 s = 34.7 dB/s (exponential, tau = 0.125 s)."""
     x = np.concatenate([sine(1000.0, FS, 2.0, ms=1.0), np.zeros(FS)])
     fields = _run(x)
     # the LAF minimum of the silent third second is reached at its end: 1 s of decay
