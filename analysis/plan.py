@@ -28,6 +28,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,12 +40,14 @@ __all__ = ["add_arguments", "main", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``klankkast-analyze plan``."""
-    parser.description = (
+    parser.description = textwrap.fill(
         "Weekly patrol plan: per site and hour of the week the probability that nuisance is "
         "going on (Beta-Binomial, pooled towards the site's daily profile), the K windows of D "
         "minutes that maximise the expected number of visits finding nuisance, and a back-test "
-        "on the last W weeks against the real visits and random plans. Writes DIR/plan.json "
-        "and DIR/plan.ics (weekly events, Europe/Amsterdam)."
+        "on the last W weeks (each fitted on the weeks before it) against the real visits and "
+        "random plans of the same capacity. Writes DIR/plan.json and DIR/plan.ics (weekly "
+        "events, Europe/Amsterdam).",
+        width=88,
     )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -70,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--weeks", type=int, default=4, metavar="W",
-        help="held-out weeks of the back-test (default 4)",
+        help="held-out weeks of the back-test (default 4; at most the weeks of data - 1)",
     )  # fmt: skip
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--from", dest="t_from", metavar="TIME", help="start of the history")
@@ -160,11 +163,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         visits = [(v.site, v.arrived_ms, v.left_ms) for v in load_visits(args.visits)]
     progress(0.7, "fitting and back-testing the plan")
     history = patrol.build_history(sites, level_times, episodes, level_step_s=steps)
+    weeks = args.weeks
+    if weeks >= history.n_weeks:
+        if history.n_weeks < 2:
+            raise PlanError(
+                "--weeks", weeks, "the levels span one local week; a back-test needs two or more"
+            )
+        weeks = history.n_weeks - 1
+        print(
+            f"klankkast-analyze plan: --weeks {args.weeks}: the levels span {history.n_weeks} "
+            f"local week(s) and the first is needed to fit; back-testing the last {weeks}",
+            file=sys.stderr,
+        )
     plan = patrol.build_plan(
-        history, capacity=args.capacity, duration_min=args.duration, weeks=args.weeks,
+        history, capacity=args.capacity, duration_min=args.duration, weeks=weeks,
         step_min=args.step, visits=visits, prior_weeks=args.prior_weeks, seed=args.seed,
     )  # fmt: skip
     doc: dict[str, Any] = plan.to_json()
+    doc["backtest"]["weeks_requested"] = args.weeks
     doc["episodes"] = {s: len(v) for s, v in episodes.items()}
     doc["rules"] = args.rules or "defaults"
     out = Path(args.out)

@@ -118,14 +118,29 @@ def test_plan_command_errors_are_one_line(
     levels_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = ["plan", "--levels", str(levels_csv), "--out", str(tmp_path), "--quiet"]
-    assert cli.main([*base, "--weeks", str(WEEKS)]) == 1
-    err = capsys.readouterr().err.strip()
-    assert "weeks" in err and err.count("\n") == 0
     assert cli.main([*base, "--capacity", "0"]) == 1
-    assert "--capacity" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert "--capacity" in err and err.count("\n") == 0
+    assert cli.main([*base, "--duration", "0"]) == 1
+    assert "--duration" in capsys.readouterr().err
     assert cli.main([*base, "--step", "7"]) == 1
     assert "step" in capsys.readouterr().err
     assert (
         cli.main(["plan", "--levels", str(tmp_path / "missing.csv"), "--out", str(tmp_path)]) == 1
     )
     assert "missing.csv" in capsys.readouterr().err
+
+
+def test_more_held_out_weeks_than_history_back_tests_what_there_is(
+    levels_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """10 weeks of levels, --weeks 10: the first week is needed to fit, so 9 are scored."""
+    out = tmp_path / "o"
+    rc = cli.main(
+        ["plan", "--levels", str(levels_csv), "--out", str(out), "--weeks", str(WEEKS),
+         "--capacity", "2", "--duration", "60", "--quiet"]
+    )  # fmt: skip
+    assert rc == 0
+    assert "--weeks 10" in capsys.readouterr().err
+    bt = json.loads((out / "plan.json").read_text())["backtest"]
+    assert bt["weeks"] == WEEKS - 1 and bt["weeks_requested"] == WEEKS
