@@ -288,3 +288,24 @@ def test_nodes_going_offline_end_the_alert_without_waiting_for_the_rules() -> No
     end = eng.idle(last + 3_000)
     assert [a.state for a in end] == ["end"]
     assert end[0].payload["ended"] == T0 + (ONSET + 1200) * 1000
+
+
+def test_minute_summaries_work_as_well() -> None:
+    """``frames = "minute"``: 60-s steps with LA90 (the rules' LA90 background). Two nodes,
+    30 min at 67 dB(A) (site 70.0) from minute 90 of 4 h: one start once 5 min have
+    passed, one end with the true end."""
+    eng = AlertEngine(load_rules(None), AlertSettings(step_s=60, update_s=300))
+    out: list[Alert] = []
+    for m in range(240):
+        t = T0 + m * 60_000
+        la = 67.0 if 90 <= m < 120 else 35.0
+        for node in ("n1", "n2"):
+            out += eng.frame(
+                "yard1", node, t, la, la + BASS_DB, la + 8.0, la - 3.0, now_ms=t + 60_500, seq=m
+            )
+    states = [a.state for a in out]
+    assert states.count("start") == 1 and states.count("end") == 1
+    assert out[0].payload["started"] == T0 + 90 * 60_000
+    assert 0 < out[0].payload["t"] - out[0].payload["started"] <= 300_000
+    assert out[-1].payload["ended"] == T0 + 120 * 60_000
+    assert out[-1].payload["LAeq"] == pytest.approx(70.0, abs=0.05)
