@@ -473,7 +473,7 @@ class AlertEngine:
             if lasted >= s.confirm_s * 1000 and gap_ok:
                 op.confirmed = True
                 op.last_sent_ms = t
-                return [self._emit(st, op, "start", t, now_ms)]
+                return [self._emit(st, "start", self._payload(st, op, "start", t, now_ms))]
             return []
         if t - op.last_sent_ms >= s.update_s * 1000:
             op.last_sent_ms = t
@@ -481,9 +481,8 @@ class AlertEngine:
             cur = st.detector.current()
             upto = cur.end_ms if cur is not None else t + s.step_s * 1000
             steps = [x for x in op.steps if x.t_ms < upto]
-            return [
-                self._emit(st, op, "update", t, now_ms, steps=steps, ended_ms=None, upto_ms=upto)
-            ]
+            payload = self._payload(st, op, "update", t, now_ms, steps=steps, upto_ms=upto)
+            return [self._emit(st, "update", payload)]
         return []
 
     # -- messages -------------------------------------------------------------------
@@ -491,24 +490,10 @@ class AlertEngine:
         st.last_end_ms = t
         end_ms = max(episode.end_ms, op.onset_ms + self.settings.step_s * 1000)
         steps = [x for x in op.steps if x.t_ms < end_ms]
-        alert = self._emit(st, op, "end", t, now_ms, steps=steps, ended_ms=end_ms)
-        return alert
+        payload = self._payload(st, op, "end", t, now_ms, steps=steps, ended_ms=end_ms)
+        return self._emit(st, "end", payload)
 
-    def _emit(
-        self,
-        st: _Site,
-        op: _Open,
-        state: str,
-        t: int,
-        now_ms: int,
-        *,
-        steps: list[_Step] | None = None,
-        ended_ms: int | None = None,
-        upto_ms: int | None = None,
-    ) -> Alert:
-        payload = self._payload(
-            st, op, state, t, now_ms, steps=steps, ended_ms=ended_ms, upto_ms=upto_ms
-        )
+    def _emit(self, st: _Site, state: str, payload: dict[str, Any]) -> Alert:
         self.counters["alerts"] += 1
         if payload["late"]:
             self.counters["alerts_late"] += 1
