@@ -137,3 +137,9 @@ def test_response_correction_in_meter(tmp_path: Path) -> None:
             assert corr[key] - plain[key] == pytest.approx(delta, abs=0.05), key
         band = "4000" if f == 4000.0 else "1000"
         assert corr["bands"][band] - plain["bands"][band] == pytest.approx(delta, abs=0.05)
+
+
+def test_parse_bom_and_crlf() -> None:
+    r = parse_mic_response('\ufeff"Sens Factor =.5dB"\r\n20\t1.0\r\n1000\t0.0\r\n')
+    assert r.sens_factor_db == pytest.approx(0.5)
+    assert list(r.freqs_hz) == [20.0, 1000.0]
