@@ -356,7 +356,13 @@ class HttpWebhooks:
 
 
 class InfluxAlertWriter:
-    """Writes ``alert`` points from a background thread; retries while InfluxDB is away."""
+    """Writes ``alert`` points from a background thread.
+
+    While InfluxDB is away the batch is retried with backoff (honouring
+    ``Retry-After``) and new points queue up to ``max_queue`` (beyond: dropped and
+    counted); a 4xx refusal drops the batch with a log line; at shutdown what cannot
+    be written within a moment is given up (logged).
+    """
 
     def __init__(self, client: InfluxHTTP, raw_days: int = 30, max_queue: int = 10_000) -> None:
         self.client = client
@@ -381,8 +387,9 @@ class InfluxAlertWriter:
         if self._thread is None:
             return
         self._q.put(None)
+        self._thread.join(min(timeout_s, 2.0))  # a last write while InfluxDB answers
+        self._stop.set()  # stop backing off: what is still queued is given up (logged)
         self._thread.join(timeout_s)
-        self._stop.set()
         self._thread = None
 
     def _run(self) -> None:
@@ -405,7 +412,7 @@ class InfluxAlertWriter:
                     break
                 batch.append(nxt)
             backoff = 0.5
-            for _attempt in range(8):
+            while True:  # until written, refused, or shutting down
                 try:
                     if not layout_ok:
                         self.client.ensure_layout(self.raw_days)
@@ -421,11 +428,10 @@ class InfluxAlertWriter:
                     log.warning("InfluxDB write of alerts failed (%s); retrying", err)
                     wait = getattr(err, "retry_after_s", None) or backoff
                     if self._stop.wait(min(wait, 30.0)):
-                        break
+                        self.dropped += len(batch)
+                        log.error("shutting down: %d alert point(s) not written", len(batch))
+                        return
                     backoff = min(backoff * 2, 30.0)
-            else:
-                self.dropped += len(batch)
-                log.error("gave up writing %d alert point(s) to InfluxDB", len(batch))
 
 
 # -- the service --------------------------------------------------------------------
