@@ -187,3 +187,35 @@ def test_status_payload_fields() -> None:
         assert key in online, key
     assert online["clock_synced"] is True
     json.dumps(online)
+
+
+def test_full_outbox_while_offline_evicts_oldest_seconds_and_reports_it() -> None:
+    """Broker unreachable, outbox bound at 3 frames' worth: after 6 s of audio the
+    oldest seconds were evicted (counted in status) and the minute summary kept."""
+    cfg = config()
+    src = StoppingSource(sine(6.0), FS)
+    pub = FakePublisher(connected=False)
+    frame_bytes = 1000  # a 1-s frame with 27 bands at 16 kHz is ~600-700 bytes
+    box = MemoryOutbox(max_bytes=3 * frame_bytes)
+    node = Node(
+        cfg,
+        source=src,
+        outbox=box,
+        publisher=pub,
+        meter_factory=lambda: make_meter(cfg),
+        clock_synced=lambda: True,
+        drain_s=0.1,
+    )
+    src.node = node
+    t = threading.Thread(target=node.run)
+    t.start()
+    t.join(30)
+    assert not t.is_alive()
+    left = box.pending(100)
+    kinds = [e.kind for e in left]
+    assert "minute" in kinds
+    assert box.evictions >= 2
+    seconds = [e.seq for e in left if e.kind == "second"]
+    assert seconds == sorted(seconds) and seconds[-1] == 5  # the newest survive
+    assert min(seconds) > 0  # the oldest went first
+    assert node._status_payload()["outbox_evictions"] == box.evictions
