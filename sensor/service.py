@@ -15,6 +15,7 @@ systemd: ``Type=notify`` (``READY=1``, ``STATUS=``, ``STOPPING=1``) and the watc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -59,6 +60,10 @@ def software_version() -> str:
         return version("klankkast")
     except Exception:
         return "0+unknown"
+
+
+class _StreamLost(Exception):
+    """The audio source reported a gap (device lost, callbacks stalled)."""
 
 
 class MeterLike(Protocol):
@@ -346,6 +351,21 @@ class Node:
         log.info("audio stream open: %s at %d Hz", self.cfg.audio.device, self.cfg.audio.samplerate)
         return True
 
+    def _measure(self, item: Any) -> None:
+        """One block: anchor it in time, run the meter, put finished intervals in the outbox."""
+        assert self._meter is not None and self._clock is not None
+        n = len(item.samples)
+        before = self._clock.reanchors
+        self._clock.observe(self._samples + n, item.wall_ms)
+        if self._clock.reanchors != before:
+            log.warning(
+                "sample clock re-anchored by %.1f ms (audio clock drift or a system clock step)",
+                self._clock.drift_ms or 0.0,
+            )
+        reports = self._meter.process(item.samples)
+        self._samples += n
+        self._emit(reports)
+
     def run(self) -> int:
         """Run until :attr:`stop_event` is set; then shut down in order. Returns 0."""
         self.dispatcher.start()
@@ -379,30 +399,28 @@ class Node:
                         next_open = now + backoff
                 self.stop_event.wait(min(0.2, max(0.0, next_open - now)))
                 continue
-            item = self.source.read(0.25)
-            if item is None:
+            try:
+                item = self.source.read(0.25)
+                if item is None:
+                    continue
+                if not hasattr(item, "samples"):  # Gap: the device was lost
+                    raise _StreamLost(item.reason)
+                self._measure(item)
+            except _StreamLost as lost:
+                log.warning("audio stream lost: %s; reopening", lost)
+                self._error = f"audio lost: {lost}"
+            except Exception as err:  # top of the run loop: log, restart the stream
+                log.exception("measuring loop failed; restarting the audio stream")
+                self._error = f"{type(err).__name__}: {err}"
+            else:
                 continue
-            if not hasattr(item, "samples"):  # Gap: the device was lost
-                log.warning("audio stream lost: %s; reopening", item.reason)
+            with contextlib.suppress(Exception):
                 self._end_stream()
+            with contextlib.suppress(Exception):
                 self.source.stop()
-                audio_ok = False
-                self._error = f"audio lost: {item.reason}"
-                next_open = time.monotonic() + backoff
-                self._send_status("degraded")
-                continue
-            assert self._meter is not None and self._clock is not None
-            n = len(item.samples)
-            before = self._clock.reanchors
-            self._clock.observe(self._samples + n, item.wall_ms)
-            if self._clock.reanchors != before:
-                log.warning(
-                    "sample clock re-anchored by %.1f ms (audio clock drift or a system clock step)",
-                    self._clock.drift_ms or 0.0,
-                )
-            reports = self._meter.process(item.samples)
-            self._samples += n
-            self._emit(reports)
+            audio_ok = False
+            next_open = time.monotonic() + backoff
+            self._send_status("degraded")
         return self.shutdown()
 
     def shutdown(self) -> int:

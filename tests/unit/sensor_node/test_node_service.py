@@ -219,3 +219,40 @@ def test_full_outbox_while_offline_evicts_oldest_seconds_and_reports_it() -> Non
     assert seconds == sorted(seconds) and seconds[-1] == 5  # the newest survive
     assert min(seconds) > 0  # the oldest went first
     assert node._status_payload()["outbox_evictions"] == box.evictions
+
+
+class FailingSource(FakeSource):
+    """Raises once in the middle (a PortAudio error surfacing in read)."""
+
+    node: Node
+
+    def __init__(self) -> None:
+        super().__init__(sine(2.0), FS)
+        self.failed = False
+        self.reopened = 0
+
+    def read(self, timeout_s: float) -> Block | Gap | None:
+        if self.pos >= FS and not self.failed:
+            self.failed = True
+            raise RuntimeError("PortAudio error -9999: unanticipated host error")
+        item = super().read(timeout_s)
+        if item is None and self.reopened:
+            self.node.stop_event.set()
+        return item
+
+    def reopen(self) -> None:
+        self.reopened += 1
+        self.pos = 0
+        self.t0_ms += 5000
+
+
+def test_an_error_in_the_loop_restarts_the_stream_instead_of_dying() -> None:
+    src = FailingSource()
+    _node, pub, _ = run_node(src)
+    assert src.reopened == 1
+    seconds = decoded(pub, "second")
+    assert [s["seq"] for s in seconds] == [0, 1, 2]
+    assert any(
+        s["state"] == "degraded" and "PortAudio" in (s.get("error") or "")
+        for s in decoded(pub, "status")
+    )
