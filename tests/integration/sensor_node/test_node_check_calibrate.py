@@ -81,3 +81,16 @@ def test_check_is_unhealthy_without_broker(tmp_path: Path, test_mic_unpaced: Any
     res = run(["check", "--config", str(cfg), "--seconds", "2", "--timeout", "2"], mic.env)
     assert res.returncode == 2
     assert "FAIL broker" in res.stdout and "UNHEALTHY" in res.stdout
+
+
+def test_devices_lists_the_test_microphone_with_its_rates(test_mic_unpaced: Any) -> None:
+    import json
+
+    mic = test_mic_unpaced(sine(1000.0, 0.1, 1.0), FS)
+    res = run(["devices", "--json"], mic.env)
+    assert res.returncode == 0, res.stderr
+    devices = [json.loads(line) for line in res.stdout.splitlines()]
+    (ours,) = [d for d in devices if d["name"] == mic.device]
+    assert 48000 in ours["rates_hz"] and ours["channels"] >= 1
+    text = run(["devices"], mic.env).stdout
+    assert mic.device in text and "48000" in text
