@@ -157,11 +157,21 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["--interval", "0.5"], ["--interval", "2.5"], ["--block-ms", "0"]]
+    "args",
+    [
+        ["--interval", "0.5"],
+        ["--interval", "2.5"],
+        ["--block-ms", "0"],
+        ["--offset-db", "loud"],
+        [],
+    ],
 )
 def test_bad_options_exit_2(tmp_path: Path, args: list[str]) -> None:
-    proc = replay(write_wav(tmp_path / "ok.wav", _sine(16000, 1.0), 16000), *args)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    if args:
+        proc = replay(write_wav(tmp_path / "ok.wav", _sine(16000, 1.0), 16000), *args)
+    else:  # no FILE at all
+        proc = replay()
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_replay_rates_match_core() -> None:
