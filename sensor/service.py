@@ -449,12 +449,20 @@ class Node:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        required=True,
-        type=Path,
-        help="node config file (TOML), e.g. /etc/klankkast/node.toml",
+    parser.description = (
+        "Run the node: capture from the configured microphone, measure calibrated levels "
+        "every second (and a summary per [audio] summary_s), store every frame in the "
+        "durable outbox and publish it over MQTT (QoS 1; deleted on PUBACK). Survives "
+        "broker outages, lost audio devices and restarts without losing or renumbering "
+        "frames. SIGTERM/SIGINT: stop audio, flush the partial second, publish the "
+        "retained 'offline' status, disconnect. Speaks systemd's notify protocol "
+        "(READY, STATUS, WATCHDOG) when NOTIFY_SOCKET is set. Exit status 0 after a "
+        "clean stop, 1 on a config error (one line naming key, value and what is allowed)."
     )
+    parser.add_argument(
+        "--config", required=True, type=Path, metavar="FILE",
+        help="node config file (TOML), e.g. /etc/klankkast/node.toml",
+    )  # fmt: skip
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="log level on stderr (the journal under systemd); default INFO",

@@ -362,9 +362,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Publish synthetic frames for N virtual nodes through the node's own encoder, "
         "outbox and publisher. Virtual node i is {node.id}-{i:03d} under [node] site "
-        "(or spread over sites {site}-1..{site}-K with --sites K)."
+        "(or spread over sites {site}-1..{site}-K with --sites K). Exit status 0 when "
+        "every frame was delivered, 1 on bad input, 2 when frames remain undelivered "
+        "after --drain-timeout (they stay in the outbox for the next run)."
     )
-    parser.add_argument("--config", required=True, type=Path, help="node config file (TOML)")
+    parser.add_argument(
+        "--config", required=True, type=Path, metavar="FILE", help="node config file (TOML)"
+    )
     parser.add_argument("--nodes", type=int, default=1, help="number of virtual nodes (default 1)")
     parser.add_argument("--sites", type=int, default=1, help="spread the nodes over K sites")
     parser.add_argument(
