@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from node_harness import SENSOR, Collector, assert_contiguous, write_config
 
 from klankkast.sensor import wire
@@ -75,14 +76,18 @@ def test_wrong_password_never_connects(tmp_path: Path, mosquitto_acl: Any) -> No
         pub.close()
 
 
-def test_tls_with_ca_file(tmp_path: Path, mosquitto_tls: Any) -> None:
-    cfg = write_config(
-        tmp_path,
-        mosquitto_tls,
-        device="none",
-        extra_mqtt=f'ca_file = "{mosquitto_tls.ca_file}"',
-    )
-    assert load_config(cfg).mqtt.tls
+@pytest.mark.parametrize("client_cert", [False, True], ids=["ca-only", "client-cert"])
+def test_tls_with_ca_file_and_optional_client_certificate(
+    client_cert: bool, tmp_path: Path, mosquitto_tls: Any
+) -> None:
+    extra = f'ca_file = "{mosquitto_tls.ca_file}"'
+    if client_cert:
+        extra += (
+            f'\ncert_file = "{mosquitto_tls.client_cert}"\nkey_file = "{mosquitto_tls.client_key}"'
+        )
+    cfg = write_config(tmp_path, mosquitto_tls, device="none", extra_mqtt=extra)
+    loaded = load_config(cfg)
+    assert loaded.mqtt.tls and (loaded.mqtt.cert_file is not None) == client_cert
     d = _deliver(cfg, [_frame("yard1", "n1")])
     assert d.stats.acked == 1
 
