@@ -108,6 +108,7 @@ class IngestConfig:
     republish_rejected: bool = True
     rejected_payload_max: int = 1000
     log_level: str = "INFO"
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +309,7 @@ def _parse_ingest(sec: _Section) -> IngestConfig:
         republish_rejected=sec.bool_("republish_rejected", d.republish_rejected),
         rejected_payload_max=sec.int_("rejected_payload_max", d.rejected_payload_max, 0, 16_384),
         log_level=sec.str_("log_level", d.log_level, _check_level).upper(),
+        workers=sec.int_("workers", d.workers, 0, 16),
     )
     sec.reject_unknown()
     return cfg

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import struct
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +46,7 @@ from klankkast.ingest.config import (
 from klankkast.ingest.errors import PayloadTooLargeError, PermanentWriteError, RetryableWriteError
 from klankkast.ingest.health import HealthTracker
 from klankkast.ingest.influx import M_INGEST_STATS, InfluxHTTP, line
-from klankkast.ingest.validate import (
-    is_ignored_topic,
-    rejection_payload,
-    to_points,
-    validate_message,
-)
+from klankkast.ingest.validate import encode_chunk, rejection_payload
 from klankkast.sensor import wire
 
 __all__ = ["SUBSCRIPTION", "IngestService", "Stats", "WriteOutcome", "write_lines"]
@@ -153,6 +150,38 @@ def bulk_ack(client: Any, mids: Sequence[int]) -> None:
     queue_packet(0x40, data, 0, 0)
 
 
+#: Messages per chunk handed to an encoder process.
+_CHUNK = 500
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Encoder-process initializer: exit as soon as the ingest process is gone.
+
+    A SIGKILLed ingest cannot shut its pool down, and an orphaned worker would
+    otherwise wait forever on its task queue.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+class _Done:
+    """An already-computed result with the ``done()``/``result()`` of a Future."""
+
+    def __init__(self, value: list[tuple[Any, ...]]) -> None:
+        self._value = value
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> list[tuple[Any, ...]]:
+        return self._value
+
+
 class Stats:
     """The ingest's own counters (written by the writer thread; read for logging)."""
 
@@ -223,6 +252,7 @@ class IngestService:
         self._last_reject_log: dict[str, float] = {}
         self.writer_error: BaseException | None = None
         self._raw_ms = cfg.influxdb.raw_retention_days * 86_400_000
+        self._pool: ProcessPoolExecutor | None = None
 
     # -- paho callbacks (network thread: never block) ---------------------------------
     def _on_connect(
@@ -274,6 +304,20 @@ class IngestService:
         # subscribe again are not queued for a shared subscription (see ingest/README.md).
         client.reconnect_delay_set(min_delay=0.1, max_delay=5)  # type: ignore[arg-type,unused-ignore]
         self._client = client
+        if self.cfg.ingest.workers > 0:
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(
+                self.cfg.ingest.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_watch_parent,
+                initargs=(os.getpid(),),
+            )
+            # start the workers now (they import the encoder), not on the first message
+            for fut in [
+                self._pool.submit(encode_chunk, [], 0) for _ in range(self.cfg.ingest.workers)
+            ]:
+                fut.result(timeout=60)
         self._writer = threading.Thread(target=self._writer_main, name="ingest-writer", daemon=True)
         self._writer.start()
         mqtt_connect(client, self.cfg.mqtt)
@@ -310,6 +354,9 @@ class IngestService:
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._influx is not None:
             self._influx.close()
 
@@ -326,16 +373,21 @@ class IngestService:
         ing = self.cfg.ingest
         batch_points = ing.batch_points
         batch_s = ing.batch_ms / 1000.0
+        max_pending = 2 * max(1, ing.workers) + 1
         next_stats = time.monotonic() + ing.stats_interval_s
         next_health = time.monotonic() + ing.health_interval_s
         points: dict[str | None, list[str]] = {}
         n_points = 0
-        acks: list[_Inbound] = []
+        acks: list[_Inbound] = []  # merged into the current batch, in arrival order
+        chunk: list[_Inbound] = []
+        pending: deque[tuple[Any, list[_Inbound]]] = deque()  # chunks being encoded
         started = 0.0
         while True:
             stopping = self._stop.is_set()
             now = time.monotonic()
-            if acks:
+            if pending:
+                timeout = 0.002
+            elif acks:
                 timeout = max(0.0, started + batch_s - now)
             else:
                 timeout = min(0.2, max(0.0, min(next_stats, next_health) - now))
@@ -347,52 +399,99 @@ class IngestService:
             except queue.Empty:
                 item = None
             while item is not None:
-                if not acks:
+                if not (acks or chunk or pending):
                     started = time.monotonic()
-                acks.append(item)
-                n_points += self._process(item, points)
-                if n_points >= batch_points:
+                chunk.append(item)
+                if len(chunk) >= _CHUNK:
                     break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     item = None
+            if chunk:
+                pending.append((self._submit(chunk), chunk))
+                chunk = []
+            while pending and (pending[0][0].done() or len(pending) > max_pending):
+                fut, items = pending.popleft()
+                n_points += self._merge(items, self._result(fut, items), points)
+                acks.extend(items)
             now = time.monotonic()
-            if acks and (n_points >= batch_points or now - started >= batch_s or stopping):
+            aged = now - started >= batch_s
+            if (aged or stopping) and pending:
+                while pending:  # bring what is being encoded into this batch
+                    fut, items = pending.popleft()
+                    n_points += self._merge(items, self._result(fut, items), points)
+                    acks.extend(items)
+            if acks and (n_points >= batch_points or aged or stopping):
                 if not self._flush(points, acks):
                     return  # stopping during an outage: leave the rest to redelivery
                 points = {}
                 n_points = 0
                 acks = []
+                started = time.monotonic()
             if now >= next_stats:
                 next_stats = now + ing.stats_interval_s
                 self._write_stats()
             if now >= next_health:
                 next_health = now + ing.health_interval_s
                 self._write_health()
-            if stopping and not acks:
+            if stopping and not acks and not pending:
                 self._write_stats()
                 self._write_health()
                 return
 
-    def _process(self, item: _Inbound, points: dict[str | None, list[str]]) -> int:
-        self.stats.messages_in += 1
-        if is_ignored_topic(item.topic):
-            self.stats.ignored += 1
-            return 0
+    def _submit(self, items: list[_Inbound]) -> Any:
+        raw = [(it.topic, it.payload) for it in items]
+        now_ms = self._clock_ms()
+        if self._pool is not None:
+            try:
+                return self._pool.submit(encode_chunk, raw, now_ms, self._raw_ms)
+            except Exception as err:  # broken pool: encode here from now on
+                log.error("encoder process pool unusable (%s); encoding in-process", err)
+                self._pool = None
+        return _Done(encode_chunk(raw, now_ms, self._raw_ms))
+
+    def _result(self, fut: Any, items: list[_Inbound]) -> list[tuple[Any, ...]]:
         try:
-            msg = validate_message(item.topic, item.payload, self._clock_ms(), self._raw_ms)
-            pts = to_points(msg)
-        except wire.SchemaError as err:
-            self._reject(err.reason, str(err), item)
-            return 0
-        except Exception as err:  # anything unforeseen in a message is a rejection too
-            self._reject("internal", f"{type(err).__name__}: {err}", item)
-            return 0
-        self.health.observe(msg, item.recv_ms)
-        for p in pts:
-            points.setdefault(p.rp, []).append(p.line)
-        return len(pts)
+            return list(fut.result())
+        except Exception as err:
+            log.error(
+                "encoder process failed (%s); encoding %d messages in-process", err, len(items)
+            )
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            raw = [(it.topic, it.payload) for it in items]
+            res: list[tuple[Any, ...]] = encode_chunk(raw, self._clock_ms(), self._raw_ms)
+            return res
+
+    def _merge(
+        self,
+        items: Sequence[_Inbound],
+        results: Sequence[tuple[Any, ...]],
+        points: dict[str | None, list[str]],
+    ) -> int:
+        """Fold encoded results into the batch: points, rejections, node health."""
+        n = 0
+        for item, res in zip(items, results, strict=True):
+            self.stats.messages_in += 1
+            ok = res[0]
+            if ok is None:
+                self.stats.ignored += 1
+            elif ok is False:
+                self._reject(res[1], res[2], item)
+            else:
+                _ok, rp, lp, kind, site, node, t, seq, state = res
+                points.setdefault(rp, []).append(lp)
+                n += 1
+                payload = {"t": t, "seq": seq, "state": state}
+                self.health.observe(wire.Message(kind, site, node, payload), item.recv_ms)
+        return n
+
+    def _process(self, item: _Inbound, points: dict[str | None, list[str]]) -> int:
+        """Encode and merge one message in-process (the pool-less path, used by tests)."""
+        res = encode_chunk([(item.topic, item.payload)], self._clock_ms(), self._raw_ms)
+        return self._merge([item], res, points)
 
     def _reject(self, reason: str, message: str, item: _Inbound) -> None:
         self.stats.rejected[reason] += 1

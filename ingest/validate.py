@@ -15,6 +15,7 @@ interval start ``t`` in milliseconds, so a redelivered message overwrites itself
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -28,6 +29,7 @@ __all__ = [
     "T_MIN_MS",
     "Point",
     "check_ranges",
+    "encode_chunk",
     "is_ignored_topic",
     "to_points",
     "validate_message",
@@ -190,3 +192,49 @@ def rejection_payload(reason: str, topic: str, data: bytes, max_chars: int) -> d
     if len(text) > max_chars:
         text = text[:max_chars] + "…"
     return {"reason": reason, "topic": topic, "payload": text}
+
+
+def encode_chunk(
+    items: Sequence[tuple[str, bytes]], now_ms: int, raw_retention_ms: int | None = None
+) -> list[tuple[Any, ...]]:
+    """Validate and encode a chunk of raw messages (runs in a worker process).
+
+    Returns one tuple per item, in order:
+
+    * ``(None,)`` for an ignored topic (``klankkast/v1/{site}/alerts``);
+    * ``(False, reason, message)`` for a rejected message;
+    * ``(True, rp, line, kind, site, node, t, seq, state)`` for a valid one (``seq``
+      and ``state`` are ``None`` where the kind has none; they feed node health).
+
+    Pure and picklable (a module-level function of bytes and ints), so the ingest can
+    run it in a process pool while its main process receives and acknowledges.
+    """
+    out: list[tuple[Any, ...]] = []
+    for topic, data in items:
+        if is_ignored_topic(topic):
+            out.append((None,))
+            continue
+        try:
+            msg = validate_message(topic, data, now_ms, raw_retention_ms)
+            (pt,) = to_points(msg)
+        except wire.SchemaError as err:
+            out.append((False, err.reason, str(err)))
+            continue
+        except Exception as err:  # never let one message break the chunk
+            out.append((False, "internal", f"{type(err).__name__}: {err}"))
+            continue
+        p = msg.payload
+        out.append(
+            (
+                True,
+                pt.rp,
+                pt.line,
+                msg.kind,
+                msg.site,
+                msg.node,
+                p["t"],
+                p.get("seq"),
+                p.get("state"),
+            )
+        )
+    return out
