@@ -65,7 +65,7 @@ def _queries() -> Iterator[tuple[str, str, str]]:
 def expand(query: str, t0_ms: int, t1_ms: int) -> str:
     """Grafana's InfluxQL macros and template variables, as Grafana substitutes them."""
     q = query.replace("$timeFilter", f"time >= {t0_ms}ms AND time <= {t1_ms}ms")
-    q = q.replace("$__interval_ms", "10000").replace("$__interval", "10s")
+    q = q.replace("$__interval_ms", "1000").replace("$__interval", "1s")
     q = q.replace("$site", SITE).replace("$node", NODES[0])
     leftover = re.findall(r"\$[A-Za-z_]\w*", q.replace("$tag_", ""))
     assert not leftover, f"unexpanded macro {leftover} in {q}"
