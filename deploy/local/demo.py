@@ -1460,7 +1460,7 @@ def grafana_hint(influx_url: str) -> str:
         "Grafana on this data (needs docker):\n"
         "  docker run --rm --network host "
         f"-e KLANKKAST_INFLUX_URL={influx_url} -e KLANKKAST_INFLUX_DB={DB} "
-        "-e KLANKKAST_INFLUX_USER= -e KLANKKAST_INFLUX_PASSWORD_FILE=/dev/null "
+        "-e KLANKKAST_INFLUX_USER= -v /dev/null:/run/secrets/influx-grafana.password:ro "
         f"-v {REPO}/deploy/grafana/provisioning:/etc/grafana/provisioning:ro "
         f"-v {REPO}/deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro "
         "grafana/grafana-oss:11.3.0\n"
