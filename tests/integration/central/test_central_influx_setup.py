@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -77,3 +78,35 @@ def test_setup_rejects_a_bad_duration_before_any_io(influxdb_auth: Any) -> None:
     assert res.returncode == 1
     assert "INFLUX_RAW_DURATION" in res.stderr and "thirty days" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_ingest_check_passes_with_the_write_user_setup_creates(
+    influxdb_auth: Any, mosquitto: Any, tmp_path: Path
+) -> None:
+    """The least-privilege user of setup.sh is enough for the ingest (no admin rights)."""
+    pw = tmp_path / "influx-ingest.password"
+    pw.write_text("ingest-secret\n")
+    res = _run(influxdb_auth, INFLUX_INGEST_PASSWORD_FILE=str(pw), INFLUX_INGEST_USER="ingest")
+    assert res.returncode == 0, res.stderr
+    central = tmp_path / "central.toml"
+    central.write_text(
+        f"""[mqtt]
+url = "{mosquitto.url}"
+client_id = "setup-check-{os.getpid()}"
+
+[influxdb]
+url = "{influxdb_auth.url}"
+database = "klankkast"
+username = "ingest"
+password_file = "{pw}"
+"""
+    )
+    exe = Path(sys.executable).parent / "klankkast-ingest"
+    check = subprocess.run(
+        [str(exe), "check", "--config", str(central)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
