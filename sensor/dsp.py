@@ -322,13 +322,16 @@ class Meter:
         self._summary_start = 0
         self._corr: _Corrections | None = None
         win = _bands.frame_window(self.fs_hz)
-        self._win = win.astype(np.float32)
+        self._win = np.zeros(_fast_length(self.fs_hz), dtype=np.float32)
+        self._win[: self.fs_hz] = win
         self._cumwin2 = np.concatenate([[0.0], np.cumsum(win**2)])
         self._nfft = _fast_length(self.fs_hz)  # 1-s frames zero-padded to 2^a 3^b samples
         self._wbands = _bands.band_weights(self.fs_hz, self._nfft)
         self._hist = np.zeros(self.fs_hz // 2, dtype=np.float32)
-        self._frame_a = np.zeros(self.fs_hz, dtype=np.float32)
-        self._frame_b = np.zeros(self.fs_hz, dtype=np.float32)
+        self._frame_a = np.zeros(self._nfft, dtype=np.float32)  # zero tail = FFT padding
+        self._frame_b = np.zeros(self._nfft, dtype=np.float32)
+        self._work = np.zeros(self._nfft, dtype=np.float32)
+        self._wbuf = np.zeros((1, self.fs_hz))
 
     # ------------------------------------------------------------------ public
     def process(self, block: npt.ArrayLike) -> list[IntervalReport]:
@@ -423,23 +426,25 @@ class Meter:
         frame[:half] = self._hist
         k = min(n, fs - half)
         frame[half : half + k] = x[:k]
-        frame[half + k :] = 0.0
+        frame[half + k : fs] = 0.0
         first = 0 if self._pos >= half else half - self._pos
         weight = float(cw[half + k] - cw[first])
         frames = [frame]
         frame_b = self._frame_b
         frame_b[:n] = x
-        frame_b[n:] = 0.0
+        frame_b[n:fs] = 0.0
         frames.append(frame_b)
         weight += float(cw[n])
         if half < n < fs:
-            frame_c = np.zeros(fs, dtype=np.float32)
+            frame_c = np.zeros(self._nfft, dtype=np.float32)
             frame_c[: n - half] = x[half:]
             frames.append(frame_c)
             weight += float(cw[n - half])
         power = np.zeros(self._nfft // 2 + 1, dtype=np.float32)
+        work = self._work
         for fr in frames:
-            spec = sp_fft.rfft(fr * self._win, n=self._nfft, overwrite_x=True, workers=1)
+            np.multiply(fr, self._win, out=work)
+            spec = sp_fft.rfft(work, overwrite_x=True, workers=1)
             power += spec.real**2 + spec.imag**2
         if n >= half:
             self._hist[:] = x[n - half : n]
@@ -448,19 +453,31 @@ class Meter:
             self._hist[half - n :] = x
         return power, weight
 
-    def _weight(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """C- and A-weighted signals, filter states carried (IEC 61672-1 Annex E design)."""
+    def _weighted(self, x: FloatArray) -> tuple[float, float, FloatArray]:
+        """C weighting then A weighting (IEC 61672-1 Annex E design), states carried.
+
+        Returns the C-weighted mean square, the C-weighted peak and the A-weighted
+        square e (a buffer reused by the next call).
+        """
+        n = len(x)
         if _sosfilt_inplace is not None:
-            c2 = np.array(x, dtype=np.float64, order="C").reshape(1, -1)
-            _sosfilt_inplace(self._sos_c, c2, self._zi_c)
-            a2 = c2.copy()
-            _sosfilt_inplace(self._sos_c2a, a2, self._zi_a)
-            return c2[0], a2[0]
-        c, zc = signal.sosfilt(self._sos_c, x, zi=self._zi_c[0])
-        a, za = signal.sosfilt(self._sos_c2a, c, zi=self._zi_a[0])
-        self._zi_c[0] = zc
-        self._zi_a[0] = za
-        return np.asarray(c, dtype=np.float64), np.asarray(a, dtype=np.float64)
+            buf = self._wbuf if n == self.fs_hz else np.empty((1, n))
+            buf[0] = x
+            _sosfilt_inplace(self._sos_c, buf, self._zi_c)
+            ms_c = float(np.einsum("i,i->", buf[0], buf[0])) / n
+            peak = _parabolic_peak(buf[0])
+            _sosfilt_inplace(self._sos_c2a, buf, self._zi_a)
+            e = buf[0]
+        else:
+            c, zc = signal.sosfilt(self._sos_c, x, zi=self._zi_c[0])
+            a, za = signal.sosfilt(self._sos_c2a, c, zi=self._zi_a[0])
+            self._zi_c[0] = zc
+            self._zi_a[0] = za
+            ms_c = float(np.einsum("i,i->", c, c)) / n
+            peak = _parabolic_peak(np.asarray(c, dtype=np.float64))
+            e = np.asarray(a, dtype=np.float64)
+        np.multiply(e, e, out=e)
+        return ms_c, peak, e
 
     def _recursion(self, s: FloatArray) -> FloatArray:
         """y[j] = a^M y[j-1] + s[j] over the grid, in closed form.
@@ -523,10 +540,7 @@ class Meter:
             overload = int(np.count_nonzero(np.abs(x) >= OVERLOAD_THRESHOLD))
         else:
             overload = 0
-        c, a = self._weight(x)
-        ms_c = float(np.einsum("i,i->", c, c)) / n
-        peak = _parabolic_peak(c)
-        e = np.multiply(a, a, out=a)  # a is not needed after its square
+        ms_c, peak, e = self._weighted(x)
         ms_a = float(e.sum()) / n
         grid = self._time_weighting(e)
         power, weight = self._band_power(x)
