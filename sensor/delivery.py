@@ -193,10 +193,10 @@ class Dispatcher:
             return worked
         self._retry_at = 0.0
         free = self.publisher.window - len(self._inflight)
-        if free <= 0:
+        depth = self.outbox.depth()
+        if free <= 0 or depth == 0:
             return worked
         batch: list[Entry] = []
-        depth = self.outbox.depth()
         if depth > 2 * self.publisher.window and free >= 2:
             batch = self.outbox.pending(max(1, free // 4), self._inflight_ids, newest=True)
         exclude = self._inflight_ids | {e.id for e in batch}
