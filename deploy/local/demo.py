@@ -401,7 +401,7 @@ def minute_payloads(
     background spectrum, or a bass-heavy music spectrum during a planted episode; band
     levels are drawn first and LAeq, LCeq, LZeq follow from them through the IEC 61672-1
     A and C weightings, so bands, levels and ``bass`` agree. The background follows the
-    Dutch day/evening/night periods (about 39/36/33 dB(A)) with a slow drift; LA10
+    time of day (33 dB(A) at night to 39 dB(A) in the afternoon) with a slow drift; LA10
     ... LA95 lie close below LAeq as for a steady sound (LAeq - LA90 about 1 dB for the
     background hum, 1-3 dB for music) -- a model, not a measurement.
     The second node of a site is 1.5 dB further from the source. Minutes inside
@@ -419,12 +419,12 @@ def minute_payloads(
     for a, b in skip:
         keep &= ~((t >= a) & (t < b))
     n = t.size
-    hour = pd.to_datetime(t, unit="ms", utc=True).tz_convert(AMS).hour.to_numpy()
-    # a quiet courtyard: each node below the night limit even when the analysis sums
-    # two nodes by energy (+3 dB)
-    base = np.where(
-        (hour >= 7) & (hour < 19), 39.0, np.where((hour >= 19) & (hour < 23), 36.0, 33.0)
-    )
+    local = pd.to_datetime(t, unit="ms", utc=True).tz_convert(AMS)
+    hour = local.hour.to_numpy() + local.minute.to_numpy() / 60.0
+    # a quiet courtyard: a smooth daily profile from 33 dB(A) around 02:00 to 39 dB(A)
+    # around 14:00 (no steps, so neither the night limit -- even with two nodes summed
+    # by energy, +3 dB -- nor the emergence rules fire on the background itself)
+    base = 36.0 + 3.0 * np.cos(2 * np.pi * (hour - 14.0) / 24.0)
     drift = np.cumsum(rng.normal(0, 0.05, n))
     win = min(240, n)
     drift -= np.convolve(drift, np.ones(win) / win, mode="same")[:n]  # slow wander, no trend
