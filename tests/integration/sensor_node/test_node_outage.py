@@ -92,3 +92,35 @@ def test_node_killed_mid_stream_delivers_its_outbox_after_restart(
     # the restart shows as a jump in t, not in seq
     ts = [by_seq[k]["t"] for k in sorted(by_seq)]
     assert max(b - a for a, b in itertools.pairwise(ts)) >= 1500
+
+
+def test_lost_audio_device_is_retried_and_the_node_survives(
+    tmp_path: Path, mosquitto: Any, test_mic_paced: Any
+) -> None:
+    """The sound server dies under the node (as a USB microphone being unplugged):
+    the node keeps running, says ``audio: lost`` in a degraded status, retries with
+    back-off, and measures again once the device is back; seq has no gap."""
+    cfg = write_config(tmp_path / "node", mosquitto, device=test_mic_paced.device)
+    col = Collector(mosquitto)
+    node = NodeProcess(cfg, env_without_notify(test_mic_paced.env)).start()
+    try:
+        col.wait_for(lambda: len(col.of("second")) >= 2, 20, "the first frames")
+        assert test_mic_paced._proc is not None
+        test_mic_paced._proc.kill()  # the device disappears
+        test_mic_paced._proc.wait(timeout=10)
+        col.wait_for(
+            lambda: any(s.get("audio") == "lost" for s in col.of("status")), 15, "audio lost"
+        )
+        assert node.alive(), node.log()
+        lost = [s for s in col.of("status") if s.get("audio") == "lost"][-1]
+        assert lost["state"] == "degraded" and lost["error"]
+        before = len(seqs(col.of("second")))
+        test_mic_paced.start()  # plugged in again
+        col.wait_for(
+            lambda: len(seqs(col.of("second"))) >= before + 2, 30, "frames after re-opening"
+        )
+    finally:
+        rc = node.stop()
+    assert rc == 0, node.log()
+    assert_contiguous(col.of("second"))
+    col.close()
