@@ -129,6 +129,15 @@ _ALLOWED: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
 }
 
 
+# Set views of the tuples above for the per-field membership tests of validate()
+# (the ingest validates every message; tuple scans cost a fifth of decode()).
+_INT_SET: Final = frozenset(_INT_FIELDS)
+_NUM_SET: Final = frozenset(_NUM_FIELDS)
+_STR_SET: Final = frozenset(_STR_FIELDS)
+_NULLABLE_SET: Final = frozenset(_NULLABLE)
+_BAND_SET: Final = frozenset(BAND_NOMINALS)
+
+
 class SchemaError(ValueError):
     """A payload or topic does not follow the wire contract.
 
@@ -220,17 +229,17 @@ def validate(kind: str, payload: dict[str, Any]) -> None:
     if payload["schema"] != SCHEMA or isinstance(payload["schema"], bool):
         raise SchemaError("schema_version", f"schema must be {SCHEMA}; got {payload['schema']!r}")
     for key, value in payload.items():
-        if value is None and key in _NULLABLE:
+        if value is None and key in _NULLABLE_SET:
             continue
-        if key in _INT_FIELDS:
+        if key in _INT_SET:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise SchemaError(
                     "bad_type", f"{key} must be a non-negative integer; got {value!r}"
                 )
-        elif key in _NUM_FIELDS:
+        elif key in _NUM_SET:
             if not _is_number(value):
                 raise SchemaError("bad_type", f"{key} must be a finite number; got {value!r}")
-        elif key in _STR_FIELDS:
+        elif key in _STR_SET:
             if not isinstance(value, str) or len(value) > _MAX_STR:
                 raise SchemaError(
                     "bad_type", f"{key} must be a string of at most {_MAX_STR} characters"
@@ -261,7 +270,7 @@ def _validate_bands(value: Any) -> None:
     if not isinstance(value, dict):
         raise SchemaError("bad_bands", "bands must be an object of nominal frequency -> dB")
     for nominal, level in value.items():
-        if nominal not in BAND_NOMINALS:
+        if nominal not in _BAND_SET:
             raise SchemaError(
                 "bad_band", f"bands key must be an IEC nominal frequency; got {nominal!r}"
             )
