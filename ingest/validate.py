@@ -140,6 +140,15 @@ def fields_of(msg: wire.Message) -> dict[str, float | int | str | bool]:
 _BAND_PREFIX: Final = {n: wire.band_field(n) + "=" for n in wire.BAND_NOMINALS}
 _LEQ: Final = frozenset(wire.LEQ_FIELDS)
 _STR_ESCAPE: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
+#: How the hot path writes each wire field: "f" float, "e" float + ``_e`` companion,
+#: "i" integer counter, "-" not a field; others ("x": strings, booleans, nullable
+#: numbers) take the general branch.
+_KIND: Final = {
+    **{k: "f" for k in (*wire.LEVEL_FIELDS, "bass", "impulsive", "tonality", "uptime_s")},
+    **{k: "e" for k in wire.LEQ_FIELDS},
+    **{k: "i" for k in _INT_FIELDS},
+    **{k: "-" for k in _SKIP},
+}
 
 
 def _fast_line(measurement: str, msg: wire.Message) -> str:
@@ -151,24 +160,30 @@ def _fast_line(measurement: str, msg: wire.Message) -> str:
     """
     parts: list[str] = []
     append = parts.append
+    kinds = _KIND
     for key, value in msg.payload.items():
-        if key in _SKIP or value is None:
+        kind = kinds.get(key, "x")
+        if kind == "f":
+            append(f"{key}={float(value)!r}")
+        elif kind == "i":
+            append(f"{key}={value}i")
+        elif kind == "e":
+            f = float(value)
+            append(f"{key}={f!r},{key}_e={10.0 ** (f / 10.0)!r}")
+        elif kind == "-" or value is None:
             continue
-        if value is True or value is False:
+        elif value is True or value is False:
             append(f"{key}={'true' if value else 'false'}")
         elif isinstance(value, str):
             append(f'{key}="{value.translate(_STR_ESCAPE)}"')
-        elif key in _INT_FIELDS:
-            append(f"{key}={int(value)}i")
+        elif isinstance(value, int):
+            append(f"{key}={value}i" if key in _INT_FIELDS else f"{key}={float(value)!r}")
         else:
-            f = float(value)
-            append(f"{key}={f!r}")
-            if key in _LEQ:
-                append(f"{key}_e={10.0 ** (f / 10.0)!r}")
+            append(f"{key}={float(value)!r}")
     bands = msg.payload.get("bands")
     if bands:
-        for nominal, value in bands.items():
-            append(f"{_BAND_PREFIX[nominal]}{float(value)!r}")
+        prefix = _BAND_PREFIX
+        parts.extend([f"{prefix[n]}{float(v)!r}" for n, v in bands.items()])
     return (
         f"{measurement},node={msg.node},site={msg.site} {','.join(parts)} {int(msg.payload['t'])}"
     )
