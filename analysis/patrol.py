@@ -187,9 +187,10 @@ def build_history(
             s_min = local_minutes(arr[:, 0]) - week0
             # the end is exclusive: the last occupied minute holds end - 1 ms
             e_min = local_minutes(np.maximum(arr[:, 1] - 1, arr[:, 0])) - week0
-            _mark(
-                occupied[i], np.floor(s_min).astype(np.int64), np.floor(e_min).astype(np.int64) + 1
-            )
+            a = np.floor(s_min).astype(np.int64)
+            # in the repeated autumn hour a local end can precede the local start
+            b = np.maximum(np.floor(e_min).astype(np.int64) + 1, a + 1)
+            _mark(occupied[i], a, b)
     shape = (len(sites), n_weeks, WEEK_MIN)
     return History(
         sites=tuple(sites),
