@@ -198,3 +198,17 @@ def test_bad_parameters_name_the_key() -> None:
         patrol.build_plan(hist, capacity=0, duration_min=60, weeks=1)
     with pytest.raises(PlanError, match="step"):
         patrol.build_plan(hist, capacity=1, duration_min=60, weeks=1, step_min=7)
+
+
+def test_episode_in_the_repeated_autumn_hour_is_kept() -> None:
+    """2026-10-25 00:30-01:10 UTC is 02:30 CEST to 02:10 CET local: the wall clock runs
+    backwards, yet the episode must still occupy Sunday 02:xx of that week."""
+    utc = dt.UTC
+    t0 = int(dt.datetime(2026, 10, 19, 0, 0, tzinfo=AMS).timestamp() * 1000)
+    levels = np.arange(t0, t0 + 2 * patrol.WEEK_MIN * 60_000, 60_000, dtype=np.int64)
+    a = int(dt.datetime(2026, 10, 25, 0, 30, tzinfo=utc).timestamp() * 1000)
+    b = int(dt.datetime(2026, 10, 25, 1, 10, tzinfo=utc).timestamp() * 1000)
+    hist = patrol.build_history(["y"], {"y": levels}, {"y": [(a, b)]})
+    sunday_0230 = 6 * patrol.DAY_MIN + 2 * 60 + 30
+    assert hist.occupied[0, 0, sunday_0230]
+    assert hist.occupied[0].sum() >= 1
