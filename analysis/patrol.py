@@ -188,8 +188,10 @@ def build_history(
             # the end is exclusive: the last occupied minute holds end - 1 ms
             e_min = local_minutes(np.maximum(arr[:, 1] - 1, arr[:, 0])) - week0
             a = np.floor(s_min).astype(np.int64)
-            # in the repeated autumn hour a local end can precede the local start
-            b = np.maximum(np.floor(e_min).astype(np.int64) + 1, a + 1)
+            # in the repeated autumn hour a local end can precede the local start: such
+            # an episode keeps its duration from its local start
+            dur = np.ceil((arr[:, 1] - arr[:, 0]) / 60_000).astype(np.int64)
+            b = np.maximum(np.floor(e_min).astype(np.int64) + 1, a + np.maximum(dur, 1))
             _mark(occupied[i], a, b)
     shape = (len(sites), n_weeks, WEEK_MIN)
     return History(
