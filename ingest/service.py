@@ -314,10 +314,14 @@ class IngestService:
                 initargs=(os.getpid(),),
             )
             # start the workers now (they import the encoder), not on the first message
-            for fut in [
-                self._pool.submit(encode_chunk, [], 0) for _ in range(self.cfg.ingest.workers)
-            ]:
-                fut.result(timeout=60)
+            try:
+                n = self.cfg.ingest.workers
+                for fut in [self._pool.submit(encode_chunk, [], 0) for _ in range(n)]:
+                    fut.result(timeout=60)
+            except Exception as err:
+                log.error("encoder processes did not start (%s); encoding in-process", err)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
         self._writer = threading.Thread(target=self._writer_main, name="ingest-writer", daemon=True)
         self._writer.start()
         mqtt_connect(client, self.cfg.mqtt)
