@@ -537,8 +537,10 @@ def nuisance_vs_reports() -> dict[str, Any]:
                         f'last("complaints_total") AS "of complaints" FROM {ANALYSIS}',
                     )
                 ],
-                description="Latest analysis run (klankkast-analyze report): complaints with "
-                "a measured episode around the time the resident gave, out of all complaints.",
+                description="Latest analysis run: complaints with a measured episode around "
+                "the time the resident gave, out of all complaints. From measurement "
+                "'analysis' (the headline numbers of report/summary.json; the demo writes "
+                "them, klankkast-analyze report --influx does not yet).",
                 steps=thresholds((None, "blue")),
                 decimals=0,
             ),
