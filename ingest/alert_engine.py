@@ -365,14 +365,6 @@ class AlertEngine:
                 out += self._handle(st, st.detector.flush(), now_ms)
         return out
 
-    def active(self) -> dict[str, dict[str, Any]]:
-        """Sites with a confirmed alert going on -> its latest figures."""
-        return {
-            s: self._payload(st, st.open, "update", st.open.steps[-1].t_ms, 0)
-            for s, st in self._sites.items()
-            if st.open is not None and st.open.confirmed and st.open.steps
-        }
-
     # -- steps ----------------------------------------------------------------------
     def _close_ready(self, st: _Site, now_ms: int) -> list[Alert]:
         wait_ms = self.settings.hold_s * 1000

@@ -592,9 +592,6 @@ class AlertsService:
             client.disconnect()
             client.loop_stop()
 
-    def run_forever(self) -> None:
-        self._stop.wait()
-
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
