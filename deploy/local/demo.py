@@ -1353,6 +1353,14 @@ def build_summary(
                 "from": tl.audio_start_ms,
                 "to": tl.audio_start_ms + audio_seconds * 1000,
             },
+            # where to look once Grafana runs on this data (see --keep)
+            "links": {
+                "courtyard-now": f"http://localhost:3000/d/courtyard-now?from="
+                f"{tl.audio_start_ms}&to={tl.audio_end_ms + 2 * HOUR_MS}&var-site={opts.sites[0][0]}",
+                "nuisance-vs-reports": f"http://localhost:3000/d/nuisance-vs-reports?from="
+                f"{tl.start_ms}&to={tl.end_ms}",
+                "fleet-health": "http://localhost:3000/d/fleet-health?from=now-24h&to=now",
+            },
         },
         "data": {
             "real_audio": {
@@ -1464,7 +1472,7 @@ def grafana_hint(influx_url: str) -> str:
         f"-v {REPO}/deploy/grafana/provisioning:/etc/grafana/provisioning:ro "
         f"-v {REPO}/deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro "
         "grafana/grafana-oss:11.3.0\n"
-        "  then open http://localhost:3000/d/courtyard-now (admin/admin)"
+        "  then open the links under dashboards.links in summary.json (login admin/admin)"
     )
 
 
