@@ -386,8 +386,13 @@ class IngestService:
         chunk: list[_Inbound] = []
         pending: deque[tuple[Any, list[_Inbound]]] = deque()  # chunks being encoded
         started = 0.0
+        remaining = -1  # once stopping: how many queued messages are still taken in
         while True:
             stopping = self._stop.is_set()
+            if stopping and remaining < 0:
+                # Take in what has arrived so far, not what keeps arriving while we
+                # shut down (that stays unacknowledged and is redelivered).
+                remaining = self._queue.qsize()
             now = time.monotonic()
             if pending:
                 timeout = 0.002
@@ -395,21 +400,25 @@ class IngestService:
                 timeout = max(0.0, started + batch_s - now)
             else:
                 timeout = min(0.2, max(0.0, min(next_stats, next_health) - now))
-            item: _Inbound | None
+            item: _Inbound | None = None
             try:
-                item = (
-                    self._queue.get(timeout=timeout) if not stopping else self._queue.get_nowait()
-                )
+                if not stopping:
+                    item = self._queue.get(timeout=timeout)
+                elif remaining > 0:
+                    item = self._queue.get_nowait()
+                    remaining -= 1
             except queue.Empty:
                 item = None
             while item is not None:
                 if not (acks or chunk or pending):
                     started = time.monotonic()
                 chunk.append(item)
-                if len(chunk) >= _CHUNK:
+                if len(chunk) >= _CHUNK or (stopping and remaining <= 0):
                     break
                 try:
                     item = self._queue.get_nowait()
+                    if stopping:
+                        remaining -= 1
                 except queue.Empty:
                     item = None
             if chunk:
