@@ -198,7 +198,7 @@ def read_levels_influx(
     from klankkast.ingest.influx import quote_ident
 
     client = _client(src)
-    what = '"raw"."second"' if src.measurement == "second" else '"minute"'
+    what = '"raw"."second"' if src.measurement == "second" else '"forever"."minute"'
     fields = ", ".join(quote_ident(f) for f in ("LAeq", "LCeq", "LAFmax", "LA90"))
     if src.measurement == "second":
         fields = ", ".join(quote_ident(f) for f in ("LAeq", "LCeq", "LAFmax"))
@@ -470,12 +470,14 @@ def episode_lines(episodes: Iterable[Episode]) -> list[str]:
 def write_lines(url: str, lines: Sequence[str], *, batch: int = 5000) -> int:
     """Write line protocol to ``influxdb+http://host:port/DB``; return the number of points."""
     from klankkast.ingest.errors import PermanentWriteError, RetryableWriteError
+    from klankkast.ingest.influx import RP_FOREVER
 
     src = parse_influx_url(url)
     client = _client(src)
     try:
         for i in range(0, len(lines), batch):
-            client.write(list(lines[i : i + batch]), precision="ms")
+            # complaints, visits and episodes must outlive the 30-day raw policy
+            client.write(list(lines[i : i + batch]), rp=RP_FOREVER, precision="ms")
     except (RetryableWriteError, PermanentWriteError) as err:
         raise LevelSourceError(f"InfluxDB {src.url}/{src.database}: write failed: {err}") from None
     finally:

@@ -61,13 +61,13 @@ STATUS = '"status"'
 HEALTH = '"node_health"'
 STATS = '"ingest_stats"'
 ALERT = '"forever"."alert"'  # klankkast-alerts writes it to "forever"; tag "state"
-EPISODE = '"episode"'
-COMPLAINT = '"complaint"'
-VISIT = '"visit"'
+EPISODE = '"forever"."episode"'
+COMPLAINT = '"forever"."complaint"'
+VISIT = '"forever"."visit"'
 #: headline numbers of the latest analysis run (written by the demo, see
 #: deploy/local/demo.py ``analysis_lines``): InfluxQL cannot join complaints with
 #: episodes, so corroboration and hit rates come from the analysis itself
-ANALYSIS = '"analysis"'
+ANALYSIS = '"forever"."analysis"'
 
 
 def band_field(nominal: str) -> str:

@@ -1146,7 +1146,7 @@ def run(opts: Options, children: Children) -> int:
     )
     if plan_error:
         summary["partial"] = {"plan": plan_error}
-    influx.write(analysis_lines(summary, int(time.time() * 1000)), DB, precision="ms")
+    influx.write(analysis_lines(summary, int(time.time() * 1000)), DB, rp="forever", precision="ms")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     print_summary(summary)
     if opts.keep:

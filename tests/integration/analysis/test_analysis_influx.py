@@ -13,6 +13,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "analysis"
 from analysis_scenario import make_scenario, write_files
 
 from klankkast.analysis.cli import main as analyze
+from klankkast.ingest.influx import InfluxHTTP
+
+
+def _layout(url: str, db: str) -> None:
+    """Create the database as the ingest does: RPs raw (default) and forever."""
+    client = InfluxHTTP(url, db)
+    try:
+        client.ensure_layout()
+    finally:
+        client.close()
 
 
 def _minute_lines(sc):
@@ -30,11 +40,11 @@ def _minute_lines(sc):
 def test_report_from_influxdb_and_annotations_written(influxdb, tmp_path, capsys):
     sc = make_scenario(31, sites=2, days=10, founded=15, unfounded=5)
     paths = write_files(sc, tmp_path / "in", two_nodes=False)
-    influxdb.create_database("klankkast")
+    _layout(influxdb.url, "klankkast")
     lines = _minute_lines(sc)
     for k in range(0, len(lines), 5000):
-        influxdb.write(lines[k : k + 5000], db="klankkast")
-    influxdb.create_database("annotations")
+        influxdb.write(lines[k : k + 5000], db="klankkast", rp="forever")
+    _layout(influxdb.url, "annotations")
     src = influxdb.url.replace("http://", "influxdb+http://") + "/klankkast"
     dst = influxdb.url.replace("http://", "influxdb+http://") + "/annotations"
     out = tmp_path / "out"
@@ -50,13 +60,15 @@ def test_report_from_influxdb_and_annotations_written(influxdb, tmp_path, capsys
     assert s["visits"]["during_nuisance"] == sc.truth["visits_during"]
 
     def count(measurement, field):
-        rows = influxdb.rows(f'SELECT count("{field}") FROM "{measurement}"', db="annotations")
+        rows = influxdb.rows(
+            f'SELECT count("{field}") FROM "forever"."{measurement}"', db="annotations"
+        )
         return rows[0]["count"] if rows else 0
 
     assert count("complaint", "received") == len(sc.complaints)
     assert count("visit", "left") == len(sc.visits)
     rows = influxdb.rows(
-        'SELECT "duration_s", "LAeq", "end" FROM "episode" GROUP BY "site", "rule"',
+        'SELECT "duration_s", "LAeq", "end" FROM "forever"."episode" GROUP BY "site", "rule"',
         db="annotations",
     )
     assert len(rows) == sc.truth["episodes"]
@@ -68,14 +80,16 @@ def test_report_from_influxdb_and_annotations_written(influxdb, tmp_path, capsys
 def test_import_writes_complaints_and_visits(influxdb, tmp_path, capsys):
     sc = make_scenario(32, sites=1, days=4, founded=5, unfounded=2, gap_day=None)
     paths = write_files(sc, tmp_path, two_nodes=False)
-    influxdb.create_database("imp")
+    _layout(influxdb.url, "imp")
     url = influxdb.url.replace("http://", "influxdb+http://") + "/imp"
     rc = analyze(
         ["import", "--complaints", paths["complaints"], "--visits", paths["visits"],
          "--sites", "yard1", "--influx", url]
     )  # fmt: skip
     assert rc == 0, capsys.readouterr().err
-    rows = influxdb.rows('SELECT "received" FROM "complaint" GROUP BY "id", "site"', db="imp")
+    rows = influxdb.rows(
+        'SELECT "received" FROM "forever"."complaint" GROUP BY "id", "site"', db="imp"
+    )
     assert sorted(r["id"] for r in rows) == sorted(c.id for c in sc.complaints)
     by_id = {c.id: c for c in sc.complaints}
     for r in rows:
@@ -87,8 +101,8 @@ def test_report_one_site_from_influxdb(influxdb, tmp_path, capsys):
     """--sites selects one site's levels in the query; other sites' complaints are left out."""
     sc = make_scenario(33, sites=2, days=5, founded=8, unfounded=2, gap_day=None)
     paths = write_files(sc, tmp_path / "in", two_nodes=False)
-    influxdb.create_database("one")
-    influxdb.write(_minute_lines(sc), db="one")
+    _layout(influxdb.url, "one")
+    influxdb.write(_minute_lines(sc), db="one", rp="forever")
     src = influxdb.url.replace("http://", "influxdb+http://") + "/one"
     out = tmp_path / "out"
     rc = analyze(

@@ -111,7 +111,14 @@ def test_nan_literal_in_json_is_refused() -> None:
 
 
 def test_status_states() -> None:
-    status = {"site": "yard1", "node": "n1", "t": 0, "state": "offline", "version": "0.1.0", "uptime_s": 3.0}
+    status = {
+        "site": "yard1",
+        "node": "n1",
+        "t": 0,
+        "state": "offline",
+        "version": "0.1.0",
+        "uptime_s": 3.0,
+    }
     wire.encode("status", status)
     with pytest.raises(wire.SchemaError):
         wire.encode("status", {**status, "state": "sleeping"})
