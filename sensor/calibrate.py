@@ -32,6 +32,7 @@ import numpy as np
 
 from klankkast.sensor.config import NodeConfig, load_config, update_calibration
 from klankkast.sensor.errors import CalibrationError, ConfigError, SensorError
+from klankkast.sensor.micresponse import MicResponse
 
 __all__ = ["ToneAnalysis", "add_arguments", "analyse_tone", "main", "new_offset_db"]
 
@@ -138,6 +139,17 @@ def new_offset_db(a: ToneAnalysis, reference_db: float, response_db: float = 0.0
     return reference_db - 10 * math.log10(a.ms_tone) - response_db
 
 
+def offset_for_tone(a: ToneAnalysis, reference_db: float, response: MicResponse | None) -> float:
+    """Offset that makes the meter read ``reference_db`` for the analysed calibrator tone.
+
+    The meter adds the microphone correction ``correction_db(f)`` (0 dB at 1 kHz, the
+    response taken relative to 1 kHz) to what it measures, so the offset takes out
+    exactly that gain at the tone's frequency, not the file's absolute response.
+    """
+    corr = float(response.correction_db([a.frequency_hz])[0]) if response is not None else 0.0
+    return new_offset_db(a, reference_db, corr)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Calibrate against an acoustic calibrator (1 kHz tone). Refuses, with the reason, "
@@ -211,8 +223,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         x = record(source, args.seconds + args.settle)[int(args.settle * fs) :]
         a = analyse_tone(x, fs)
-        resp = float(response.response_at_db([a.frequency_hz])[0]) if response is not None else 0.0
-        offset = new_offset_db(a, args.reference_db, resp)
+        offset = offset_for_tone(a, args.reference_db, response)
     except CalibrationError as err:
         return _fail(f"calibration refused: {err}", 2)
     except SensorError as err:

@@ -56,3 +56,21 @@ def test_refuses_noise_and_silence_and_clipping() -> None:
         new_offset_db(analyse_tone(np.zeros(5 * FS), FS), 94.0)
     with pytest.raises(CalibrationError, match="clips"):
         new_offset_db(analyse_tone(np.clip(tone(amp=2.0), -1, 1), FS), 94.0)
+
+
+def test_calibrated_meter_reads_the_reference_with_a_mic_response_file() -> None:
+    """A response file flat at +2 dB (a sensitivity deviation such as a vendor's
+    "Sens Factor") must not shift the calibration: the meter takes the response
+    relative to 1 kHz, so after calibrating against a 94.0 dB calibrator the meter,
+    given the same file, reads 94.0 dB for the calibrator's tone."""
+    from klankkast.sensor.calibrate import offset_for_tone
+    from klankkast.sensor.dsp import Meter
+    from klankkast.sensor.micresponse import parse_mic_response
+
+    resp = parse_mic_response('"Sens Factor =-1.0dB"\n20 2.0\n1000 2.0\n20000 2.0\n')
+    x = tone(seconds=4.0)
+    offset = offset_for_tone(analyse_tone(x, FS), 94.0, resp)
+    meter = Meter(FS, offset_db=offset, mic_response=resp)
+    seconds = [r for r in meter.process(x) if r.kind == "second"]
+    # Z-weighted level of the steady part (skip the first second's filter settling)
+    assert seconds[2].fields["LZeq"] == pytest.approx(94.0, abs=0.05)
