@@ -12,6 +12,7 @@ Exit status: 0 ok; 1 bad configuration or a failed check; 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -80,29 +81,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[str]:
-    """Connect (own client id, clean start, no session kept) and try the shared subscription."""
+    """Connect, subscribe to the node topics and publish to the rejected topic.
+
+    Uses its own client id with clean start and no session kept, and subscribes
+    *without* the share group (the same topic filter and ACL check): a member of
+    the group would take a share of the live messages away from the ingest.
+    """
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     from paho.mqtt.subscribeoptions import SubscribeOptions
 
+    from klankkast.ingest.service import SUBSCRIPTION
+
     problems: list[str] = []
     done = threading.Event()
+    published = threading.Event()
     result: dict[str, Any] = {}
     client = make_mqtt_client(cfg.mqtt, client_id=f"{client_id}-check"[:64])
+    topic_filter = SUBSCRIPTION
 
     def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
         result["connect"] = rc
         if rc.is_failure:
             done.set()
             return
-        c.subscribe(cfg.mqtt.subscription, options=SubscribeOptions(qos=1))
+        c.subscribe(topic_filter, options=SubscribeOptions(qos=1))
 
     def on_subscribe(c: Any, u: Any, mid: Any, rcs: Any, props: Any) -> None:
         result["suback"] = rcs
         done.set()
 
+    def on_publish(c: Any, u: Any, mid: Any, rc: Any, props: Any) -> None:
+        result["puback"] = rc
+        published.set()
+
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
+    client.on_publish = on_publish
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 0
     try:
@@ -127,8 +142,19 @@ def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[st
         for code in result.get("suback", []):
             if code.is_failure:
                 problems.append(
-                    f"mqtt: subscription {cfg.mqtt.subscription} refused: {code} "
+                    f"mqtt: subscription {topic_filter} refused: {code} "
                     "(the broker's ACL must let this user read klankkast/v1/#)"
+                )
+        ing = cfg.ingest
+        if "suback" in result and ing.republish_rejected:
+            body = json.dumps({"reason": "check", "topic": "", "payload": "klankkast-ingest check"})
+            client.publish(ing.rejected_topic, body, qos=1)
+            if not published.wait(timeout_s):
+                problems.append(f"mqtt: no PUBACK for a test message to {ing.rejected_topic}")
+            elif result["puback"].is_failure:
+                problems.append(
+                    f"mqtt: publishing to {ing.rejected_topic} refused: {result['puback']} "
+                    f"(the broker's ACL must let this user write {ing.rejected_topic})"
                 )
     finally:
         client.disconnect()

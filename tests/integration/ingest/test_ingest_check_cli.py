@@ -71,3 +71,19 @@ def test_check_with_the_right_credentials(
     )
     res = run_check(cfg)
     assert res.returncode == 0, res.stderr + res.stdout
+
+
+def test_check_names_a_missing_publish_permission(
+    mosquitto_acl: Any, influxdb: Any, tmp_path: Path
+) -> None:
+    """The ``alerts`` user may read the node topics but not write ``klankkast/v1/_rejected``."""
+    user, _password, pw_file = mosquitto_acl.credentials("alerts")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[mqtt]\nurl = "{mosquitto_acl.url}"\nusername = "{user}"\npassword_file = "{pw_file}"\n'
+        f'[influxdb]\nurl = "{influxdb.url}"\ndatabase = "chk"\n'
+    )
+    res = run_check(cfg)
+    assert res.returncode == 1
+    (problem,) = res.stderr.strip().splitlines()
+    assert problem.startswith("mqtt: publishing to klankkast/v1/_rejected refused"), problem
