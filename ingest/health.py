@@ -18,7 +18,10 @@ Points written to measurement ``node_health`` (retention policy: the default):
   tag ``event=transition``, at the receive time.
 
 Snapshots and hourly summaries are told apart by tag ``period`` (``snapshot`` /
-``hour``); filter with ``WHERE "period"='hour'``.
+``hour``); filter with ``WHERE "period"='hour'``. Tag ``instance`` (the ingest's MQTT
+client id) keeps the points of several ingest processes of one share group apart:
+each sees only its share of a node's frames, so the node's gaps in an hour are
+``max(seq_max) - min(seq_min) + 1 - sum(frames)`` over the instances.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ class NodeState:
 class HealthTracker:
     """Accumulates node health; :meth:`drain` returns line-protocol lines to write."""
 
-    def __init__(self, keep_hours: int = 2) -> None:
+    def __init__(self, keep_hours: int = 2, instance: str | None = None) -> None:
+        self.instance = instance
         self.nodes: dict[tuple[str, str], NodeState] = {}
         self.keep_hours = keep_hours
         self._pending: list[str] = []
@@ -93,12 +97,18 @@ class HealthTracker:
             if state != st.state:
                 self._transition(msg.site, msg.node, st, state, recv_ms)
 
+    def _tags(self, site: str, node: str) -> dict[str, str]:
+        tags = {"site": site, "node": node}
+        if self.instance:
+            tags["instance"] = self.instance
+        return tags
+
     def _transition(self, site: str, node: str, st: NodeState, state: str, t_ms: int) -> None:
         st.state = state
         self._pending.append(
             line(
                 M_NODE_HEALTH,
-                {"site": site, "node": node, "event": "transition"},
+                {**self._tags(site, node), "event": "transition"},
                 {"online": int(state != "offline"), "state": state},
                 t_ms,
             )
@@ -109,7 +119,7 @@ class HealthTracker:
         out = self._pending
         self._pending = []
         for (site, node), st in self.nodes.items():
-            tags = {"site": site, "node": node}
+            tags = self._tags(site, node)
             current = st.hours.get(now_ms - now_ms % HOUR_MS)
             fields: dict[str, float | int | str | bool] = {
                 "online": int(st.state not in ("offline", "unknown")),

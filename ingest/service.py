@@ -296,6 +296,7 @@ class IngestService:
         """Create the InfluxDB layout (retrying until reachable), connect MQTT, start threads."""
         self._ensure_layout()
         self.client_id = self.client_id or self.cfg.mqtt.client_id or default_client_id()
+        self.health.instance = self.client_id
         client = make_mqtt_client(self.cfg.mqtt, client_id=self.client_id, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
