@@ -77,3 +77,15 @@ def test_read_secret(tmp_path: Path) -> None:
     assert read_secret("k", tmp_path / "pw") == "s3cret"
     with pytest.raises(ConfigError, match=r"influxdb\.password_file"):
         read_secret("influxdb.password_file", tmp_path / "missing")
+
+
+def test_subscription_shared_or_plain() -> None:
+    assert parse_central_config({}).mqtt.subscription == "$share/ingest/klankkast/v1/+/+/#"
+    cfg = parse_central_config({"mqtt": {"share_group": "g2"}, "ingest": {"workers": 0}})
+    assert cfg.mqtt.subscription == "$share/g2/klankkast/v1/+/+/#" and cfg.ingest.workers == 0
+    assert (
+        parse_central_config({"mqtt": {"share_group": ""}}).mqtt.subscription
+        == "klankkast/v1/+/+/#"
+    )
+    with pytest.raises(ConfigError):
+        parse_central_config({"ingest": {"workers": 99}})

@@ -182,3 +182,33 @@ def test_health_counts_seq_gaps_per_hour_and_transitions() -> None:
     assert hourly.endswith(f" {hour}") and "seq_gaps=2i" in hourly and "seq_min=100i" in hourly
     # a later snapshot rewrites nothing hourly unless new frames arrived
     assert not [ln for ln in h.snapshot(hour + 90_000) if "period=hour" in ln]
+
+
+def test_encode_chunk_in_order_with_reasons() -> None:
+    from klankkast.ingest.validate import encode_chunk
+
+    items = [
+        ("klankkast/v1/yard1/n1/second", frame(0)),
+        ("klankkast/v1/yard1/alerts", b"{}"),
+        ("klankkast/v1/yard1/n1/second", frame(1, LAeq=-21.0)),
+        ("klankkast/v1/yard1/n1/second", b"\xff"),
+        ("klankkast/v1/yard1/n1/second", frame(2)),
+    ]
+    res = encode_chunk(items, NOW_MS, 30 * 86_400_000)
+    assert [r[0] for r in res] == [True, None, False, False, True]
+    assert res[2][1] == "level_range" and res[3][1] == "bad_json"
+    ok = res[4]
+    assert ok[1] == "raw" and ok[2].startswith("second,node=n1,site=yard1 ")
+    assert ok[3:] == ("second", "yard1", "n1", NOW_MS - 10_000 + 2000, 2, None)
+
+
+def test_shutdown_takes_in_what_had_arrived_and_acks_it() -> None:
+    """On stop the writer drains the queue as it was, writes, acks, and returns."""
+    fake = FakeInfluxWriter()
+    svc, mq = make_service(fake)
+    for seq in range(1, 8):
+        svc._queue.put(_Inbound(seq, 1, "klankkast/v1/yard1/n1/second", frame(seq), NOW_MS, 0))
+    svc._stop.set()
+    svc._writer_loop()
+    assert mq.acked == list(range(1, 8))
+    assert len([ln for rp, ln in fake.stored if rp == "raw"]) == 7
