@@ -87,3 +87,21 @@ def test_check_names_a_missing_publish_permission(
     assert res.returncode == 1
     (problem,) = res.stderr.strip().splitlines()
     assert problem.startswith("mqtt: publishing to klankkast/v1/_rejected refused"), problem
+
+
+def test_check_over_tls(mosquitto_tls: Any, influxdb: Any, tmp_path: Path) -> None:
+    """``mqtts://`` with the broker's CA (and a client certificate) connects; without the CA it does not."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[mqtt]\nurl = "{mosquitto_tls.url}"\nca_file = "{mosquitto_tls.ca_file}"\n'
+        f'cert_file = "{mosquitto_tls.client_cert}"\nkey_file = "{mosquitto_tls.client_key}"\n'
+        f'[influxdb]\nurl = "{influxdb.url}"\ndatabase = "chk"\n'
+    )
+    res = run_check(cfg)
+    assert res.returncode == 0, res.stderr
+    untrusted = tmp_path / "u.toml"
+    untrusted.write_text(
+        f'[mqtt]\nurl = "{mosquitto_tls.url}"\n[influxdb]\nurl = "{influxdb.url}"\ndatabase = "chk"\n'
+    )
+    res = run_check(untrusted)
+    assert res.returncode == 1 and "mqtt:" in res.stderr
