@@ -251,6 +251,12 @@ class IngestService:
         self.health = HealthTracker()
         self._last_reject_log: dict[str, float] = {}
         self.writer_error: BaseException | None = None
+        # batches handed from the writer (batching) to the flusher (InfluxDB + ack), so
+        # encoding the next batch overlaps writing this one; 2 deep, then backpressure
+        self._flushq: queue.Queue[tuple[dict[str | None, list[str]], list[_Inbound]] | None] = (
+            queue.Queue(maxsize=2)
+        )
+        self._flusher: threading.Thread | None = None
         self._raw_ms = cfg.influxdb.raw_retention_days * 86_400_000
         self._pool: ProcessPoolExecutor | None = None
 
@@ -323,6 +329,10 @@ class IngestService:
                 log.error("encoder processes did not start (%s); encoding in-process", err)
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+        self._flusher = threading.Thread(
+            target=self._flusher_main, name="ingest-flusher", daemon=True
+        )
+        self._flusher.start()
         self._writer = threading.Thread(target=self._writer_main, name="ingest-writer", daemon=True)
         self._writer.start()
         mqtt_connect(client, self.cfg.mqtt)
@@ -345,8 +355,9 @@ class IngestService:
     def run(self) -> None:
         """Block until :meth:`request_stop` (or a signal handler calling it)."""
         while not self._stop.wait(0.5):
-            if self._writer is not None and not self._writer.is_alive():
-                break
+            for thread in (self._writer, self._flusher):
+                if thread is not None and not thread.is_alive():
+                    return
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -354,8 +365,10 @@ class IngestService:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Ordered shutdown: stop the writer (it flushes and acks what it can), disconnect."""
         self._stop.set()
-        if self._writer is not None:
-            self._writer.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for thread in (self._writer, self._flusher):
+            if thread is not None:
+                thread.join(max(0.1, deadline - time.monotonic()))
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
@@ -373,6 +386,34 @@ class IngestService:
             self.writer_error = err
             log.exception("ingest writer died")
             self._stop.set()
+
+    def _flusher_main(self) -> None:
+        try:
+            while True:
+                job = self._flushq.get()
+                if job is None:
+                    return
+                if not self._flush(*job):
+                    return  # stopped during an outage: the rest stays unacknowledged
+        except BaseException as err:  # pragma: no cover - logged, process exits
+            self.writer_error = err
+            log.exception("ingest flusher died")
+            self._stop.set()
+
+    def _hand_over(self, job: tuple[dict[str | None, list[str]], list[_Inbound]] | None) -> bool:
+        """Give a batch (or the end marker) to the flusher; False if the flusher is gone.
+
+        Without a flusher thread (tests driving the loop directly) flush right here.
+        """
+        if self._flusher is None:
+            return job is None or self._flush(*job)
+        while True:
+            try:
+                self._flushq.put(job, timeout=0.5)
+                return True
+            except queue.Full:
+                if not self._flusher.is_alive():
+                    return False
 
     def _writer_loop(self) -> None:
         ing = self.cfg.ingest
@@ -437,8 +478,8 @@ class IngestService:
                     n_points += self._merge(items, self._result(fut, items), points)
                     acks.extend(items)
             if acks and (n_points >= batch_points or aged or stopping):
-                if not self._flush(points, acks):
-                    return  # stopping during an outage: leave the rest to redelivery
+                if not self._hand_over((points, acks)):
+                    return  # stopped during an outage: leave the rest to redelivery
                 points = {}
                 n_points = 0
                 acks = []
@@ -450,6 +491,9 @@ class IngestService:
                 next_health = now + ing.health_interval_s
                 self._write_health()
             if stopping and not acks and not pending:
+                self._hand_over(None)
+                if self._flusher is not None:
+                    self._flusher.join(30.0)
                 self._write_stats()
                 self._write_health()
                 return
