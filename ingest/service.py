@@ -1,16 +1,19 @@
 """Wiring of the ingest: paho subscriber -> validation -> batches -> InfluxDB -> ack.
 
-Threads
--------
+Threads and processes
+---------------------
 * paho's network thread runs :meth:`IngestService._on_message`, which only appends
   the message to a queue (never blocks, never touches InfluxDB);
-* one writer thread (:meth:`IngestService._writer_loop`) validates, batches by size
-  (``batch_points``) and age (``batch_ms``), writes to InfluxDB and, only after
-  every point of the batch got HTTP 204, acknowledges the batch's MQTT messages
-  (paho ``manual_ack``) in the order they arrived. A crash at any moment therefore
-  loses nothing: unacknowledged messages stay in the broker's persistent session
-  and are redelivered; a redelivered message has the same series and timestamp and
-  overwrites itself, so nothing is duplicated either.
+* the writer thread (:meth:`IngestService._writer_loop`) cuts the queue into chunks
+  that an encoder process (``[ingest] workers``; 0 = in this process) validates and
+  turns into line protocol (:func:`klankkast.ingest.validate.encode_chunk`), and
+  collects the results into batches by size (``batch_points``) and age (``batch_ms``);
+* the flusher thread writes each batch to InfluxDB and, only after every point of it
+  got HTTP 204, acknowledges the batch's MQTT messages (paho ``manual_ack``, all
+  PUBACKs of a batch in one write) in the order they arrived. A crash at any moment
+  therefore loses nothing: unacknowledged messages stay in the broker's persistent
+  session and are redelivered; a redelivered message has the same series and
+  timestamp and overwrites itself, so nothing is duplicated either.
 
 Write failures are sorted as Telegraf's InfluxDB output sorts them: 429, 5xx and
 connection errors -> keep the batch, back off (honouring ``Retry-After``) and retry,
