@@ -21,6 +21,7 @@ import email.utils
 import http.client
 import json
 import math
+import re
 import threading
 import time
 import urllib.parse
@@ -52,6 +53,7 @@ __all__ = [
     "escape_tag",
     "format_field_value",
     "line",
+    "parse_duration_ms",
     "quote_ident",
 ]
 
@@ -159,6 +161,27 @@ def line(
 def quote_ident(name: str) -> str:
     """Quote an InfluxQL identifier: ``"name"`` with ``"`` and ``\\`` escaped."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_DURATION_UNITS: Final = {
+    "h": 3_600_000,
+    "m": 60_000,
+    "s": 1000,
+    "ms": 1,
+    "d": 86_400_000,
+    "w": 604_800_000,
+}
+
+
+def parse_duration_ms(text: str) -> int | None:
+    """A retention duration as InfluxDB reports it (``720h0m0s``) in ms; ``0s``/empty -> None."""
+    total = 0.0
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|[hmsdw])", text)
+    if not parts:
+        return None
+    for number, unit in parts:
+        total += float(number) * _DURATION_UNITS[unit]
+    return int(total) or None
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -380,9 +403,17 @@ class InfluxHTTP:
             return False
         return status in (200, 204)
 
-    def _retention_policies(self) -> set[str]:
+    def _retention_policies(self) -> dict[str, dict[str, Any]]:
         q = f"SHOW RETENTION POLICIES ON {quote_ident(self.database)}"
-        return {row["name"] for row in self.query(q, db="") if "name" in row}
+        return {row["name"]: row for row in self.query(q, db="") if "name" in row}
+
+    def retention_ms(self, rp: str) -> int | None:
+        """Duration of retention policy ``rp`` in ms; ``None`` if infinite or unknown."""
+        try:
+            row = self._retention_policies().get(rp)
+        except QueryError:
+            return None
+        return parse_duration_ms(str(row.get("duration", ""))) if row else None
 
     def ensure_layout(self, raw_days: int = 30) -> None:
         """Create the database and the retention policies ``raw`` and ``forever`` if absent.

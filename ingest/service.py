@@ -48,7 +48,7 @@ from klankkast.ingest.config import (
 )
 from klankkast.ingest.errors import PayloadTooLargeError, PermanentWriteError, RetryableWriteError
 from klankkast.ingest.health import HealthTracker
-from klankkast.ingest.influx import M_INGEST_STATS, InfluxHTTP, line
+from klankkast.ingest.influx import M_INGEST_STATS, RP_RAW, InfluxHTTP, line
 from klankkast.ingest.validate import encode_chunk, rejection_payload
 from klankkast.sensor import wire
 
@@ -260,7 +260,7 @@ class IngestService:
             queue.Queue(maxsize=2)
         )
         self._flusher: threading.Thread | None = None
-        self._raw_ms = cfg.influxdb.raw_retention_days * 86_400_000
+        self._raw_ms: int | None = cfg.influxdb.raw_retention_days * 86_400_000
         self._pool: ProcessPoolExecutor | None = None
 
     # -- paho callbacks (network thread: never block) ---------------------------------
@@ -346,6 +346,9 @@ class IngestService:
         while not self._stop.is_set():
             try:
                 self.influx.ensure_layout(self.cfg.influxdb.raw_retention_days)
+                # Frames older than the server's raw policy keeps are refused by
+                # InfluxDB; reject them up front (0s = infinite: no limit).
+                self._raw_ms = self.influx.retention_ms(RP_RAW)
                 return
             except Exception as err:
                 log.warning("InfluxDB layout not ready (%s); retrying in %.1f s", err, delay)

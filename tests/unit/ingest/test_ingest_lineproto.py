@@ -25,6 +25,7 @@ from klankkast.ingest.influx import (
     escape_tag,
     format_field_value,
     line,
+    parse_duration_ms,
 )
 
 
@@ -159,3 +160,18 @@ def test_token_and_basic_auth_headers() -> None:
     assert InfluxHTTP("http://h:8086", "d", token="abc")._headers["Authorization"] == "Token abc"
     basic = InfluxHTTP("http://h:8086", "d", username="u", password="p")._headers["Authorization"]
     assert basic == "Basic dTpw"  # base64("u:p")
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("720h0m0s", 30 * 86_400_000),
+        ("1h30m0s", 5_400_000),
+        ("0s", None),
+        ("", None),
+        ("168h0m0s", 7 * 86_400_000),
+    ],
+)
+def test_retention_durations(text: str, ms: int | None) -> None:
+    """InfluxDB reports policy durations as Go durations; 0s means infinite."""
+    assert parse_duration_ms(text) == ms
