@@ -197,7 +197,8 @@ class Stats:
         self.retries = 0
         self.rejected: Counter[str] = Counter()
         self._latencies_ms: list[float] = []
-        self.backlog = 0
+        self.taken = 0  # taken from the queue by the writer thread
+        self.acked = 0  # acknowledged by the flusher thread
 
     def add_latency(self, ms: float) -> None:
         self._latencies_ms.append(ms)
@@ -461,6 +462,7 @@ class IngestService:
                 if not (acks or chunk or pending):
                     started = time.monotonic()
                 chunk.append(item)
+                self.stats.taken += 1
                 if len(chunk) >= _CHUNK or (stopping and remaining <= 0):
                     break
                 try:
@@ -619,6 +621,7 @@ class IngestService:
         self.stats.add_latency((time.monotonic() - t0) * 1000.0)
         self.stats.batches += 1
         self._ack(acks)
+        self.stats.acked += len(acks)
         return True
 
     def _ack(self, acks: list[_Inbound]) -> None:
@@ -632,7 +635,8 @@ class IngestService:
                 client.ack(item.mid, item.qos)
 
     def backlog(self) -> int:
-        return self._queue.qsize()
+        """Messages received and not yet acknowledged: queued, being encoded, in batches."""
+        return self._queue.qsize() + max(0, self.stats.taken - self.stats.acked)
 
     def _write_stats(self) -> None:
         fields = self.stats.fields(self.backlog())

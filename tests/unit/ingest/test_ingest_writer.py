@@ -212,3 +212,4 @@ def test_shutdown_takes_in_what_had_arrived_and_acks_it() -> None:
     svc._writer_loop()
     assert mq.acked == list(range(1, 8))
     assert len([ln for rp, ln in fake.stored if rp == "raw"]) == 7
+    assert svc.backlog() == 0 and svc.stats.taken == svc.stats.acked == 7
