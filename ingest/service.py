@@ -230,7 +230,11 @@ class Stats:
 class IngestService:
     """The ingest process: construct, :meth:`start`, :meth:`run` until stopped, :meth:`stop`.
 
-    Nothing connects in ``__init__``. ``influx`` may be injected (tests).
+    Nothing connects in ``__init__``. ``influx`` may be injected (tests). With
+    ``[ingest] workers`` > 0 the encoder processes are started with the ``spawn``
+    method, which imports the program's main module again: a script that embeds the
+    service must keep its own start-up under ``if __name__ == "__main__":`` (the
+    ``klankkast-ingest`` command does).
     """
 
     def __init__(
