@@ -109,6 +109,9 @@ def escape_measurement(v: str) -> str:
         raise ValueError(
             f"measurement must not start with '#' (a line-protocol comment); got {v!r}"
         )
+    if v[:1].isspace():
+        # InfluxDB skips whitespace at the start of a line; there is no escape for it
+        raise ValueError(f"measurement must not start with whitespace; got {v!r}")
     return v.translate(_MEAS_TABLE)
 
 

@@ -48,6 +48,9 @@ def test_measurement_keeps_equals_sign() -> None:
     assert escape_measurement("m=1 x,y") == r"m=1\ x\,y"
     with pytest.raises(ValueError):
         escape_measurement("#comment")
+    # InfluxDB skips leading whitespace of a line: a name starting with a tab cannot be written
+    with pytest.raises(ValueError):
+        escape_measurement("\tsecond")
 
 
 @pytest.mark.parametrize("bad", ["", "a\nb", "ends\\"])
