@@ -23,7 +23,6 @@ def _rate(x: object) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_short_demo_end_to_end(tmp_path: Path) -> None:
-    pytest.importorskip("paho.mqtt.client")
     out = tmp_path / "demo"
     t0 = time.monotonic()
     proc = subprocess.run(
