@@ -80,17 +80,74 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import fft as sp_fft
-from scipy import signal
-
-try:  # in-place cascade without sosfilt's argument checks and copies (same C routine)
-    from scipy.signal._sosfilt import _sosfilt as _sosfilt_inplace
-except ImportError:  # pragma: no cover - other scipy layouts: fall back to the public API
-    _sosfilt_inplace = None
 
 from . import bands as _bands
 from . import weighting as _weighting
 from .micresponse import MicResponse
+
+
+def _load_scipy_extension(package: str, module: str) -> Any:
+    """A compiled scipy module loaded from its file without its package's ``__init__``.
+
+    The core calls two of scipy's C/C++ routines directly: the in-place sections loop
+    behind ``scipy.signal.sosfilt`` and pocketfft's real FFT behind
+    ``scipy.fft.rfft`` (the same code those functions run, minus argument checks,
+    copies and backend dispatch). Importing them by their dotted names would first
+    run ``scipy.signal/__init__`` and ``scipy.fft/__init__``, which pull in
+    scipy.signal, sparse, linalg, special and optimize: about 70 MB resident that a
+    running node never uses. Both modules need only numpy. Returns None when the
+    layout differs (other scipy versions); the core then uses the public functions,
+    with the same results.
+    """
+    import importlib
+    import importlib.machinery
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import scipy
+
+    name = f"scipy.{package}.{module}"
+    mod = sys.modules.get(name)
+    try:
+        if mod is None and f"scipy.{package.split('.')[0]}" in sys.modules:
+            mod = importlib.import_module(name)  # the package is loaded already
+        if mod is None:
+            folder = Path(scipy.__file__).parent.joinpath(*package.split("."))
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                path = folder / f"{module}{suffix}"
+                if path.is_file():
+                    spec = importlib.util.spec_from_file_location(name, path)
+                    if spec is None or spec.loader is None:
+                        return None
+                    mod = importlib.util.module_from_spec(spec)
+                    sys.modules[name] = mod
+                    try:
+                        spec.loader.exec_module(mod)
+                    except BaseException:
+                        sys.modules.pop(name, None)
+                        raise
+                    break
+        return mod
+    except Exception:  # pragma: no cover - other scipy layouts
+        return None
+
+
+_sosfilt_mod = _load_scipy_extension("signal", "_sosfilt")
+_sosfilt_inplace: Any = getattr(_sosfilt_mod, "_sosfilt", None)
+_pocketfft = _load_scipy_extension("fft._pocketfft", "pypocketfft")
+_r2c: Any = getattr(_pocketfft, "r2c", None)
+
+
+def _rfft_f32(x: npt.NDArray[np.float32]) -> npt.NDArray[np.complex64]:
+    """``scipy.fft.rfft(x, workers=1)`` of a contiguous 1-D float32 array."""
+    if _r2c is not None:
+        # what scipy.fft.rfft calls: axes, forward, norm=None ("backward": 0), out, workers
+        return _r2c(x, (0,), True, 0, None, 1)  # type: ignore[no-any-return]
+    from scipy import fft as sp_fft  # pragma: no cover - other scipy layouts
+
+    return sp_fft.rfft(x, overwrite_x=True, workers=1)  # type: ignore[no-any-return]
+
 
 __all__ = [
     "LAF_SAMPLE_RATE_HZ",
@@ -444,7 +501,7 @@ class Meter:
         work = self._work
         for fr in frames:
             np.multiply(fr, self._win, out=work)
-            spec = sp_fft.rfft(work, overwrite_x=True, workers=1)
+            spec = _rfft_f32(work)
             power += spec.real**2 + spec.imag**2
         if n >= half:
             self._hist[:] = x[n - half : n]
@@ -469,6 +526,8 @@ class Meter:
             _sosfilt_inplace(self._sos_c2a, buf, self._zi_a)
             e = buf[0]
         else:
+            from scipy import signal
+
             c, zc = signal.sosfilt(self._sos_c, x, zi=self._zi_c[0])
             a, za = signal.sosfilt(self._sos_c2a, c, zi=self._zi_a[0])
             self._zi_c[0] = zc

@@ -42,7 +42,9 @@ from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, signal
+
+# scipy.signal and scipy.optimize (about 50 MB resident together) are imported only
+# inside the design functions: the node runs on the coefficients in _SHIPPED below.
 
 __all__ = [
     "F1_HZ",
@@ -52,7 +54,9 @@ __all__ = [
     "WeightingDesign",
     "analogue_weighting_db",
     "design",
+    "design_fresh",
     "response_db",
+    "shipped_rates",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -141,6 +145,8 @@ def _reflect_inside(roots: npt.NDArray[np.complex128]) -> tuple[npt.NDArray[np.c
 
 def _fit_lowpass(fs_hz: int) -> tuple[FloatArray, float]:
     """Fit a minimum-phase digital low-pass to |w4^2/(jw + w4)^2|; return (sos, max error dB)."""
+    from scipy import optimize, signal
+
     nyq = fs_hz / 2.0
     f_hi = min(16500.0, 0.9 * nyq) if fs_hz >= 44100 else 0.95 * nyq
     f = np.geomspace(200.0, f_hi, 400)
@@ -182,6 +188,8 @@ def _fit_lowpass(fs_hz: int) -> tuple[FloatArray, float]:
 
 def _bilinear_sos(zeros_hz: int, poles_hz: list[float], fs_hz: int) -> FloatArray:
     """Bilinear map of s^zeros / prod(s + 2 pi p) to sections."""
+    from scipy import signal
+
     z_s = np.zeros(zeros_hz)
     p_s = -2.0 * np.pi * np.asarray(poles_hz, dtype=np.float64)
     z_d, p_d, k_d = signal.bilinear_zpk(z_s, p_s, 1.0, fs_hz)
@@ -189,21 +197,25 @@ def _bilinear_sos(zeros_hz: int, poles_hz: list[float], fs_hz: int) -> FloatArra
 
 
 def _normalise_at_1k(sos: FloatArray, fs_hz: int) -> FloatArray:
+    from scipy import signal
+
     _, h = signal.sosfreqz(sos, worN=[2.0 * np.pi * _FR / fs_hz])
     out = sos.copy()
     out[0, :3] /= float(np.abs(h[0]))
     return out
 
 
-@functools.lru_cache(maxsize=8)
-def design(fs_hz: int) -> WeightingDesign:
-    """Design the C and C-to-A sections for ``fs_hz`` (cached per rate).
+def design_fresh(fs_hz: int) -> WeightingDesign:
+    """Design the C and C-to-A sections for ``fs_hz`` from the Annex E formulas.
+
+    The low-pass part is a least-squares fit (scipy.optimize); this takes about a
+    second and needs scipy.signal and scipy.optimize in memory, so :func:`design`
+    uses the coefficients shipped in this module for the node's rates.
 
     Parameters
     ----------
     fs_hz : int
-        Sample rate in Hz (any rate >= 8000 works; the node supports 16000,
-        32000, 44100 and 48000).
+        Sample rate in Hz (any rate >= 8000 works).
 
     Returns
     -------
@@ -216,6 +228,43 @@ def design(fs_hz: int) -> WeightingDesign:
     hp_a = _bilinear_sos(2, [F2_HZ, F3_HZ], fs_hz)
     sos_c_to_a = _normalise_at_1k(hp_a, fs_hz)
     return WeightingDesign(fs_hz, sos_c, sos_c_to_a)
+
+
+def shipped_rates() -> tuple[int, ...]:
+    """Sample rates whose sections are shipped precomputed (see :func:`design`)."""
+    return tuple(sorted(_SHIPPED))
+
+
+@functools.lru_cache(maxsize=8)
+def design(fs_hz: int) -> WeightingDesign:
+    """The C and C-to-A sections for ``fs_hz`` (cached per rate).
+
+    For the node's rates (:func:`shipped_rates`) these are the output of
+    :func:`design_fresh` stored in this module (regenerate with
+    ``python -m klankkast.sensor.weighting``; a unit test checks that they equal a
+    fresh design), so a running node never imports scipy.signal or scipy.optimize.
+    Other rates are designed on first use.
+
+    Parameters
+    ----------
+    fs_hz : int
+        Sample rate in Hz (any rate >= 8000 works; the node supports 16000,
+        32000, 44100 and 48000).
+
+    Returns
+    -------
+    WeightingDesign
+        Sections normalised to 0 dB at 1 kHz (IEC 61672-1:2013 Annex E).
+    """
+    shipped = _SHIPPED.get(int(fs_hz))
+    if shipped is None:
+        return design_fresh(fs_hz)
+    sos_c, sos_c_to_a = shipped
+    return WeightingDesign(
+        int(fs_hz),
+        np.array(sos_c, dtype=np.float64),
+        np.array(sos_c_to_a, dtype=np.float64),
+    )
 
 
 def response_db(kind: Literal["A", "C", "Z"], fs_hz: int, f_hz: npt.ArrayLike) -> FloatArray:
@@ -233,7 +282,166 @@ def response_db(kind: Literal["A", "C", "Z"], fs_hz: int, f_hz: npt.ArrayLike) -
     f = np.asarray(f_hz, dtype=np.float64)
     if kind == "Z":
         return np.zeros_like(f)
+    from scipy import signal
+
     d = design(fs_hz)
     sos = d.sos_c if kind == "C" else d.sos_a
     _, h = signal.sosfreqz(sos, worN=2.0 * np.pi * f / fs_hz)
     return np.asarray(20.0 * np.log10(np.maximum(np.abs(h), 1e-300)), dtype=np.float64)
+
+
+def _table_source(rates: tuple[int, ...] = (16000, 32000, 44100, 48000)) -> str:
+    """Python source of the ``_SHIPPED`` table: :func:`design_fresh` at ``rates``.
+
+    ``repr`` of a float round-trips exactly, so the shipped sections are bit-for-bit
+    the fresh design on the machine that generated them.
+    """
+
+    def rows(sos: FloatArray) -> str:
+        return "".join(
+            "            (" + ", ".join(repr(float(v)) for v in row) + "),\n" for row in sos
+        )
+
+    out = ["_SHIPPED: Final[dict[int, tuple[_Sections, _Sections]]] = {\n"]
+    for fs in rates:
+        d = design_fresh(fs)
+        out.append(f"    {fs}: (\n        (\n{rows(d.sos_c)}        ),\n")
+        out.append(f"        (\n{rows(d.sos_c_to_a)}        ),\n    ),\n")
+    out.append("}\n")
+    return "".join(out)
+
+
+_Row = tuple[float, float, float, float, float, float]
+_Sections = tuple[_Row, ...]
+
+# Generated by ``python -m klankkast.sensor.weighting`` (design_fresh at each rate);
+# tests/unit/sensor_dsp/test_sensor_weighting.py checks them against a fresh design.
+_SHIPPED: Final[dict[int, tuple[_Sections, _Sections]]] = {
+    16000: (
+        (
+            (
+                0.9990380751377028,
+                -1.9980761502754056,
+                0.9990380751377028,
+                1.0,
+                -1.9838867572230894,
+                0.9839516663712863,
+            ),
+            (0.8800511757327291, 0.08986746278859369, 0.0, 1.0, 0.007722810601873966, 0.0),
+            (
+                1.0,
+                1.1831380490732528,
+                0.32032462554713814,
+                1.0,
+                1.127682944008221,
+                0.28188717582977524,
+            ),
+        ),
+        (
+            (
+                1.0641711315188525,
+                -2.128342263037705,
+                1.0641711315188525,
+                1.0,
+                -1.7055096339957394,
+                0.715987575515642,
+            ),
+        ),
+    ),
+    32000: (
+        (
+            (
+                1.0030690564261546,
+                -2.0061381128523093,
+                1.0030690564261546,
+                1.0,
+                -1.9919271185742544,
+                0.991943411427883,
+            ),
+            (0.6684515569124776, 0.15797048067062533, 0.0, 1.0, -0.14035108222216225, 0.0),
+            (
+                1.0,
+                1.4549376624513468,
+                0.5115195116099976,
+                1.0,
+                1.3918521716714463,
+                0.45978567821767824,
+            ),
+        ),
+        (
+            (
+                1.1519698513854737,
+                -2.3039397027709474,
+                1.1519698513854737,
+                1.0,
+                -1.843990656240683,
+                0.8468163241671728,
+            ),
+        ),
+    ),
+    44100: (
+        (
+            (
+                1.0042014007938869,
+                -2.0084028015877737,
+                1.0042014007938869,
+                1.0,
+                -1.994138881249958,
+                0.9941474694282086,
+            ),
+            (
+                0.5350648930989935,
+                -0.01735273622460743,
+                0.0,
+                1.0,
+                -0.36342166772166384,
+                0.03369597425261291,
+            ),
+            (1.0, 0.7632304142330144, 0.1193569232085353, 1.0, 0.45408954123923906, 0.0),
+        ),
+        (
+            (
+                1.1777523300094965,
+                -2.355504660018993,
+                1.1777523300094965,
+                1.0,
+                -1.8849012175245057,
+                0.8864214718943055,
+            ),
+        ),
+    ),
+    48000: (
+        (
+            (
+                1.0044474518190634,
+                -2.0088949036381267,
+                1.0044474518190634,
+                1.0,
+                -1.9946144559779777,
+                0.994621706999081,
+            ),
+            (
+                0.5035237179682444,
+                0.08936793928155559,
+                -0.026649550179481476,
+                1.0,
+                -0.5025736598628058,
+                0.06883238428772646,
+            ),
+        ),
+        (
+            (
+                1.1833958561704183,
+                -2.3667917123408366,
+                1.1833958561704183,
+                1.0,
+                -1.893870494810514,
+                0.8951597691671946,
+            ),
+        ),
+    ),
+}
+
+
+if __name__ == "__main__":  # pragma: no cover - regenerates the table above
+    print(_table_source(), end="")

@@ -1,0 +1,88 @@
+"""The running core's light import path: shipped weighting sections and direct scipy routines.
+
+A node must stay under 120 MB resident (issue 4), so the core runs on weighting
+sections designed ahead of time and calls scipy's sections loop and real FFT without
+importing scipy.signal / scipy.fft (which pull in sparse, linalg, special and
+optimize). These tests check that nothing changes: the shipped sections are a fresh
+Annex E design, and the direct routines give the public functions' results bit for
+bit.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import fft as sp_fft
+from scipy import signal
+
+from klankkast.sensor import dsp, weighting
+
+
+@pytest.mark.parametrize("fs_hz", [16000, 32000, 44100, 48000])
+def test_shipped_sections_equal_a_fresh_design(fs_hz: int) -> None:
+    assert fs_hz in weighting.shipped_rates()
+    shipped = weighting.design(fs_hz)
+    fresh = weighting.design_fresh(fs_hz)
+    np.testing.assert_allclose(shipped.sos_c, fresh.sos_c, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(shipped.sos_c_to_a, fresh.sos_c_to_a, rtol=1e-12, atol=1e-15)
+    f = np.geomspace(10.0, 0.45 * fs_hz, 200)
+    w = 2.0 * np.pi * f / fs_hz
+    for a, b in ((shipped.sos_c, fresh.sos_c), (shipped.sos_a, fresh.sos_a)):
+        _, ha = signal.sosfreqz(a, worN=w)
+        _, hb = signal.sosfreqz(b, worN=w)
+        assert np.max(np.abs(20 * np.log10(np.abs(ha) / np.abs(hb)))) < 1e-9
+
+
+def test_unshipped_rate_is_designed_fresh() -> None:
+    d = weighting.design(24000)
+    f = np.array([31.5, 1000.0, 8000.0])
+    got = weighting.response_db("A", 24000, f)
+    want = weighting.analogue_weighting_db("A", f)
+    assert d.fs_hz == 24000
+    np.testing.assert_allclose(got, want, atol=0.3)
+
+
+def test_direct_sections_loop_equals_sosfilt() -> None:
+    assert dsp._sosfilt_inplace is not None, "scipy layout changed: fast path lost"
+    sos = weighting.design(48000).sos_a
+    x = np.random.default_rng(7).normal(size=(2, 48000))
+    zi = np.zeros((1, sos.shape[0], 2))
+    want = []
+    for half in x:
+        y, zi[0] = signal.sosfilt(sos, half, zi=zi[0])
+        want.append(y)
+    buf = np.empty((1, 48000))
+    state = np.zeros((1, sos.shape[0], 2))
+    for half, y in zip(x, want, strict=True):
+        buf[0] = half
+        dsp._sosfilt_inplace(sos, buf, state)
+        assert np.array_equal(buf[0], y)
+
+
+def test_direct_rfft_equals_scipy_fft() -> None:
+    assert dsp._r2c is not None, "scipy layout changed: fast path lost"
+    x = np.random.default_rng(8).normal(size=49152).astype(np.float32)
+    got = dsp._rfft_f32(x.copy())
+    want = sp_fft.rfft(x, workers=1)
+    assert got.dtype == want.dtype == np.complex64
+    assert np.array_equal(got, want)
+
+
+def test_running_core_does_not_import_heavy_scipy() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from klankkast.sensor.dsp import Meter\n"
+        "m = Meter(48000, offset_db=100.0)\n"
+        "x = np.random.default_rng(1).normal(0, 0.1, 3 * 48000)\n"
+        "assert len(m.process(x)) == 3\n"
+        "heavy = sorted(k for k in sys.modules if k in {'scipy.signal', 'scipy.fft',\n"
+        "    'scipy.optimize', 'scipy.special', 'scipy.sparse', 'scipy.linalg'})\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
