@@ -51,6 +51,8 @@ from klankkast.ingest.service import SUBSCRIPTION, IngestService  # noqa: E402
 from klankkast.sensor import wire  # noqa: E402
 
 HOUR_MS = 3_600_000
+#: CPU microseconds per frame of each part, filled in by the drains.
+cpu_per_frame: dict[str, float] = {}
 
 
 def frame(site: str, node: str, i: int, seq: int, t0_ms: int) -> dict[str, Any]:
@@ -129,6 +131,17 @@ def publish_all(broker: Broker, n_nodes: int, n_seconds: int, workdir: Path) -> 
     return total
 
 
+def cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc; 0 elsewhere)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def drain_bare(broker: Broker, n: int, timeout_s: float) -> float:
     """Receive ``n`` queued messages with a bare paho subscriber; return frames/s."""
     count = 0
@@ -147,8 +160,11 @@ def drain_bare(broker: Broker, n: int, timeout_s: float) -> float:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
     c.on_message = on_message
     c.connect(broker.host, broker.port, clean_start=False, properties=connect_props())
+    cpu0, broker0 = time.process_time(), cpu_s(broker.pid)
     c.loop_start()
     ok = done.wait(timeout_s)
+    cpu_per_frame["bare"] = (time.process_time() - cpu0) / n * 1e6
+    cpu_per_frame["broker (bare)"] = (cpu_s(broker.pid) - broker0) / n * 1e6
     c.disconnect()
     c.loop_stop()
     if not ok:
@@ -181,7 +197,11 @@ def drain_ingest(
         orig(c, u, msg)
 
     svc._on_message = on_message  # type: ignore[method-assign]
+    cpu0, broker0, influx0 = time.process_time(), cpu_s(broker.pid), cpu_s(influx.pid)
     svc.start()
+    pool = svc._pool
+    workers_pids = list(pool._processes) if pool is not None and pool._processes else []
+    workers0 = sum(cpu_s(pid) for pid in workers_pids)
     deadline = time.monotonic() + timeout_s
     while svc.stats.points_written < n:
         if time.monotonic() > deadline:
@@ -189,6 +209,10 @@ def drain_ingest(
             raise RuntimeError(f"ingest wrote {svc.stats.points_written} of {n} points in time")
         time.sleep(0.005)
     end = time.perf_counter()
+    cpu_per_frame["ingest main"] = (time.process_time() - cpu0) / n * 1e6
+    cpu_per_frame["ingest encoders"] = (sum(cpu_s(p) for p in workers_pids) - workers0) / n * 1e6
+    cpu_per_frame["influxd"] = (cpu_s(influx.pid) - influx0) / n * 1e6
+    cpu_per_frame["broker (ingest)"] = (cpu_s(broker.pid) - broker0) / n * 1e6
     svc.stop()
     got = 0
     for _ in range(20):
@@ -238,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             ratio = ingest / bare
             print(f"ratio ingest/bare    : {ratio:10.2f}  (targets: >= 10000 frames/s, >= 0.80)")
+            print(
+                "CPU per frame (us): "
+                + ", ".join(f"{k} {v:.0f}" for k, v in cpu_per_frame.items()),
+                f"(load average {os.getloadavg()[0]:.1f})",
+            )
             print(json.dumps({"frames": n, "bare_fps": round(bare), "ingest_fps": round(ingest),
                               "ratio": round(ratio, 3), "cpus": os.cpu_count()}))  # fmt: skip
         finally:

@@ -97,6 +97,37 @@ class HealthTracker:
             if state != st.state:
                 self._transition(msg.site, msg.node, st, state, recv_ms)
 
+    def observe_frame(
+        self, kind: str, site: str, node: str, t: int, seq: int | None, recv_ms: int
+    ) -> None:
+        """:meth:`observe` of a ``second``/``minute`` frame from its parts (hot path).
+
+        Same effect as ``observe(Message(kind, site, node, {"t": t, "seq": seq}), recv_ms)``
+        without building the message.
+        """
+        st = self.nodes.get((site, node))
+        if st is None:
+            st = self.nodes[(site, node)] = NodeState()
+        if st.last_seen_ms is None or recv_ms > st.last_seen_ms:
+            st.last_seen_ms = recv_ms
+        t = int(t)
+        if st.frame_t_ms is None or t > st.frame_t_ms:
+            st.frame_t_ms = t
+        if kind == "second":
+            hour = t - t % HOUR_MS
+            h = st.hours.get(hour)
+            if h is None:
+                h = st.hours[hour] = _Hour()
+                if len(st.hours) > self.keep_hours:
+                    for old in sorted(st.hours)[: len(st.hours) - self.keep_hours]:
+                        st.hours.pop(old)
+                        st.dirty_hours.discard(old)
+            h.seqs.add(int(seq))  # type: ignore[arg-type]
+            if hour in st.hours:
+                st.dirty_hours.add(hour)
+        if st.state == "unknown" or st.state == "offline":
+            self._transition(site, node, st, "online", recv_ms)
+
     def _tags(self, site: str, node: str) -> dict[str, str]:
         tags = {"site": site, "node": node}
         if self.instance:

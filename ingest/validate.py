@@ -15,8 +15,11 @@ interval start ``t`` in milliseconds, so a redelivered message overwrites itself
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Final
 
 from klankkast.ingest.influx import M_MINUTE, M_SECOND, M_STATUS, RP_FOREVER, RP_RAW, line
@@ -209,6 +212,173 @@ def rejection_payload(reason: str, topic: str, data: bytes, max_chars: int) -> d
     return {"reason": reason, "topic": topic, "payload": text}
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+# -- fast path of encode_chunk --------------------------------------------------------
+# The ingest validates and encodes every frame; the general path (wire.decode ->
+# check_ranges -> _fast_line) costs ~75 us per 1-s frame, mostly per-field Python
+# checks and per-field string formatting. _fast_frame() decides "valid" for the
+# common case (a ``second``/``minute`` frame of plain numbers) with whole-list checks
+# and formats the line through a cached template. It only ever ACCEPTS: whenever a
+# check does not pass (or anything is unusual) it returns None and the message takes
+# the general path, which finds the reason. So accept/reject and the reasons are
+# exactly those of the general path (tests/unit/ingest: test_ingest_fast_path.py).
+
+#: The same decoder json.loads builds per call for ``parse_constant``, built once.
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+_NUM_TYPES: Final = frozenset({int, float})
+_INT_TYPE: Final = frozenset({int})
+_FRAME_INTS: Final = ("t", "seq", "dur_ms", "overload", "nonfinite")
+_get_frame_ints: Final = itemgetter(*_FRAME_INTS)
+_LEVEL_SET: Final = frozenset(wire.LEVEL_FIELDS)
+_OTHER_NUMS: Final = ("bass", "impulsive", "tonality")
+_get_other_nums: Final = itemgetter(*_OTHER_NUMS)
+_BAND_NOMINAL_SET: Final = frozenset(wire.BAND_NOMINALS)
+_FRAME_KEYS: Final = {
+    "second": (
+        frozenset(wire.SECOND_REQUIRED),
+        frozenset(wire.SECOND_REQUIRED + wire.SECOND_OPTIONAL),
+    ),
+    "minute": (
+        frozenset(wire.MINUTE_REQUIRED),
+        frozenset(wire.MINUTE_REQUIRED + wire.MINUTE_OPTIONAL),
+    ),
+}
+_MAX_PAYLOAD: Final = 16_384  # wire._MAX_PAYLOAD (a larger payload takes the general path)
+#: topic -> (site, node, kind, rp, line head) of node topics seen (bounded).
+_TOPICS: dict[str, tuple[str, str, str, str | None, str]] = {}
+_TOPICS_MAX: Final = 100_000
+_Plan = tuple[Callable[[dict[str, Any]], Any], tuple[int, ...], Any, str]
+#: (payload keys, band keys, tonal_band is a string) -> formatting plan.
+_PLANS: dict[tuple[Any, ...], _Plan] = {}
+_PLANS_MAX: Final = 10_000
+
+
+def _topic_info(topic: str) -> tuple[str, str, str, str | None, str] | None:
+    info = _TOPICS.get(topic)
+    if info is None:
+        try:
+            site, node, kind = wire.parse_topic(topic)
+        except wire.SchemaError:
+            return None
+        head = f"{_MEASUREMENT_OF_KIND[kind]},node={node},site={site} "
+        info = (site, node, kind, _RP_OF_KIND[kind], head)
+        if len(_TOPICS) >= _TOPICS_MAX:
+            _TOPICS.clear()
+        _TOPICS[topic] = info
+    return info
+
+
+def _plan(key: tuple[Any, ...]) -> _Plan:
+    """Formatting plan of frames with these keys: the fields in :func:`_fast_line`'s order.
+
+    Arguments of the template: the float fields (payload order), their ``_e``
+    companions, the integer fields, the escaped ``tonal_band``, the band levels, ``t``.
+    """
+    keys, band_keys, tonal_is_str = key
+    floats = [k for k in keys if _KIND.get(k) in ("f", "e")]
+    ints = [k for k in keys if _KIND.get(k) == "i"]
+    e_index = tuple(i for i, k in enumerate(floats) if _KIND[k] == "e")
+    n_f, n_e, n_i = len(floats), len(e_index), len(ints)
+    parts: list[str] = []
+    e_seen = 0
+    for k in keys:
+        kind = _KIND.get(k, "x")
+        if kind == "f":
+            parts.append(f"{k}={{{floats.index(k)}!r}}")
+        elif kind == "e":
+            parts.append(f"{k}={{{floats.index(k)}!r}},{k}_e={{{n_f + e_seen}!r}}")
+            e_seen += 1
+        elif kind == "i":
+            parts.append(f"{k}={{{n_f + n_e + ints.index(k)}}}i")
+        elif k == "tonal_band" and tonal_is_str:
+            parts.append(f'tonal_band="{{{n_f + n_e + n_i}}}"')
+    base = n_f + n_e + n_i + (1 if tonal_is_str else 0)
+    parts.extend(f"{_BAND_PREFIX[n]}{{{base + j}!r}}" for j, n in enumerate(band_keys))
+    template = ",".join(parts) + f" {{{base + len(band_keys)}}}"
+    get_floats = itemgetter(*floats) if len(floats) > 1 else (lambda p: (p[floats[0]],))
+    get_ints = itemgetter(*ints) if len(ints) > 1 else (lambda p: (p[ints[0]],))
+    return (get_floats, e_index, get_ints, template)
+
+
+def _fast_frame(
+    topic: str, data: bytes, now_ms: int, raw_retention_ms: int | None
+) -> tuple[Any, ...] | None:
+    """The result tuple of a valid ``second``/``minute`` frame, or None (= general path)."""
+    info = _topic_info(topic)
+    if info is None or len(data) > _MAX_PAYLOAD:
+        return None
+    site, node, kind, rp, head = info
+    bounds = _FRAME_KEYS.get(kind)
+    if bounds is None:
+        return None
+    try:
+        p = _DECODER.decode(data.decode("utf-8"))
+    except Exception:
+        return None
+    if type(p) is not dict:
+        return None
+    keys = p.keys()
+    required, allowed = bounds
+    if not (keys >= required and keys <= allowed):
+        return None
+    schema = p["schema"]
+    if type(schema) is not int or schema != wire.SCHEMA:
+        return None
+    if p["site"] != site or p["node"] != node or type(p["site"]) is not str:
+        return None
+    if type(p["node"]) is not str:
+        return None
+    ints = _get_frame_ints(p)
+    if set(map(type, ints)) != _INT_TYPE or min(ints) < 0:
+        return None
+    t = ints[0]
+    if t > now_ms + T_FUTURE_MS or t < T_MIN_MS:
+        return None
+    if raw_retention_ms is not None and kind == "second" and t < now_ms - raw_retention_ms:
+        return None
+    bands = p["bands"]
+    if type(bands) is not dict or not bands.keys() <= _BAND_NOMINAL_SET:
+        return None
+    levels = [p[k] for k in keys & _LEVEL_SET]
+    levels.extend(bands.values())
+    if not set(map(type, levels)) <= _NUM_TYPES:
+        return None
+    if levels and (
+        min(levels) < LEVEL_MIN_DB or max(levels) > LEVEL_MAX_DB or not math.isfinite(sum(levels))
+    ):
+        return None
+    others = _get_other_nums(p)
+    if not set(map(type, others)) <= _NUM_TYPES or not math.isfinite(sum(others)):
+        return None
+    tonal = p.get("tonal_band")
+    tonal_text = ""
+    tonal_is_str = isinstance(tonal, str)
+    if isinstance(tonal, str):
+        if tonal not in _BAND_NOMINAL_SET:
+            return None
+        tonal_text = tonal.translate(_STR_ESCAPE)
+    elif tonal is not None:
+        return None
+    key = (tuple(keys), tuple(bands), tonal_is_str)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        plan = _PLANS[key] = _plan(key)
+    get_floats, e_index, get_ints, template = plan
+    args: list[Any] = list(map(float, get_floats(p)))
+    args.extend([10.0 ** (args[i] / 10.0) for i in e_index])
+    args.extend(get_ints(p))
+    if tonal_is_str:
+        args.append(tonal_text)
+    args.extend(map(float, bands.values()))
+    args.append(t)
+    return (True, rp, head + template.format(*args), kind, site, node, t, ints[1], None)
+
+
 def encode_chunk(
     items: Sequence[tuple[str, bytes]], now_ms: int, raw_retention_ms: int | None = None
 ) -> list[tuple[Any, ...]]:
@@ -226,6 +396,13 @@ def encode_chunk(
     """
     out: list[tuple[Any, ...]] = []
     for topic, data in items:
+        try:
+            fast = _fast_frame(topic, data, now_ms, raw_retention_ms)
+        except Exception:  # never: the general path below finds the reason
+            fast = None
+        if fast is not None:
+            out.append(fast)
+            continue
         if is_ignored_topic(topic):
             out.append((None,))
             continue
