@@ -221,10 +221,11 @@ def _reject_constant(name: str) -> Any:
 # check_ranges -> _fast_line) costs ~75 us per 1-s frame, mostly per-field Python
 # checks and per-field string formatting. _fast_frame() decides "valid" for the
 # common case (a ``second``/``minute`` frame of plain numbers) with whole-list checks
-# and formats the line through a cached template. It only ever ACCEPTS: whenever a
-# check does not pass (or anything is unusual) it returns None and the message takes
-# the general path, which finds the reason. So accept/reject and the reasons are
-# exactly those of the general path (tests/unit/ingest: test_ingest_fast_path.py).
+# and formats the line through a cached %-template (the same fields and values as
+# the general path, grouped by type). It only ever ACCEPTS: whenever a check does
+# not pass (or anything is unusual) it returns None and the message takes the
+# general path, which finds the reason. So accept/reject and the reasons are exactly
+# those of the general path (tests/unit/ingest/test_ingest_fast_path.py).
 
 #: The same decoder json.loads builds per call for ``parse_constant``, built once.
 _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
@@ -272,32 +273,23 @@ def _topic_info(topic: str) -> tuple[str, str, str, str | None, str] | None:
 
 
 def _plan(key: tuple[Any, ...]) -> _Plan:
-    """Formatting plan of frames with these keys: the fields in :func:`_fast_line`'s order.
+    """Formatting plan (``%`` template) of frames with these keys.
 
-    Arguments of the template: the float fields (payload order), their ``_e``
-    companions, the integer fields, the escaped ``tonal_band``, the band levels, ``t``.
+    The fields of :func:`_fast_line` grouped by type (line protocol does not care
+    about field order): the float fields (payload order), their ``_e`` companions,
+    the integer fields, the escaped ``tonal_band``, the band levels, then ``t``.
     """
     keys, band_keys, tonal_is_str = key
     floats = [k for k in keys if _KIND.get(k) in ("f", "e")]
     ints = [k for k in keys if _KIND.get(k) == "i"]
     e_index = tuple(i for i, k in enumerate(floats) if _KIND[k] == "e")
-    n_f, n_e, n_i = len(floats), len(e_index), len(ints)
-    parts: list[str] = []
-    e_seen = 0
-    for k in keys:
-        kind = _KIND.get(k, "x")
-        if kind == "f":
-            parts.append(f"{k}={{{floats.index(k)}!r}}")
-        elif kind == "e":
-            parts.append(f"{k}={{{floats.index(k)}!r}},{k}_e={{{n_f + e_seen}!r}}")
-            e_seen += 1
-        elif kind == "i":
-            parts.append(f"{k}={{{n_f + n_e + ints.index(k)}}}i")
-        elif k == "tonal_band" and tonal_is_str:
-            parts.append(f'tonal_band="{{{n_f + n_e + n_i}}}"')
-    base = n_f + n_e + n_i + (1 if tonal_is_str else 0)
-    parts.extend(f"{_BAND_PREFIX[n]}{{{base + j}!r}}" for j, n in enumerate(band_keys))
-    template = ",".join(parts) + f" {{{base + len(band_keys)}}}"
+    parts = [f"{k}=%r" for k in floats]
+    parts.extend(f"{floats[i]}_e=%r" for i in e_index)
+    parts.extend(f"{k}=%di" for k in ints)
+    if tonal_is_str:
+        parts.append('tonal_band="%s"')
+    parts.extend(f"{_BAND_PREFIX[n]}%r" for n in band_keys)
+    template = ",".join(parts) + " %d"
     get_floats = itemgetter(*floats) if len(floats) > 1 else (lambda p: (p[floats[0]],))
     get_ints = itemgetter(*ints) if len(ints) > 1 else (lambda p: (p[ints[0]],))
     return (get_floats, e_index, get_ints, template)
@@ -376,7 +368,7 @@ def _fast_frame(
         args.append(tonal_text)
     args.extend(map(float, bands.values()))
     args.append(t)
-    return (True, rp, head + template.format(*args), kind, site, node, t, ints[1], None)
+    return (True, rp, head + template % tuple(args), kind, site, node, t, ints[1], None)
 
 
 def encode_chunk(
