@@ -163,6 +163,9 @@ class MemoryOutbox:
         pass
 
 
+#: Rows kept in memory for pending() while the outbox is small (SqliteOutbox).
+_MIRROR_MAX = 256
+
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -229,6 +232,11 @@ class SqliteOutbox:
         except sqlite3.Error as err:
             raise OutboxError(f"outbox {str(self.path)!r} cannot be opened: {err}") from None
         self._seq_cache: dict[str, int] = {}
+        # In-memory copy of the rows while the outbox is small (the normal case: a few
+        # frames waiting for their PUBACK), so pending() needs no SELECT. Valid only
+        # while complete: built from empty, dropped when it would exceed _MIRROR_MAX
+        # rows or on eviction, rebuilt when the outbox is empty again.
+        self._mirror: OrderedDict[int, Entry] | None = OrderedDict() if self._depth == 0 else None
 
     def _seq_of(self, stream: str) -> int:
         if stream not in self._seq_cache:
@@ -276,6 +284,12 @@ class SqliteOutbox:
             self._depth += len(out) - evicted_n
             self._bytes += added - evicted_b
             self._evictions += evicted_n
+            if self._mirror is not None:
+                if evicted_n or len(self._mirror) + len(out) > _MIRROR_MAX:
+                    self._mirror = None
+                else:
+                    for e in out:
+                        self._mirror[e.id] = e
         return out
 
     def _evict(self, total: int) -> tuple[int, int]:
@@ -312,6 +326,16 @@ class SqliteOutbox:
     ) -> list[Entry]:
         if limit <= 0:
             return []
+        with self._lock:
+            if self._mirror is not None:
+                rows_m = reversed(self._mirror.values()) if newest else iter(self._mirror.values())
+                found: list[Entry] = []
+                for e in rows_m:
+                    if len(found) >= limit:
+                        break
+                    if e.id not in exclude:
+                        found.append(e)
+                return found
         order = "DESC" if newest else "ASC"
         ex = list(exclude)
         where = f"WHERE id NOT IN ({','.join('?' * len(ex))})" if ex else ""
@@ -354,6 +378,11 @@ class SqliteOutbox:
                 raise OutboxError(f"outbox {str(self.path)!r} delete failed: {err}") from None
             self._depth -= n
             self._bytes -= removed
+            if self._mirror is not None:
+                for i in ids:
+                    self._mirror.pop(i, None)
+            elif self._depth == 0:
+                self._mirror = OrderedDict()
         return n
 
     def depth(self) -> int:
