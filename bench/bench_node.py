@@ -10,13 +10,21 @@ Two figures, both printed with their targets (issue 4):
    ratio ≤ 1.5. CPU is ``time.process_time()`` of this process (all threads:
    worker, delivery, paho's network thread), from the node's READY (outbox open,
    broker client started, meter designed) until the outbox has drained after the
-   last block; the one-off start-up is printed separately.
+   last block; the one-off start-up is printed separately. Measured twice:
+   **A**, blocks handed over at ``--pace`` times real time with the process idle in
+   between, as on a node (every block then meets cold caches, which roughly doubles
+   the core's own cost, so the core is measured the same way), with the outbox's WAL
+   in its steady state; **B**, back to back as fast as possible (a backlog). Each is
+   the best of two runs (noise on a shared machine only adds CPU time); the load
+   average is printed before and after.
 2. **Resident memory of a running node**: ``klankkast-sensor run`` as a subprocess
-   capturing from a private PulseAudio test microphone (``tests/_services.py``),
-   publishing to the same broker; ``VmRSS`` after it has run for a while.
-   Target: < 120 MB. Skipped (reported) when PulseAudio is not installed.
+   publishing to the same broker, ``VmRSS`` after ``--rss-seconds``, with two test
+   microphones: the ALSA ``file``-plugin one with a plain ALSA configuration (as a
+   USB microphone on ``hw:`` on a Pi: the representative figure) and the private
+   PulseAudio one (its ALSA ``pulse`` plugin loads the PulseAudio client, ~11 MB
+   more). Target: < 120 MB. A microphone that cannot be started is reported.
 
-Usage: ``.venv/bin/python bench/bench_node.py [--seconds 120] [--quick]``
+Usage: ``.venv/bin/python bench/bench_node.py [--seconds 120] [--pace 10] [--quick]``
 """
 
 from __future__ import annotations
