@@ -16,8 +16,10 @@ One run, one machine, real Mosquitto and InfluxDB (started through
    message to the moment the last batch was acknowledged; then InfluxDB's count is
    checked to be N.
 
-Prints both rates and the ratio ingest/bare. Targets (issue 5): >= 10,000 frames/s
-and >= 0.8x the bare rate.
+Prints both rates and the ratio ingest/bare, and the CPU time per frame of each part
+(bare subscriber, ingest main process, encoder processes, ``influxd``, Mosquitto; read
+from ``/proc``, so 0 on other systems) with the load average: the machine's other load
+moves both rates. Targets (issue 5): >= 10,000 frames/s and >= 0.8x the bare rate.
 
 Usage: ``.venv/bin/python bench/bench_ingest.py [--frames 60000] [--nodes 100] [--quick]``
 """
