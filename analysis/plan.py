@@ -35,6 +35,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time_arg
+
 __all__ = ["add_arguments", "main", "run"]
 
 
@@ -50,20 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         width=88,
     )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = (
-        "--levels forms:\n"
-        "  levels.csv          columns time,site,node,LAeq,LCeq,LAFmax,LA90 (1-s or 1-min rows)\n"
-        "  influxdb+http://[user:pass@]host:8086/klankkast[?measurement=minute|second]\n"
+    parser.epilog = LEVELS_FORMS + (
         "Weeks and windows follow the Europe/Amsterdam wall clock (Monday 00:00 starts a week).\n"
         "Add the plan to the report with: klankkast-analyze report ... --plan DIR/plan.json"
     )
-    parser.add_argument(
-        "--levels", required=True, metavar="SOURCE", help="level CSV or InfluxDB URL"
-    )
+    add_source_arguments(parser, "history")
     parser.add_argument(
         "--visits", metavar="FILE", help="historical visits CSV (for the back-test)"
     )
-    parser.add_argument("--rules", metavar="FILE", help="rules TOML (default: documented defaults)")
     parser.add_argument(
         "--capacity", type=int, default=4, metavar="K", help="visits per week (default 4)"
     )
@@ -75,9 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--weeks", type=int, default=4, metavar="W",
         help="held-out weeks of the back-test (default 4; at most the weeks of data - 1)",
     )  # fmt: skip
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--from", dest="t_from", metavar="TIME", help="start of the history")
-    parser.add_argument("--to", dest="t_to", metavar="TIME", help="end of the history (exclusive)")
     parser.add_argument(
         "--step", type=int, default=30, metavar="MIN",
         help="windows start every MIN minutes (divides 1440; default 30)",
@@ -112,7 +105,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from klankkast.analysis.importer import load_visits
     from klankkast.analysis.levels import load_grids
     from klankkast.analysis.rules import load_rules
-    from klankkast.analysis.timeutil import parse_time_ms
 
     for key, value, lo in (
         ("--capacity", args.capacity, 1),
@@ -124,15 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.calendar_weeks < 0:
         raise PlanError("--calendar-weeks", args.calendar_weeks, "must be 0 (no end) or more")
 
-    def when(name: str, value: str | None) -> int | None:
-        if value is None:
-            return None
-        try:
-            return int(parse_time_ms(value))
-        except ValueError as err:
-            raise ConfigError(name, value, f"must be an ISO 8601 time or date ({err})") from None
-
-    start_ms, end_ms = when("--from", args.t_from), when("--to", args.t_to)
+    start_ms, end_ms = time_arg("--from", args.t_from), time_arg("--to", args.t_to)
     first_date = dt.datetime.now(ZoneInfo(patrol.TZ)).date()
     if args.calendar_start:
         try:

@@ -30,6 +30,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time_arg
 from klankkast.analysis.correlate import Coverage, Findings, analyse
 from klankkast.analysis.episodes import detect
 from klankkast.analysis.errors import AnalysisError, ConfigError, InputErrors
@@ -43,7 +44,7 @@ from klankkast.analysis.importer import (
 )
 from klankkast.analysis.levels import episode_lines, load_grids, write_lines
 from klankkast.analysis.rules import Rules, load_rules
-from klankkast.analysis.timeutil import format_local, local_datetime, parse_time_ms
+from klankkast.analysis.timeutil import format_local, local_datetime
 
 __all__ = ["Progress", "add_arguments", "main", "render_html", "run", "write_outputs"]
 
@@ -92,24 +93,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "report.html to DIR. Reports measurements and the rule that fired, no legal verdicts."
     )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = (
-        "--levels forms:\n"
-        "  levels.csv          columns time,site,node,LAeq,LCeq,LAFmax,LA90 (1-s or 1-min rows;\n"
-        "                      time in UTC ms or ISO 8601, no offset = Europe/Amsterdam)\n"
-        "  influxdb+http://[user:pass@]host:8086/klankkast[?measurement=minute|second]\n"
-        "times (--from/--to): ISO 8601 or a date; without an offset Europe/Amsterdam."
-    )
-    parser.add_argument(
-        "--levels", required=True, metavar="SOURCE", help="level CSV or InfluxDB URL"
-    )
+    parser.epilog = LEVELS_FORMS
+    add_source_arguments(parser, "analysis")
     parser.add_argument(
         "--complaints", metavar="FILE", help="complaints (CSV, Open311 JSON, Signalen)"
     )
     parser.add_argument("--visits", metavar="FILE", help="visits CSV")
-    parser.add_argument("--rules", metavar="FILE", help="rules TOML (default: documented defaults)")
-    parser.add_argument("--from", dest="t_from", metavar="TIME", help="start of the analysis")
-    parser.add_argument("--to", dest="t_to", metavar="TIME", help="end of the analysis (exclusive)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument(
         "--lang", choices=("nl", "en"), default="nl", help="report language (default nl)"
     )
@@ -137,20 +126,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def _time_arg(name: str, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(parse_time_ms(value))
-    except ValueError as err:
-        raise ConfigError(name, value, f"must be an ISO 8601 time or date ({err})") from None
-
-
 def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, dict[str, Any]]:
     """Load, detect and correlate; return the findings, rules and run metadata."""
     rules = load_rules(args.rules)
-    start = _time_arg("--from", args.t_from)
-    end = _time_arg("--to", args.t_to)
+    start = time_arg("--from", args.t_from)
+    end = time_arg("--to", args.t_to)
     if start is not None and end is not None and end <= start:
         raise ConfigError("--to", args.t_to, "must be after --from")
     selected = [s.strip() for s in (getattr(args, "sites", None) or "").split(",") if s.strip()]
