@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import queue
-import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -17,67 +16,15 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+from _services import MqttProbe
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 
-class Client:
-    """A small synchronous wrapper over paho for the smoke tests (MQTT v5)."""
-
-    def __init__(
-        self,
-        broker: Any,
-        client_id: str,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        tls: bool = False,
-        client_cert: bool = False,
-    ) -> None:
-        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-        self.acks: queue.Queue[tuple[int, int]] = queue.Queue()
-        self.connected: queue.Queue[int] = queue.Queue()
-        self.subacks: queue.Queue[list[int]] = queue.Queue()
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        if username is not None:
-            c.username_pw_set(username, password)
-        if tls:
-            c.tls_set(
-                ca_certs=str(broker.ca_file),
-                certfile=str(broker.client_cert) if client_cert else None,
-                keyfile=str(broker.client_key) if client_cert else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-        c.on_connect = lambda _c, _u, _f, rc, _p: self.connected.put(rc.value)
-        c.on_message = lambda _c, _u, msg: self.messages.put(msg)
-        c.on_publish = lambda _c, _u, mid, rc, _p: self.acks.put((mid, rc.value))
-        c.on_subscribe = lambda _c, _u, _mid, rcs, _p: self.subacks.put([r.value for r in rcs])
-        self.client = c
-        c.connect(broker.host, broker.port, keepalive=30, clean_start=True)
-        c.loop_start()
-        rc = self.connected.get(timeout=10)
-        assert rc == 0, f"CONNACK reason code {rc:#x}"
-
-    def subscribe(self, topic: str, qos: int = 1) -> list[int]:
-        self.client.subscribe(topic, qos=qos)
-        return self.subacks.get(timeout=10)
-
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> int:
-        """Publish and return the PUBACK reason code (0 = success)."""
-        info = self.client.publish(topic, payload, qos=qos)
-        mid, rc = self.acks.get(timeout=10)
-        assert mid == info.mid
-        return rc
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 def _roundtrip(broker: Any, **kw: Any) -> None:
-    sub = Client(broker, "smoke-sub", **kw)
-    pub = Client(broker, "smoke-pub", **kw)
+    sub = MqttProbe(broker, "smoke-sub", **kw)
+    pub = MqttProbe(broker, "smoke-pub", **kw)
     try:
         assert sub.subscribe("klankkast/v1/smoke/#") == [1]
         assert pub.publish("klankkast/v1/smoke/n1/second", b"hello", qos=1) == 0
@@ -117,7 +64,7 @@ def test_mosquitto_persistent_session_survives_kill(mosquitto: Any) -> None:
     c.disconnect()
     c.loop_stop()
 
-    pub = Client(mosquitto, "persist-pub")
+    pub = MqttProbe(mosquitto, "persist-pub")
     assert pub.publish("klankkast/v1/persist/n1/second", b"kept", qos=1) == 0
     pub.close()
     time.sleep(2.5)  # > autosave_interval 1 s, with margin on a loaded machine
@@ -163,8 +110,8 @@ def test_mosquitto_acl_qos1_roundtrip(mosquitto_acl: Any) -> None:
     user, pw, pw_file = mosquitto_acl.credentials("ingest")
     assert Path(pw_file).read_text() == pw
     node, node_pw, _ = mosquitto_acl.credentials("yard1-n1")
-    sub = Client(mosquitto_acl, "acl-ingest", username=user, password=pw)
-    pub = Client(mosquitto_acl, "acl-node", username=node, password=node_pw)
+    sub = MqttProbe(mosquitto_acl, "acl-ingest", username=user, password=pw)
+    pub = MqttProbe(mosquitto_acl, "acl-node", username=node, password=node_pw)
     try:
         assert sub.subscribe("klankkast/v1/#") == [1]
         assert pub.publish("klankkast/v1/yard1/n1/second", b"x", qos=1) == 0
@@ -350,7 +297,7 @@ def test_servers_stop_and_remove_their_directories() -> None:
 def test_mosquitto_tls_client_certificate_required(mosquitto_factory: Any, tmp_path: Path) -> None:
     """With require_certificate the throwaway client certificate is accepted and a
     client without one is refused in the TLS handshake."""
-    from _services import MqttProbe, make_tls_files
+    from _services import make_tls_files
 
     broker = mosquitto_factory(tls=make_tls_files(tmp_path / "tls"), require_certificate=True)
     probe = MqttProbe(broker, "with-cert", client_cert=True)
