@@ -46,7 +46,7 @@ from klankkast.ingest.config import (
     make_mqtt_client,
     mqtt_connect,
 )
-from klankkast.ingest.errors import PayloadTooLargeError, PermanentWriteError, RetryableWriteError
+from klankkast.ingest.errors import PermanentWriteError, RetryableWriteError
 from klankkast.ingest.health import HealthTracker
 from klankkast.ingest.influx import M_INGEST_STATS, RP_RAW, InfluxHTTP, line
 from klankkast.ingest.validate import encode_chunk, rejection_payload
@@ -105,16 +105,7 @@ def write_lines(
     try:
         out.requests += 1
         influx.write(lines, rp=rp, precision="ms")
-    except PayloadTooLargeError as err:
-        if len(lines) == 1:
-            out.dropped += 1
-            on_drop(lines[0], err)
-            return out
-        half = len(lines) // 2
-        write_lines(influx, lines[:half], rp, on_drop, out)
-        write_lines(influx, lines[half:], rp, on_drop, out)
-        return out
-    except PermanentWriteError as err:
+    except PermanentWriteError as err:  # 413 (PayloadTooLargeError) included: split alike
         if err.status in _UNRETRYABLE_AUTH:
             raise
         if len(lines) == 1:
