@@ -109,6 +109,10 @@ def local_minutes(t_ms: np.ndarray | Sequence[int], tz: str = TZ) -> np.ndarray:
     return ms / 60_000.0
 
 
+#: a week is held out in the back-test only when levels cover at least this share of it
+MIN_WEEK_COVERAGE = 0.5
+
+
 @dataclass(frozen=True)
 class History:
     """Per-site minute grids over whole local weeks.
@@ -129,6 +133,17 @@ class History:
     def week_start_min(self, w: int) -> int:
         """Local minute (since 1970-01-01 wall clock) at which week ``w`` starts."""
         return self.week0_min + w * WEEK_MIN
+
+    def heldout_candidates(self) -> np.ndarray:
+        """Weeks a back-test can score: levels cover at least :data:`MIN_WEEK_COVERAGE`
+        of the week (all sites together) and at least one earlier week exists to fit on.
+
+        A history that ends minutes into a new week (or starts on a Sunday) has a
+        nearly empty week at its edge; scoring a plan on it would report no rate at all.
+        """
+        share = self.covered.mean(axis=(0, 2)) if self.covered.size else np.zeros(0)
+        weeks = np.flatnonzero(share >= MIN_WEEK_COVERAGE)
+        return weeks[weeks >= 1]
 
 
 def _week_index(minute: np.ndarray) -> np.ndarray:
@@ -647,22 +662,23 @@ def backtest(
     """Score plans fitted on the weeks before each of the last ``weeks`` weeks."""
     if weeks < 1:
         raise PlanError("weeks", weeks, "at least 1 held-out week")
-    if weeks >= history.n_weeks:
+    candidates = history.heldout_candidates()
+    if weeks > candidates.size:
         raise PlanError(
             "weeks",
             weeks,
-            f"fewer held-out weeks than the {history.n_weeks} week(s) of history "
-            "(at least one week is needed to fit)",
+            f"at most {candidates.size} held-out week(s): the history has {history.n_weeks} "
+            f"week(s), of which {candidates.size} are at least {MIN_WEEK_COVERAGE:.0%} measured "
+            "and have an earlier week to fit on",
         )
     hit, observed, frac = hits or window_hits(history, step_min, duration_min)
     rng = np.random.default_rng(seed)
-    w_n = hit.shape[1]
     v_week, v_hit, v_obs = _visit_hits(history, visits, duration_min)
     plan_hits = plan_visits = hist_hits = hist_visits = 0
     rand_hits = np.zeros(random_plans)
     rand_visits = 0
     per_week = []
-    for t in range(w_n - weeks, w_n):
+    for t in (int(w) for w in candidates[-weeks:]):
         model = fit(
             hit[:, :t], observed[:, :t], frac[:, :t], history.sites, step_min, duration_min,
             prior_weeks=prior_weeks,

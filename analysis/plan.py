@@ -148,15 +148,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     progress(0.7, "fitting and back-testing the plan")
     history = patrol.build_history(sites, level_times, episodes, level_step_s=steps)
     weeks = args.weeks
-    if weeks >= history.n_weeks:
-        if history.n_weeks < 2:
+    available = int(history.heldout_candidates().size)
+    if weeks > available:
+        if available < 1:
             raise PlanError(
-                "--weeks", weeks, "the levels span one local week; a back-test needs two or more"
+                "--weeks",
+                weeks,
+                "the levels span no week that is at least half measured after a first week to "
+                "fit on; a back-test needs two or more local weeks",
             )
-        weeks = history.n_weeks - 1
+        weeks = available
         print(
             f"klankkast-analyze plan: --weeks {args.weeks}: the levels span {history.n_weeks} "
-            f"local week(s) and the first is needed to fit; back-testing the last {weeks}",
+            f"local week(s), {available} of them at least half measured after a first week to "
+            f"fit on; back-testing the last {weeks}",
             file=sys.stderr,
         )
     plan = patrol.build_plan(

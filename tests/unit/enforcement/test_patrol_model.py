@@ -212,3 +212,22 @@ def test_episode_in_the_repeated_autumn_hour_is_kept() -> None:
     sunday_0230 = 6 * patrol.DAY_MIN + 2 * 60 + 30
     assert hist.occupied[0, 0, sunday_0230]
     assert hist.occupied[0].sum() == 40  # its 40 minutes, from the local start
+
+
+def test_backtest_skips_a_nearly_empty_week_at_the_edge() -> None:
+    """Levels that end 10 minutes into a new local week (a history cut at 'now' on a
+    Monday just after midnight): that week cannot score a plan, so the back-test holds
+    out the last full week instead and reports rates. Four weeks of Fri/Sat 22-02
+    nuisance; the held-out week is week 3, where the plan must find nuisance."""
+    levels, episodes = weekend_nights_site(weeks=4)
+    tail = np.arange(levels[-1] + 60_000, levels[-1] + 11 * 60_000, 60_000, dtype=np.int64)
+    hist = patrol.build_history(
+        ["yard1"], {"yard1": np.concatenate([levels, tail])}, {"yard1": episodes}
+    )
+    assert hist.n_weeks == 5
+    assert list(hist.heldout_candidates()) == [1, 2, 3]
+    bt = patrol.backtest(hist, capacity=4, duration_min=120, weeks=1)
+    assert [w["week_start"] for w in bt.per_week] == ["2026-02-23"]
+    assert bt.plan_visits == 4 and bt.plan_hits >= 3
+    with pytest.raises(PlanError, match="at most 3 held-out"):
+        patrol.backtest(hist, capacity=4, duration_min=120, weeks=4)
