@@ -108,7 +108,7 @@ class IngestConfig:
     republish_rejected: bool = True
     rejected_payload_max: int = 1000
     log_level: str = "INFO"
-    workers: int = 1
+    workers: int = 2
 
 
 @dataclass(frozen=True, slots=True)

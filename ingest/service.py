@@ -2,8 +2,11 @@
 
 Threads and processes
 ---------------------
-* paho's network thread runs :meth:`IngestService._on_message`, which only appends
-  the message to a queue (never blocks, never touches InfluxDB);
+* paho's network thread reads the socket; plain QoS 0/1 PUBLISH packets are parsed
+  by :mod:`klankkast.ingest._pahofast` and given to :meth:`IngestService._on_publishes`
+  in runs, everything else goes through paho (:meth:`IngestService._on_message` for
+  any PUBLISH it handles); both only append to a queue (never block, never touch
+  InfluxDB);
 * the writer thread (:meth:`IngestService._writer_loop`) cuts the queue into chunks
   that an encoder process (``[ingest] workers``; 0 = in this process) validates and
   turns into line protocol (:func:`klankkast.ingest.validate.encode_chunk`), and
@@ -30,7 +33,6 @@ import json
 import logging
 import os
 import queue
-import struct
 import threading
 import time
 from collections import Counter, deque
@@ -39,6 +41,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from klankkast.ingest._pahofast import Publish, ReadBuffer, bulk_ack
 from klankkast.ingest.config import (
     CentralConfig,
     default_client_id,
@@ -118,101 +121,6 @@ def write_lines(
         return out
     out.written += len(lines)
     return out
-
-
-_PUBACK = struct.Struct("!BBH")
-
-
-def bulk_ack(client: Any, mids: Sequence[int]) -> None:
-    """Send the PUBACKs of QoS 1 messages ``mids`` (in this order) in one write.
-
-    paho's ``Client.ack`` queues one packet per message, wakes its network thread
-    and writes each 4-byte PUBACK with its own system call; for thousands of messages
-    per batch that costs as much as receiving them. The same packets (MQTT 3.1.1
-    §3.4 / MQTT 5 §3.4: fixed header 0x40, remaining length 2, packet id; reason
-    code omitted = success) are queued here as one buffer through paho's packet
-    queue. Falls back to ``Client.ack`` if that internal method is missing.
-    """
-    if not mids:
-        return
-    queue_packet = getattr(client, "_packet_queue", None)
-    if queue_packet is None or not getattr(client, "_manual_ack", False):
-        for mid in mids:
-            client.ack(mid, 1)
-        return
-    data = b"".join([_PUBACK.pack(0x40, 2, mid) for mid in mids])
-    queue_packet(0x40, data, 0, 0)
-
-
-_READ_SIZE = 256 * 1024
-#: Packets handled per wake-up of paho's network thread from what is already buffered.
-_READ_BURST = 2000
-
-
-class _ReadBuffer:
-    """Buffered socket reads for paho's network thread.
-
-    paho reads every packet with three or four ``recv`` system calls (the command
-    byte, each byte of the remaining length, the rest) and handles one packet per
-    ``select``. For a stream of small PUBLISH packets that costs more CPU than
-    everything the ingest does with them. Installed on one client
-    (:meth:`install`), this reads up to 256 kB per system call and serves paho's
-    ``_sock_recv`` from that buffer, and ``loop_read`` goes on handling the packets
-    already in the buffer (without reading the socket again, so a partial packet at
-    the end waits for ``select`` as before). Nothing else changes: paho still parses
-    every packet, and a new connection starts with an empty buffer.
-    """
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._recv: Callable[[int], bytes] = client._sock_recv
-        self._loop_read: Callable[[int], Any] = client.loop_read
-        self._sock: Any = None
-        self._buf = b""
-        self._pos = 0
-        self._refill = True
-
-    @classmethod
-    def install(cls, client: Any) -> _ReadBuffer | None:
-        """Wrap ``client``'s reads; None (nothing changed) if this paho lacks the hooks."""
-        if not callable(getattr(client, "_sock_recv", None)) or not callable(
-            getattr(client, "loop_read", None)
-        ):
-            return None
-        buf = cls(client)
-        client._sock_recv = buf.recv
-        client.loop_read = buf.loop_read
-        return buf
-
-    def recv(self, bufsize: int) -> bytes:
-        sock = self._client._sock
-        if sock is not self._sock:  # (re)connected: nothing buffered belongs to it
-            self._sock, self._buf, self._pos = sock, b"", 0
-        buf, pos = self._buf, self._pos
-        if pos >= len(buf):
-            if not self._refill:
-                raise BlockingIOError
-            buf = self._recv(_READ_SIZE)  # paho's own: SSL errors, closed socket
-            if not buf:
-                return buf
-            pos = 0
-        end = pos + bufsize
-        self._buf, self._pos = buf, end
-        return buf[pos:end]
-
-    def loop_read(self, max_packets: int = 1) -> Any:
-        rc = self._loop_read(max_packets)
-        if self._client._sock is not self._sock:
-            return rc
-        self._refill = False
-        try:
-            for _ in range(_READ_BURST):
-                if rc != 0 or self._pos >= len(self._buf) or self._client._sock is not self._sock:
-                    break
-                rc = self._loop_read(1)
-        finally:
-            self._refill = True
-        return rc
 
 
 #: Messages per chunk handed to an encoder process.
@@ -361,6 +269,12 @@ class IngestService:
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, msg.payload, _now_ms(), self._gen))
 
+    def _on_publishes(self, msgs: list[Publish]) -> None:
+        """The QoS 0/1 PUBLISH packets that :class:`ReadBuffer` parsed itself, in order."""
+        now, gen, put = _now_ms(), self._gen, self._queue.put
+        for mid, qos, topic, payload in msgs:
+            put(_Inbound(mid, qos, topic, payload, now, gen))
+
     # -- lifecycle -------------------------------------------------------------------
     @property
     def influx(self) -> InfluxHTTP:
@@ -377,7 +291,7 @@ class IngestService:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        _ReadBuffer.install(client)
+        ReadBuffer.install(client, self._on_publishes)
         # Reconnect quickly: after a broker restart, frames published before we
         # subscribe again are not queued for a shared subscription (see ingest/README.md).
         client.reconnect_delay_set(min_delay=0.1, max_delay=5)  # type: ignore[arg-type,unused-ignore]

@@ -241,3 +241,57 @@ def test_invalid_messages_are_republished_with_reason(
         sub.disconnect()
         sub.loop_stop()
         assert ingest.stop() == 0
+
+
+def test_frames_with_mqtt5_properties_and_every_qos_land_once(
+    mosquitto: Any, influxdb: Any, tmp_path: Path
+) -> None:
+    """Publishers other than our nodes may add MQTT 5 properties or use QoS 0.
+
+    Mosquitto forwards user properties, content type, payload format, correlation data
+    and the remaining message expiry (MQTT 5 §3.3.2.3) with each PUBLISH; the ingest
+    parses such packets itself (``klankkast.ingest._pahofast``). Every frame must land
+    once, with its values. (QoS 2, which the ingest leaves to paho, is covered by
+    ``tests/unit/ingest/test_ingest_read_buffer.py``: with QoS 2 publishes carrying
+    properties in the mix, Mosquitto 2.0.11 itself did not forward some QoS 1 messages
+    to any subscriber, ``mosquitto_sub`` included.)
+    """
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    db = "props"
+    cfg = write_config(tmp_path / "central.toml", mosquitto.url, influxdb.url, db)
+    ingest = IngestProcess(cfg, "ingest-props", tmp_path / "ingest.log")
+    ingest.start()
+    try:
+        wait_for(lambda: "subscribed" in ingest.log(), 30, "the ingest to subscribe")
+        pub = Publisher(mosquitto.host, mosquitto.port, "pub-props")
+        n = 0
+        for k, (topic, data) in enumerate(frames(6, 50)):
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            if k % 2:
+                props.UserProperty = [("source", "test"), ("k", str(k) * (k % 50))]
+            if k % 3:
+                props.ContentType = "application/json"
+                props.PayloadFormatIndicator = 1
+            if k % 5 == 0:
+                props.MessageExpiryInterval = 3600
+                props.CorrelationData = bytes(k % 256 for _ in range(k % 40))
+            pub.infos.append(pub.client.publish(topic, data, qos=k % 2, properties=props))
+            n += 1
+        pub.wait_published(60)
+        pub.close()
+        try:
+            wait_for(lambda: count(influxdb, db) >= n, 60, f"{n} points")
+        except AssertionError:
+            raise AssertionError(f"{count(influxdb, db)} of {n}: {ingest.log()[-3000:]}") from None
+        assert count(influxdb, db) == n
+        for i, seq in [(0, 0), (1, 1), (2, 2), (5, 49)]:  # k = 6 seq + i: QoS 0, 1, 0, 1
+            (row,) = influxdb.rows(
+                f'SELECT "LAeq","seq" FROM "raw"."second" '
+                f"WHERE \"node\"='{node_name(i)}' AND time = {T0_MS + seq * 1000}ms",
+                db=db,
+            )
+            assert row["LAeq"] == laeq_of(i, seq) and row["seq"] == seq
+    finally:
+        assert ingest.stop() == 0, ingest.log()[-3000:]
