@@ -50,20 +50,28 @@ _READ_BURST: Final = 2000
 _PUBLISH_PROPS: Final = {0x01: 1, 0x02: 4, 0x03: -2, 0x08: -2, 0x09: -2, 0x0B: -1, 0x26: -3}
 
 
+def _varint(buf: bytes, i: int, end: int) -> tuple[int, int]:
+    """(value, index after) of the Variable Byte Integer at ``buf[i]`` (MQTT 5 §1.5.5).
+
+    (-1, i) if it does not end before ``end`` or is longer than four bytes.
+    """
+    value = shift = 0
+    j = i
+    while j < end and shift <= 21:
+        b = buf[j]
+        j += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, j
+        shift += 7
+    return -1, i
+
+
 def _skip_properties(buf: bytes, i: int, end: int) -> int:
     """Index after the property block of a PUBLISH starting at ``i``; -1 to leave it to paho."""
-    length = shift = 0
-    while True:
-        if i >= end or shift > 21:
-            return -1
-        b = buf[i]
-        i += 1
-        length |= (b & 0x7F) << shift
-        if b < 0x80:
-            break
-        shift += 7
+    length, i = _varint(buf, i, end)
     stop = i + length
-    if stop > end:
+    if length < 0 or stop > end:
         return -1
     while i < stop:
         size = _PUBLISH_PROPS.get(buf[i], 0)
@@ -105,17 +113,7 @@ def take_publishes(buf: bytes, pos: int, v5: bool) -> tuple[int, list[Publish]]:
         qos = (cmd >> 1) & 3
         if cmd >> 4 != 3 or qos > 1:
             break
-        i = pos + 1
-        rl = shift = 0
-        while True:  # Remaining Length, a Variable Byte Integer (at most 4 bytes)
-            if i >= n or shift > 21:
-                return pos, out
-            b = buf[i]
-            i += 1
-            rl |= (b & 0x7F) << shift
-            if b < 0x80:
-                break
-            shift += 7
+        rl, i = _varint(buf, pos + 1, n)  # Remaining Length
         end = i + rl
         if end > n or rl < 2:
             break

@@ -6,6 +6,7 @@ recompute the value it expects in InfluxDB without reading the ingest's code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -178,6 +179,22 @@ class IngestProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def running_ingest(
+    mosquitto: Any, influxdb: Any, tmp_path: Path, db: str, client_id: str
+) -> Iterator[IngestProcess]:
+    """An ingest writing to ``db`` that has subscribed; when left, it must stop cleanly (exit 0)."""
+    cfg = write_config(tmp_path / "central.toml", mosquitto.url, influxdb.url, db)
+    ingest = IngestProcess(cfg, client_id, tmp_path / "ingest.log")
+    ingest.start()
+    try:
+        wait_for(lambda: "subscribed" in ingest.log(), 30, "the ingest to subscribe")
+        yield ingest
+    finally:
+        code = ingest.stop()
+    assert code == 0, ingest.log()[-3000:]
 
 
 def wait_for(

@@ -22,6 +22,7 @@ from ingest_frames import (
     frames,
     laeq_of,
     node_name,
+    running_ingest,
     wait_for,
     write_config,
 )
@@ -162,11 +163,7 @@ def test_hundred_nodes_ten_minutes_exactly_once(
 def test_own_frames_exactly_once_with_status(mosquitto: Any, influxdb: Any, tmp_path: Path) -> None:
     """Frames whose values follow a formula (recomputed here), plus a retained status."""
     db = "own"
-    cfg = write_config(tmp_path / "central.toml", mosquitto.url, influxdb.url, db)
-    ingest = IngestProcess(cfg, "ingest-own", tmp_path / "ingest.log")
-    ingest.start()
-    try:
-        wait_for(lambda: "subscribed" in ingest.log(), 30, "the ingest to subscribe")
+    with running_ingest(mosquitto, influxdb, tmp_path, db, "ingest-own"):
         pub = Publisher(mosquitto.host, mosquitto.port, "pub-own")
         status = {
             "site": "yard1",
@@ -199,8 +196,6 @@ def test_own_frames_exactly_once_with_status(mosquitto: Any, influxdb: Any, tmp_
             assert row["LZeq_31p5"] == round(laeq - 10.0 + 2 * 0.5, 1)
         (st,) = influxdb.rows('SELECT * FROM "status" WHERE "node"=\'n000\'', db=db)
         assert st["state"] == "online" and st["time"] == T0_MS
-    finally:
-        assert ingest.stop() == 0, ingest.log()[-3000:]
 
 
 def test_invalid_messages_are_republished_with_reason(
@@ -260,11 +255,7 @@ def test_frames_with_mqtt5_properties_and_every_qos_land_once(
     from paho.mqtt.properties import Properties
 
     db = "props"
-    cfg = write_config(tmp_path / "central.toml", mosquitto.url, influxdb.url, db)
-    ingest = IngestProcess(cfg, "ingest-props", tmp_path / "ingest.log")
-    ingest.start()
-    try:
-        wait_for(lambda: "subscribed" in ingest.log(), 30, "the ingest to subscribe")
+    with running_ingest(mosquitto, influxdb, tmp_path, db, "ingest-props") as ingest:
         pub = Publisher(mosquitto.host, mosquitto.port, "pub-props")
         n = 0
         for k, (topic, data) in enumerate(frames(6, 50)):
@@ -293,5 +284,3 @@ def test_frames_with_mqtt5_properties_and_every_qos_land_once(
                 db=db,
             )
             assert row["LAeq"] == laeq_of(i, seq) and row["seq"] == seq
-    finally:
-        assert ingest.stop() == 0, ingest.log()[-3000:]

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ingest_frames import (
-    IngestProcess,
     Publisher,
     count,
     node_name,
+    running_ingest,
     second_payload,
     wait_for,
-    write_config,
 )
 
 from klankkast.sensor import wire
@@ -83,11 +82,7 @@ def invalid_message(rng: random.Random, i: int) -> tuple[str, bytes]:
 
 def test_fuzz_never_kills_the_ingest(mosquitto: Any, influxdb: Any, tmp_path: Path) -> None:
     db = "fuzz"
-    cfg = write_config(tmp_path / "central.toml", mosquitto.url, influxdb.url, db)
-    ingest = IngestProcess(cfg, "ingest-fuzz", tmp_path / "ingest.log")
-    ingest.start()
-    try:
-        wait_for(lambda: "subscribed" in ingest.log(), 30, "the ingest to subscribe")
+    with running_ingest(mosquitto, influxdb, tmp_path, db, "ingest-fuzz") as ingest:
         pub = Publisher(mosquitto.host, mosquitto.port, "pub-fuzz")
         rng = random.Random(20261129)
         valid_every = N_INVALID // N_VALID
@@ -125,5 +120,3 @@ def test_fuzz_never_kills_the_ingest(mosquitto: Any, influxdb: Any, tmp_path: Pa
         assert {"bad_json", "missing_field", "unknown_field", "bad_type", "level_range", "t_past", "t_future",
                 "schema_version", "topic_mismatch", "bad_topic"} <= set(reasons), reasons  # fmt: skip
         assert "internal" not in reasons
-    finally:
-        assert ingest.stop() == 0, ingest.log()[-3000:]
