@@ -8,9 +8,10 @@ Threads and processes
   any PUBLISH it handles); both only append to a queue (never block, never touch
   InfluxDB);
 * the writer thread (:meth:`IngestService._writer_loop`) cuts the queue into chunks
-  that an encoder process (``[ingest] workers``; 0 = in this process) validates and
-  turns into line protocol (:func:`klankkast.ingest.validate.encode_chunk`), and
-  collects the results into batches by size (``batch_points``) and age (``batch_ms``);
+  that encoder processes (``[ingest] workers``, default 2; 0 = in this process)
+  validate and turn into line protocol (:func:`klankkast.ingest.validate.encode_chunk`),
+  and collects the results, in arrival order, into batches by size (``batch_points``)
+  and age (``batch_ms``);
 * the flusher thread writes each batch to InfluxDB and, only after every point of it
   got HTTP 204, acknowledges the batch's MQTT messages (paho ``manual_ack``, all
   PUBACKs of a batch in one write) in the order they arrived. A crash at any moment
