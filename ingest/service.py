@@ -254,11 +254,25 @@ class IngestService:
         client.subscribe(self.cfg.mqtt.subscription, options=SubscribeOptions(qos=1))
         self._connected.set()
         log.info(
-            "MQTT connected to %s (session present: %s); subscribed %s",
+            "MQTT connected to %s (session present: %s); subscribing to %s",
             self.cfg.mqtt.url,
             getattr(flags, "session_present", "?"),
             self.cfg.mqtt.subscription,
         )
+
+    def _on_subscribe(
+        self, client: Any, userdata: Any, mid: int, reason_codes: Any, props: Any
+    ) -> None:
+        """SUBACK: only now does the broker route frames to us (logged as "subscribed")."""
+        failed = [rc for rc in reason_codes if getattr(rc, "is_failure", False)]
+        if failed:
+            log.error(
+                "MQTT subscription to %s refused: %s (check the broker's ACL for this user)",
+                self.cfg.mqtt.subscription,
+                ", ".join(map(str, failed)),
+            )
+            return
+        log.info("subscribed %s", self.cfg.mqtt.subscription)
 
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, props: Any
@@ -290,6 +304,7 @@ class IngestService:
         self.health.instance = self.client_id
         client = make_mqtt_client(self.cfg.mqtt, client_id=self.client_id, manual_ack=True)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         ReadBuffer.install(client, self._on_publishes)

@@ -37,6 +37,14 @@ N_SECONDS = 1400  # frames per node
 RATE_SECONDS_PER_S = 10  # 10 frame-seconds per real second: 200 frames/s, 140 s stream
 
 
+def per_node(influxdb: Any, db: str) -> list[tuple[str, int, int]]:
+    """(node, count, sum of seq) in InfluxDB, to tell which frames are missing."""
+    rows = influxdb.rows(
+        'SELECT count("seq"), sum("seq") FROM "raw"."second" GROUP BY "node"', db=db
+    )
+    return [(r.get("node", "?"), r["count"], r["sum"]) for r in rows]
+
+
 @pytest.mark.slow
 def test_sigkill_influx_outage_and_broker_restart_lose_nothing(
     mosquitto: Any, influxdb: Any, tmp_path: Path
@@ -96,7 +104,13 @@ def test_sigkill_influx_outage_and_broker_restart_lose_nothing(
         assert not streamer.is_alive()
         pub.wait_published(120)
         n = N_NODES * N_SECONDS
-        wait_for(lambda: count(influxdb, db) >= n, 120, f"{n} points", poll_s=1.0)
+        try:
+            wait_for(lambda: count(influxdb, db) >= n, 120, f"{n} points", poll_s=1.0)
+        except AssertionError:
+            raise AssertionError(
+                f"{count(influxdb, db)} of {n} points ({backlog_before} before the broker "
+                f"restart); per node: {per_node(influxdb, db)}\n{ingest.log()[-6000:]}"
+            ) from None
         time.sleep(2.0)  # anything extra would show up now
         assert count(influxdb, db) == n, f"{backlog_before} points before the broker restart"
         rows = influxdb.rows(
