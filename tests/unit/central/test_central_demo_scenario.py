@@ -19,15 +19,7 @@ sys.path.insert(0, str(REPO / "deploy" / "local"))
 import demo  # noqa: E402
 
 AMS = ZoneInfo("Europe/Amsterdam")
-# shared/ lies beside the checkout (CI's clone too); /work/shared on the dev machine
-REF = next(
-    (
-        d / "iec61672_weighting.csv"
-        for d in (REPO.parent / "shared" / "reference", Path("/work/shared/reference"))
-        if (d / "iec61672_weighting.csv").is_file()
-    ),
-    REPO.parent / "shared" / "reference" / "iec61672_weighting.csv",
-)
+REF = REPO / "tests" / "data" / "reference" / "iec61672_weighting.csv"
 # a Sunday evening (local), so the last two weekends lie inside the period
 NOW_MS = int(datetime(2026, 11, 29, 22, 10, 37, tzinfo=AMS).timestamp() * 1000)
 SITES = ("jordaan", "pijp", "oost")

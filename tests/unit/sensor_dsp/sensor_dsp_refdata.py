@@ -1,4 +1,4 @@
-"""Reference data for the metrology tests: the IEC tables in ``shared/reference`` and
+"""Reference data for the metrology tests: the IEC tables in ``tests/data/reference`` and
 independent formulas (written here from the standards, not imported from the code).
 """
 
@@ -11,15 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-_ROOT = Path(__file__).resolve().parents[3]
-_CANDIDATES = [_ROOT.parent / "shared" / "reference", Path("/work/shared/reference")]
+#: The repository's own copy of the tables, with their provenance (README.md there).
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "data" / "reference"
 
 
 def reference_dir() -> Path:
-    for cand in _CANDIDATES:
-        if (cand / "iec61672_weighting.csv").is_file():
-            return cand
-    raise FileNotFoundError(f"IEC reference tables not found in {[str(c) for c in _CANDIDATES]}")
+    return REFERENCE_DIR
 
 
 def rows(name: str) -> list[dict[str, str]]:

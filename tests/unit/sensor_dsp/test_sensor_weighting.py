@@ -1,7 +1,7 @@
 """A/C/Z frequency weightings against IEC 61672-1:2013 Table 3 and Annex E.
 
 Expected values are the Table 3 design goals and class 1 acceptance limits
-(``shared/reference/iec61672_weighting.csv``), evaluated at the exact frequencies
+(``tests/data/reference/iec61672_weighting.csv``), evaluated at the exact frequencies
 f = 1000 x 10^((n - 30)/10) Hz, and the Annex E formulas written out in
 ``sensor_dsp_refdata``.
 """

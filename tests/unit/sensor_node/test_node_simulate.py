@@ -20,9 +20,7 @@ from klankkast.sensor.simulate import (
     virtual_nodes,
 )
 
-REF = Path("/work/shared/reference/iec61672_weighting.csv")
-if not REF.exists():
-    REF = Path(__file__).resolve().parents[4] / "shared" / "reference" / "iec61672_weighting.csv"
+REF = Path(__file__).resolve().parents[2] / "data" / "reference" / "iec61672_weighting.csv"
 
 
 def a_weighting_table() -> dict[str, float]:
