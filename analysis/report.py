@@ -35,6 +35,7 @@ from klankkast.analysis.correlate import Coverage, Findings, analyse
 from klankkast.analysis.episodes import detect
 from klankkast.analysis.errors import AnalysisError, ConfigError, InputErrors
 from klankkast.analysis.importer import (
+    Complaint,
     complaint_lines,
     known_sites_of,
     load_complaints,
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
     known: set[str] | None = (known_sites_of(site_map, None) or set()) | {g.site for g in grids}
     if selected:
         known = None  # a city-wide file: other sites are left out below, not errors
-    complaints = []
+    complaints: list[Complaint] = []
     if args.complaints:
         complaints, _ = load_complaints(
             args.complaints,

@@ -185,9 +185,9 @@ class Dispatcher:
         with self._cv:
             status, self._status = self._status, {}
         for topic, payload in status.items():
-            mid = self.publisher.publish(topic, payload, retain=True)
-            if mid is not None:
-                self._status_mids.add(mid)
+            status_mid = self.publisher.publish(topic, payload, retain=True)
+            if status_mid is not None:
+                self._status_mids.add(status_mid)
             worked = True
         if self._retry_at and time.monotonic() < self._retry_at:
             return worked
@@ -202,12 +202,12 @@ class Dispatcher:
         exclude = self._inflight_ids | {e.id for e in batch}
         batch = self.outbox.pending(free - len(batch), exclude) + batch
         for e in batch:
-            mid = self.publisher.publish(e.topic, e.payload)
-            if mid is None:
+            sent_mid = self.publisher.publish(e.topic, e.payload)
+            if sent_mid is None:
                 self.stats.refused_by_client += 1
                 self._retry_at = time.monotonic() + self.retry_s
                 break
-            self._inflight[mid] = e.id
+            self._inflight[sent_mid] = e.id
             self._inflight_ids.add(e.id)
             self.stats.published += 1
             worked = True
