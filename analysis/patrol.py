@@ -111,6 +111,11 @@ def local_minutes(t_ms: np.ndarray | Sequence[int], tz: str = TZ) -> np.ndarray:
 
 #: a week is held out in the back-test only when levels cover at least this share of it
 MIN_WEEK_COVERAGE = 0.5
+#: ... and only when it is over: the levels reach to within this many minutes of its end.
+#: A week still running has its evening windows in the future, unmeasured, so a plan
+#: scored on it gets no rate at all (the demo's plan failed from Thursday noon to
+#: Friday night).
+COMPLETE_WEEK_SLACK_MIN = 60
 
 
 @dataclass(frozen=True)
@@ -134,16 +139,41 @@ class History:
         """Local minute (since 1970-01-01 wall clock) at which week ``w`` starts."""
         return self.week0_min + w * WEEK_MIN
 
-    def heldout_candidates(self) -> np.ndarray:
-        """Weeks a back-test can score: levels cover at least :data:`MIN_WEEK_COVERAGE`
-        of the week (all sites together) and at least one earlier week exists to fit on.
+    @property
+    def end_min(self) -> int:
+        """Minutes from the start of week 0 to the end of the last covered minute."""
+        covered = self.covered.reshape(len(self.sites), -1).any(axis=0)
+        idx = np.flatnonzero(covered)
+        return int(idx[-1]) + 1 if idx.size else 0
 
-        A history that ends minutes into a new week (or starts on a Sunday) has a
-        nearly empty week at its edge; scoring a plan on it would report no rate at all.
+    def complete_weeks(self) -> np.ndarray:
+        """Weeks whose end the levels reach (within :data:`COMPLETE_WEEK_SLACK_MIN`)."""
+        ends = (np.arange(self.n_weeks) + 1) * WEEK_MIN
+        return np.flatnonzero(ends <= self.end_min + COMPLETE_WEEK_SLACK_MIN)
+
+    def heldout_candidates(self) -> np.ndarray:
+        """Weeks a back-test can score: complete (:meth:`complete_weeks`), with levels
+        covering at least :data:`MIN_WEEK_COVERAGE` of the week (all sites together),
+        and with at least one earlier week to fit on.
+
+        The week still running when the history ends is never held out, whatever the
+        weekday: its remaining windows lie in the future. A history that starts on a
+        Sunday has a nearly empty first week, which can still be fitted on.
         """
         share = self.covered.mean(axis=(0, 2)) if self.covered.size else np.zeros(0)
-        weeks = np.flatnonzero(share >= MIN_WEEK_COVERAGE)
+        weeks = np.intersect1d(np.flatnonzero(share >= MIN_WEEK_COVERAGE), self.complete_weeks())
         return weeks[weeks >= 1]
+
+    def no_backtest_reason(self) -> str:
+        """Why no week can be held out (empty when some week can)."""
+        if self.heldout_candidates().size:
+            return ""
+        complete = self.complete_weeks()
+        return (
+            f"the levels span {self.n_weeks} local week(s) (Monday-Sunday), "
+            f"{complete.size} of them complete; a back-test needs a complete week that is at "
+            f"least {MIN_WEEK_COVERAGE:.0%} measured, after an earlier week to fit on"
+        )
 
 
 def _week_index(minute: np.ndarray) -> np.ndarray:
@@ -544,6 +574,8 @@ class Backtest:
     random_rate: float | None
     random_interval: tuple[float, float] | None
     per_week: list[dict[str, Any]] = field(default_factory=list)
+    #: why there is no plan hit rate, in words (empty when there is one)
+    reason: str = ""
 
     @staticmethod
     def _rate(h: int, n: int) -> float | None:
@@ -578,7 +610,18 @@ class Backtest:
             "plan_vs_random": ratio,
             "ci_method": "Wilson score 95% (plan, historical); 2.5-97.5 percentiles of 1000 random plans",
             "per_week": self.per_week,
+            "reason": self._reason(rp),
         }
+
+    def _reason(self, rate: float | None) -> str | None:
+        if rate is not None:
+            return None
+        if self.reason:
+            return self.reason
+        return (
+            f"in the {self.weeks} held-out week(s) none of the plan's windows had levels "
+            "(the node was off or not yet installed then)"
+        )
 
 
 @dataclass(frozen=True)
@@ -659,9 +702,18 @@ def backtest(
     seed: int = 0,
     hits: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Backtest:
-    """Score plans fitted on the weeks before each of the last ``weeks`` weeks."""
-    if weeks < 1:
-        raise PlanError("weeks", weeks, "at least 1 held-out week")
+    """Score plans fitted on the weeks before each of the last ``weeks`` weeks.
+
+    ``weeks = 0`` scores nothing: the result has no rates and says why in ``reason``.
+    """
+    if weeks < 0:
+        raise PlanError("weeks", weeks, "0 (no back-test) or more held-out weeks")
+    if weeks == 0:
+        return Backtest(
+            weeks=0, plan_hits=0, plan_visits=0, historical_hits=0, historical_visits=0,
+            random_rate=None, random_interval=None,
+            reason=history.no_backtest_reason() or "no back-test was asked for (--weeks 0)",
+        )  # fmt: skip
     candidates = history.heldout_candidates()
     if weeks > candidates.size:
         raise PlanError(

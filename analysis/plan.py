@@ -88,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weekly occurrences per event (default 13; 0 = no end)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-plan baseline")
+    parser.add_argument(
+        "--now", metavar="ISO",
+        help="the moment the plan is made (ISO 8601 with offset, e.g. 2026-12-03T22:37:00+01:00; "
+        "default: the clock): the calendar's first date and time stamp, and the end of the "
+        "history when --to is not given",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -117,7 +123,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise PlanError("--calendar-weeks", args.calendar_weeks, "must be 0 (no end) or more")
 
     start_ms, end_ms = time_arg("--from", args.t_from), time_arg("--to", args.t_to)
-    first_date = dt.datetime.now(ZoneInfo(patrol.TZ)).date()
+    now = dt.datetime.now(dt.UTC)
+    if getattr(args, "now", None):
+        now_ms = time_arg("--now", args.now)
+        assert now_ms is not None
+        now = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
+        if end_ms is None:
+            end_ms = now_ms
+    first_date = now.astimezone(ZoneInfo(patrol.TZ)).date()
     if args.calendar_start:
         try:
             first_date = dt.date.fromisoformat(args.calendar_start)
@@ -151,19 +164,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     available = int(history.heldout_candidates().size)
     if weeks > available:
         if available < 1:
-            raise PlanError(
-                "--weeks",
-                weeks,
-                "the levels span no week that is at least half measured after a first week to "
-                "fit on; a back-test needs two or more local weeks",
+            # still a plan, from all the data there is; marked as not back-tested
+            print(
+                f"klankkast-analyze plan: not back-tested: {history.no_backtest_reason()}",
+                file=sys.stderr,
             )
-        weeks = available
-        print(
-            f"klankkast-analyze plan: --weeks {args.weeks}: the levels span {history.n_weeks} "
-            f"local week(s), {available} of them at least half measured after a first week to "
-            f"fit on; back-testing the last {weeks}",
-            file=sys.stderr,
-        )
+            weeks = 0
+        else:
+            weeks = available
+            print(
+                f"klankkast-analyze plan: --weeks {args.weeks}: the levels span "
+                f"{history.n_weeks} local week(s), {available} of them complete, at least half "
+                f"measured and after a first week to fit on; back-testing the last {weeks}",
+                file=sys.stderr,
+            )
     plan = patrol.build_plan(
         history, capacity=args.capacity, duration_min=args.duration, weeks=weeks,
         step_min=args.step, visits=visits, prior_weeks=args.prior_weeks, seed=args.seed,
@@ -178,7 +192,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     events = ics.events_for_windows(
         doc["windows"], first_date=first_date, count=args.calendar_weeks or None
     )
-    now = dt.datetime.now(dt.UTC)
     (out / "plan.ics").write_text(ics.render_calendar(events, now=now), newline="")
     progress(1.0, "done")
     return doc
@@ -203,9 +216,13 @@ def main(args: argparse.Namespace) -> int:
             f"  {w['site']:<12} {w['weekday']:<9} {w['start']}-{w['end']}  "
             f"p={w['probability']:.2f} ({w['probability_low']:.2f}-{w['probability_high']:.2f})"
         )
-    print(
-        f"back-test over {bt['weeks']} week(s): plan {pct(bt['hit_rate_plan'])}, "
-        f"historical visits {pct(bt['hit_rate_historical'])}, random {pct(bt['hit_rate_random'])}"
-    )
+    if bt.get("reason"):
+        print(f"not back-tested: {bt['reason']}")
+    else:
+        print(
+            f"back-test over {bt['weeks']} week(s): plan {pct(bt['hit_rate_plan'])}, "
+            f"historical visits {pct(bt['hit_rate_historical'])}, "
+            f"random {pct(bt['hit_rate_random'])}"
+        )
     print(f"wrote {Path(args.out) / 'plan.json'} and {Path(args.out) / 'plan.ics'}")
     return 0

@@ -754,6 +754,34 @@ class Options:
     keep: bool
     capacity: int
     plan_minutes: int
+    #: the demo's "now" (UTC ms): the end of the simulated history
+    now_ms: int
+
+
+#: how far back ``--now`` may lie: InfluxDB drops 1-s frames older than the 30 days of
+#: the ``raw`` retention policy, counted on the real clock
+MAX_NOW_AGE_DAYS = 28
+
+
+def parse_now(text: str | None, clock_ms: int) -> int:
+    """``--now``: an ISO 8601 time (offset or Europe/Amsterdam) -> UTC ms; default the clock."""
+    if text is None:
+        return clock_ms
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"--now must be an ISO 8601 time like 2026-12-03T22:37; got {text!r}"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=AMS)
+    ms = _ms(t)
+    if not clock_ms - MAX_NOW_AGE_DAYS * DAY_MS <= ms <= clock_ms + MIN_MS:
+        raise ValueError(
+            f"--now must lie within the last {MAX_NOW_AGE_DAYS} days (InfluxDB keeps 1-s "
+            f"frames for 30 days, on the real clock) and not in the future; got {text!r}"
+        )
+    return ms
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -786,6 +814,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     p.add_argument("--seed", type=int, default=2026, help="random seed of the scenario")
     p.add_argument(
+        "--now",
+        metavar="ISO",
+        help="the end of the simulated history, e.g. 2026-12-03T22:37 (Europe/Amsterdam unless "
+        f"an offset is given; within the last {MAX_NOW_AGE_DAYS} days; default: the clock). "
+        "The report and the plan are made as of this moment.",
+    )
+    p.add_argument(
         "--keep",
         action="store_true",
         help="keep Mosquitto and InfluxDB running at the end until Ctrl-C",
@@ -800,6 +835,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         audio_min = 0.0
     elif not 1 <= audio_min <= 240:
         p.error(f"--audio-minutes must be from 1 to 240; got {audio_min:g}")
+    try:
+        now_ms = parse_now(a.now, int(time.time() * 1000))
+    except ValueError as err:
+        p.error(str(err))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = a.out if a.out is not None else REPO / "demo-out" / stamp
     sites = tuple((s, d, 1) for s, d, _n in SITES[:2]) if a.short else SITES
@@ -814,6 +853,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         keep=a.keep,
         capacity=4,
         plan_minutes=120,
+        now_ms=now_ms,
     )
 
 
@@ -918,7 +958,7 @@ def run(opts: Options, children: Children) -> int:
     )
 
     # 3. the scenario --------------------------------------------------------------
-    tl = make_timeline(int(time.time() * 1000), opts.weeks, opts.audio_s, opts.seconds_s)
+    tl = make_timeline(opts.now_ms, opts.weeks, opts.audio_s, opts.seconds_s)
     say(
         f"period {_iso_local(tl.start_ms)} .. {_iso_local(tl.end_ms)} ({opts.weeks} weeks), "
         f"sites {', '.join(sites)}"
@@ -1067,6 +1107,8 @@ def run(opts: Options, children: Children) -> int:
     analyze = tool("klankkast-analyze")
     report_dir = out / "report"
     plan_dir = out / "plan"
+    # the period of the simulated history, so that neither depends on the clock
+    period = ["--from", _iso_local(tl.start_ms), "--to", _iso_local(tl.end_ms)]
     say(f"klankkast-analyze report --levels {levels_url} ...")
     report_cmd = [
         *analyze,
@@ -1081,6 +1123,7 @@ def run(opts: Options, children: Children) -> int:
         "en",
         "--influx",
         levels_url,
+        *period,
         "--quiet",
     ]
     try:
@@ -1113,6 +1156,9 @@ def run(opts: Options, children: Children) -> int:
         str(opts.plan_minutes),
         "--weeks",
         str(max(1, opts.weeks - 1)),
+        *period,
+        "--now",
+        _iso_local(tl.end_ms),
         "--out",
         str(plan_dir),
     ]
@@ -1146,7 +1192,7 @@ def run(opts: Options, children: Children) -> int:
     )
     if plan_error:
         summary["partial"] = {"plan": plan_error}
-    influx.write(analysis_lines(summary, int(time.time() * 1000)), DB, rp="forever", precision="ms")
+    influx.write(analysis_lines(summary, tl.end_ms), DB, rp="forever", precision="ms")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     print_summary(summary)
     if opts.keep:

@@ -9,11 +9,36 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
+AMS = ZoneInfo("Europe/Amsterdam")
+
+
+def last_thursday_2237(clock: datetime) -> datetime:
+    """The latest Thursday 22:37 Europe/Amsterdam at or before ``clock``.
+
+    The demo's "now" is injected. It lies near the real clock only because the demo's
+    InfluxDB drops 1-s frames older than its 30-day retention on the real clock; the
+    weekday and hour are fixed (the ones where the demo used to fail), so the outcome
+    does not depend on the day the suite runs.
+    """
+    local = clock.astimezone(AMS)
+    day = local.date() - timedelta(days=(local.weekday() - 3) % 7)
+    cand = datetime.combine(day, dt_time(22, 37), tzinfo=AMS)
+    return cand if cand <= local else cand - timedelta(days=7)
+
+
+def test_last_thursday_2237() -> None:
+    fri = datetime(2026, 12, 4, 1, 0, tzinfo=AMS)
+    assert last_thursday_2237(fri) == datetime(2026, 12, 3, 22, 37, tzinfo=AMS)
+    thu = datetime(2026, 12, 3, 22, 0, tzinfo=AMS)
+    assert last_thursday_2237(thu) == datetime(2026, 11, 26, 22, 37, tzinfo=AMS)
 
 
 def _rate(x: object) -> bool:
@@ -24,9 +49,18 @@ def _rate(x: object) -> bool:
 @pytest.mark.timeout(300)
 def test_short_demo_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo"
+    now = last_thursday_2237(datetime.now(UTC))
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "local" / "demo.py"), "--short", "--out", str(out)],
+        [
+            sys.executable,
+            str(REPO / "deploy" / "local" / "demo.py"),
+            "--short",
+            "--out",
+            str(out),
+            "--now",
+            now.isoformat(),
+        ],
         capture_output=True,
         text=True,
         timeout=240,

@@ -231,3 +231,48 @@ def test_backtest_skips_a_nearly_empty_week_at_the_edge() -> None:
     assert bt.plan_visits == 4 and bt.plan_hits >= 3
     with pytest.raises(PlanError, match="at most 3 held-out"):
         patrol.backtest(hist, capacity=4, duration_min=120, weeks=4)
+
+
+@pytest.mark.parametrize(
+    "end_local",
+    [
+        dt.datetime(2026, 2, 26, 22, 37),  # a Thursday evening: Fri/Sat windows still ahead
+        dt.datetime(2026, 2, 27, 12, 0),  # Friday noon
+        dt.datetime(2026, 3, 1, 23, 59),  # Sunday 23:59: the week is (all but) over
+    ],
+)
+def test_the_running_week_is_never_held_out(end_local: dt.datetime) -> None:
+    """The demo failed from Thursday noon to Friday night: it held out the week still
+    running, whose Friday and Saturday windows lie in the future, and got no rate.
+    Only weeks the history has reached the end of may be scored; here weeks 0-2
+    (Monday 2026-02-02 onward) are over and week 3 runs until 'now'. The plan must
+    score a rate on week 2 whatever the weekday of 'now'."""
+    levels, episodes = weekend_nights_site(weeks=4)
+    end_ms = _ms(end_local)
+    levels = levels[levels < end_ms]
+    episodes = [(a, min(b, end_ms)) for a, b in episodes if a < end_ms]
+    hist = patrol.build_history(["yard1"], {"yard1": levels}, {"yard1": episodes})
+    sunday_night = end_local.weekday() == 6 and end_local.hour == 23
+    want = [1, 2, 3] if sunday_night else [1, 2]
+    assert list(hist.heldout_candidates()) == want
+    bt = patrol.backtest(hist, capacity=4, duration_min=120, weeks=1)
+    doc = bt.to_json()
+    assert doc["hit_rate_plan"] is not None and doc["reason"] is None
+    assert bt.plan_visits == 4 and bt.plan_hits >= 3
+
+
+def test_a_short_history_still_gives_a_plan_marked_not_backtested() -> None:
+    """Nine days from a Monday: one complete week and a running one, so no week can be
+    held out with an earlier week to fit on. The plan is still made from the data (the
+    weekend nights), and the back-test says why it has no rate instead of failing."""
+    levels, episodes = weekend_nights_site(weeks=2)
+    end_ms = _ms(dt.datetime(2026, 2, 11, 9, 0))
+    levels = levels[levels < end_ms]
+    episodes = [(a, b) for a, b in episodes if b <= end_ms]
+    hist = patrol.build_history(["yard1"], {"yard1": levels}, {"yard1": episodes})
+    assert hist.heldout_candidates().size == 0
+    plan = patrol.build_plan(hist, capacity=2, duration_min=120, weeks=0)
+    doc = plan.to_json()
+    assert doc["backtest"]["hit_rate_plan"] is None
+    assert "1 of them complete" in doc["backtest"]["reason"]
+    assert plan.windows and all(_in_weekend_night(w) for w in plan.windows)
