@@ -68,8 +68,10 @@ echo "==> virtual environment $PREFIX"
 if [ ! -x "$PREFIX/bin/python" ]; then
     python3 -m venv "$PREFIX"
 fi
-"$PREFIX/bin/pip" install -q --upgrade pip
-"$PREFIX/bin/pip" install -q --upgrade "$SOURCE[sensor]"
+# exactly the locked versions (requirements/sensor.txt), then klankkast without
+# dependencies, so that every node of a fleet runs the same numpy/scipy/paho
+"$PREFIX/bin/pip" install -q -r "$SOURCE/requirements/sensor.txt"
+"$PREFIX/bin/pip" install -q --no-deps --upgrade "$SOURCE"
 install -d -m 0755 "$PREFIX/share"
 install -m 0644 "$HERE/README.md" "$PREFIX/share/README-node.md"
 

@@ -23,10 +23,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 SCRIPTS = {
-    "klankkast-sensor": "klankkast.sensor.cli:main",
-    "klankkast-ingest": "klankkast.ingest.cli:main",
-    "klankkast-analyze": "klankkast.analysis.cli:main",
-    "klankkast-alerts": "klankkast.ingest.alerts:main",
+    "klankkast-sensor": "klankkast._entry:sensor",
+    "klankkast-ingest": "klankkast._entry:ingest",
+    "klankkast-analyze": "klankkast._entry:analyze",
+    "klankkast-alerts": "klankkast._entry:alerts",
+}
+#: the extra each program needs
+EXTRA = {
+    "klankkast-sensor": "sensor",
+    "klankkast-ingest": "central",
+    "klankkast-analyze": "central",
+    "klankkast-alerts": "central",
 }
 
 
@@ -58,10 +65,40 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert res.returncode == 0, f"pip install failed:\n{res.stdout}\n{res.stderr}"
+    bare = tmp / "bare"
+    shutil.copytree(venv, bare, symlinks=True)
+    _fix_venv_scripts(venv, bare)
     (venv_site,) = (venv / "lib").glob("python3*/site-packages")
     deps = [p for p in site.getsitepackages() if Path(p).is_dir()]
     (venv_site / "zz_klankkast_test_deps.pth").write_text("\n".join(deps) + "\n")
     return wheel, venv
+
+
+def _fix_venv_scripts(old: Path, new: Path) -> None:
+    """Console scripts of a copied venv point at the copy's interpreter."""
+    for script in (new / "bin").glob("klankkast-*"):
+        script.write_text(script.read_text().replace(str(old), str(new)))
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_without_extras_a_program_names_its_extra_in_one_line(
+    installed: tuple[Path, Path], script: str
+) -> None:
+    """``pip install klankkast`` alone (no numpy, paho, pandas...): each console script
+    works or exits 1 with one line naming the extra, never a traceback."""
+    _, venv = installed
+    bare = venv.parent / "bare"
+    res = subprocess.run(
+        [str(bare / "bin" / script), "--help"], capture_output=True, text=True, timeout=60,
+        cwd=bare,
+    )  # fmt: skip
+    if res.returncode == 0:
+        assert "usage" in res.stdout.lower()
+        return
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert f"pip install 'klankkast[{EXTRA[script]}]'" in lines[0] and script in lines[0]
 
 
 def test_wheel_contents_and_entry_points(installed: tuple[Path, Path]) -> None:
