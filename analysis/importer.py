@@ -669,7 +669,7 @@ def complaint_lines(complaints: Iterable[Complaint]) -> list[str]:
     received (ms), incident_end (ms, when known), lag_s (received - incident start).
 
     The id is a tag so that two complaints with the same time and tags stay two points."""
-    from klankkast.ingest.influx import M_COMPLAINT, line
+    from klankkast.influx import M_COMPLAINT, line
 
     out = []
     for c in complaints:
@@ -687,7 +687,7 @@ def complaint_lines(complaints: Iterable[Complaint]) -> list[str]:
 def visit_lines(visits: Iterable[Visit]) -> list[str]:
     """``visit`` points at arrival: tags id, site, outcome; fields left (ms), duration_s,
     complaint_ids (``;``-separated)."""
-    from klankkast.ingest.influx import M_VISIT, line
+    from klankkast.influx import M_VISIT, line
 
     out = []
     for v in visits:

@@ -173,7 +173,7 @@ def parse_influx_url(text: str) -> InfluxSource:
 
 
 def _client(src: InfluxSource) -> Any:
-    from klankkast.ingest.influx import InfluxHTTP
+    from klankkast.influx import InfluxHTTP
 
     return InfluxHTTP(
         src.url,
@@ -194,8 +194,7 @@ def read_levels_influx(
     progress: Callable[[float], None] | None = None,
 ) -> pd.DataFrame:
     """Query levels of ``[start_ms, end_ms)`` week by week; same columns as the CSV reader."""
-    from klankkast.ingest.errors import QueryError
-    from klankkast.ingest.influx import quote_ident
+    from klankkast.influx import QueryError, quote_ident
 
     client = _client(src)
     what = '"raw"."second"' if src.measurement == "second" else '"forever"."minute"'
@@ -448,7 +447,7 @@ def load_grids(
 # ------------------------------------------------------------------ writing
 def episode_lines(episodes: Iterable[Episode]) -> list[str]:
     """``episode`` points: tags site, rule, period; fields duration_s, LAeq, LAFmax, bass, end."""
-    from klankkast.ingest.influx import M_EPISODE, line
+    from klankkast.influx import M_EPISODE, line
 
     out = []
     for e in episodes:
@@ -469,8 +468,7 @@ def episode_lines(episodes: Iterable[Episode]) -> list[str]:
 
 def write_lines(url: str, lines: Sequence[str], *, batch: int = 5000) -> int:
     """Write line protocol to ``influxdb+http://host:port/DB``; return the number of points."""
-    from klankkast.ingest.errors import PermanentWriteError, RetryableWriteError
-    from klankkast.ingest.influx import RP_FOREVER
+    from klankkast.influx import RP_FOREVER, PermanentWriteError, RetryableWriteError
 
     src = parse_influx_url(url)
     client = _client(src)

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
+from klankkast.influx import PermanentWriteError, RetryableWriteError
 from klankkast.ingest.alert_engine import (
     Alert,
     AlertEngine,
@@ -58,15 +59,15 @@ from klankkast.ingest.alert_engine import (
     QuietHours,
     parse_quiet_range,
 )
-from klankkast.ingest.errors import ConfigError, PermanentWriteError, RetryableWriteError
+from klankkast.ingest.errors import ConfigError
 from klankkast.sensor import wire
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
     from klankkast.analysis.rules import Rules
+    from klankkast.influx import InfluxHTTP
     from klankkast.ingest.config import CentralConfig
-    from klankkast.ingest.influx import InfluxHTTP
 
 __all__ = [
     "AlertsConfig",
@@ -266,7 +267,7 @@ def webhook_body(alert: Alert, fmt: str) -> bytes:
 
 def alert_line(alert: Alert) -> str:
     """One point of InfluxDB measurement ``alert`` (tags site, state; time = ``t``)."""
-    from klankkast.ingest.influx import M_ALERT, line
+    from klankkast.influx import M_ALERT, line
 
     p = alert.payload
     fields: dict[str, float | int | str | bool] = {
@@ -393,7 +394,7 @@ class InfluxAlertWriter:
         self._thread = None
 
     def _run(self) -> None:
-        from klankkast.ingest.influx import RP_FOREVER
+        from klankkast.influx import RP_FOREVER
 
         layout_ok = False
         closing = False

@@ -21,6 +21,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from klankkast.influx import (
+    M_INGEST_STATS,
+    RP_FOREVER,
+    RP_RAW,
+    PermanentWriteError,
+    QueryError,
+    WriteError,
+    line,
+)
 from klankkast.ingest.config import (
     CentralConfig,
     default_client_id,
@@ -28,8 +37,7 @@ from klankkast.ingest.config import (
     make_influx_client,
     make_mqtt_client,
 )
-from klankkast.ingest.errors import ConfigError, PermanentWriteError, QueryError, WriteError
-from klankkast.ingest.influx import M_INGEST_STATS, RP_FOREVER, RP_RAW, line
+from klankkast.ingest.errors import ConfigError
 
 __all__ = ["build_parser", "check", "main"]
 

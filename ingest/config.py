@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from klankkast.influx import InfluxHTTP
 from klankkast.ingest.errors import ConfigError
-from klankkast.ingest.influx import InfluxHTTP
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -430,7 +430,7 @@ def mqtt_connect(client: mqtt.Client, cfg: MqttConfig, *, clean_start: bool = Fa
 
 
 def make_influx_client(cfg: InfluxConfig) -> InfluxHTTP:
-    """Build an :class:`~klankkast.ingest.influx.InfluxHTTP` from ``[influxdb]``."""
+    """Build an :class:`~klankkast.influx.InfluxHTTP` from ``[influxdb]``."""
     return InfluxHTTP(
         cfg.url,
         cfg.database,

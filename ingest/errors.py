@@ -1,24 +1,17 @@
-"""Errors of the central ingest (and, appended by their owners, the alerts).
+"""Errors of the central ingest.
 
-A small tree: configuration problems, InfluxDB write outcomes sorted the way
-Telegraf's InfluxDB output sorts them (retry vs. drop vs. split), and query errors.
+Configuration problems live here; the outcomes of InfluxDB writes and queries
+(retry vs. drop vs. split, sorted the way Telegraf's InfluxDB output sorts them) are
+the storage module's: :mod:`klankkast.influx`.
 """
 
 from __future__ import annotations
 
-__all__ = [
-    "ConfigError",
-    "IngestError",
-    "PayloadTooLargeError",
-    "PermanentWriteError",
-    "QueryError",
-    "RetryableWriteError",
-    "WriteError",
-]
+__all__ = ["ConfigError", "IngestError"]
 
 
 class IngestError(Exception):
-    """Base class of every error raised by ``klankkast.ingest``."""
+    """Base class of the errors raised by ``klankkast.ingest`` itself."""
 
 
 class ConfigError(IngestError):
@@ -32,35 +25,3 @@ class ConfigError(IngestError):
         self.key = key
         self.value = value
         self.allowed = allowed
-
-
-class WriteError(IngestError):
-    """A write to InfluxDB did not succeed."""
-
-
-class RetryableWriteError(WriteError):
-    """429, 5xx or a connection problem: keep the batch, back off and retry.
-
-    ``retry_after_s`` is the server's ``Retry-After`` in seconds, or ``None``.
-    """
-
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class PermanentWriteError(WriteError):
-    """Another 4xx: the batch (or a line in it) will never be accepted; drop and count."""
-
-    def __init__(self, status: int, body: str) -> None:
-        super().__init__(f"InfluxDB refused the write with HTTP {status}: {body.strip()[:500]}")
-        self.status = status
-        self.body = body
-
-
-class PayloadTooLargeError(PermanentWriteError):
-    """HTTP 413: the request body is larger than the server accepts; split the batch."""
-
-
-class QueryError(IngestError):
-    """An InfluxQL query failed (HTTP error or an ``error`` in the result)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from klankkast.ingest.influx import M_NODE_HEALTH, line
+from klankkast.influx import M_NODE_HEALTH, line
 from klankkast.sensor import wire
 
 __all__ = ["HOUR_MS", "HealthTracker", "NodeState"]

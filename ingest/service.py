@@ -42,6 +42,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from klankkast.influx import (
+    M_INGEST_STATS,
+    RP_RAW,
+    InfluxHTTP,
+    PermanentWriteError,
+    RetryableWriteError,
+    line,
+)
 from klankkast.ingest._pahofast import Publish, ReadBuffer, bulk_ack
 from klankkast.ingest.config import (
     CentralConfig,
@@ -50,9 +58,7 @@ from klankkast.ingest.config import (
     make_mqtt_client,
     mqtt_connect,
 )
-from klankkast.ingest.errors import PermanentWriteError, RetryableWriteError
 from klankkast.ingest.health import HealthTracker
-from klankkast.ingest.influx import M_INGEST_STATS, RP_RAW, InfluxHTTP, line
 from klankkast.ingest.validate import encode_chunk, rejection_payload
 from klankkast.sensor import wire
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final
 
-from klankkast.ingest.influx import M_MINUTE, M_SECOND, M_STATUS, RP_FOREVER, RP_RAW, line
+from klankkast.influx import M_MINUTE, M_SECOND, M_STATUS, RP_FOREVER, RP_RAW, line
 from klankkast.sensor import wire
 
 __all__ = [

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "analysis"
 from analysis_scenario import make_scenario, write_files
 
 from klankkast.analysis.cli import main as analyze
-from klankkast.ingest.influx import InfluxHTTP
+from klankkast.influx import InfluxHTTP
 
 
 def _layout(url: str, db: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from klankkast.ingest.influx import InfluxHTTP, line, quote_ident
+from klankkast.influx import InfluxHTTP, line, quote_ident
 
 SPECIALS = [" ", ",", "=", '"', "'", "\\", "é", "漢", "☕", "\t"]
 # printable unicode plus the characters line protocol must escape; no control characters

@@ -13,14 +13,12 @@ from typing import Any
 
 import pytest
 
-from klankkast.ingest.errors import (
+from klankkast.influx import (
+    InfluxHTTP,
     PayloadTooLargeError,
     PermanentWriteError,
     QueryError,
     RetryableWriteError,
-)
-from klankkast.ingest.influx import (
-    InfluxHTTP,
     escape_measurement,
     escape_tag,
     format_field_value,

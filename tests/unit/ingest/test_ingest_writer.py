@@ -7,10 +7,14 @@ from typing import Any
 
 import pytest
 
+from klankkast.influx import (
+    InfluxHTTP,
+    PayloadTooLargeError,
+    PermanentWriteError,
+    RetryableWriteError,
+)
 from klankkast.ingest.config import parse_central_config
-from klankkast.ingest.errors import PayloadTooLargeError, PermanentWriteError, RetryableWriteError
 from klankkast.ingest.health import HealthTracker
-from klankkast.ingest.influx import InfluxHTTP
 from klankkast.ingest.service import IngestService, _Inbound, write_lines
 from klankkast.sensor import wire
 

@@ -1,4 +1,6 @@
-"""InfluxDB over its HTTP API: line-protocol encoder and a small standard-library client.
+"""Storage: InfluxDB over its HTTP API -- line protocol, a small standard-library client,
+the error classes of writes and queries, and the layout (every retention-policy and
+measurement name). The ingest, the analysis and the alerts use it; the sensor does not.
 
 Only the parts of the API that InfluxDB 1.x, 2.x (v1 compatibility endpoints) and
 3.x share are used: line protocol ``POST /write?db=&rp=&precision=``, InfluxQL
@@ -28,13 +30,6 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from klankkast.ingest.errors import (
-    PayloadTooLargeError,
-    PermanentWriteError,
-    QueryError,
-    RetryableWriteError,
-)
-
 __all__ = [
     "M_ALERT",
     "M_COMPLAINT",
@@ -47,7 +42,13 @@ __all__ = [
     "M_VISIT",
     "RP_FOREVER",
     "RP_RAW",
+    "InfluxError",
     "InfluxHTTP",
+    "PayloadTooLargeError",
+    "PermanentWriteError",
+    "QueryError",
+    "RetryableWriteError",
+    "WriteError",
     "escape_field_key",
     "escape_measurement",
     "escape_tag",
@@ -56,6 +57,43 @@ __all__ = [
     "parse_duration_ms",
     "quote_ident",
 ]
+
+
+class InfluxError(Exception):
+    """Base class of every InfluxDB error raised here."""
+
+
+class WriteError(InfluxError):
+    """A write to InfluxDB did not succeed."""
+
+
+class RetryableWriteError(WriteError):
+    """429, 5xx or a connection problem: keep the batch, back off and retry.
+
+    ``retry_after_s`` is the server's ``Retry-After`` in seconds, or ``None``.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentWriteError(WriteError):
+    """Another 4xx: the batch (or a line in it) will never be accepted; drop and count."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"InfluxDB refused the write with HTTP {status}: {body.strip()[:500]}")
+        self.status = status
+        self.body = body
+
+
+class PayloadTooLargeError(PermanentWriteError):
+    """HTTP 413: the request body is larger than the server accepts; split the batch."""
+
+
+class QueryError(InfluxError):
+    """An InfluxQL query failed (HTTP error or an ``error`` in the result)."""
+
 
 RP_RAW: Final = "raw"
 RP_FOREVER: Final = "forever"
