@@ -23,10 +23,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from klankkast.alerts.engine import AlertEngine, AlertSettings
 from klankkast.analysis import patrol
 from klankkast.analysis.episodes import StreamingDetector
 from klankkast.analysis.rules import load_rules
-from klankkast.ingest.alert_engine import AlertEngine, AlertSettings
 
 AMS = ZoneInfo("Europe/Amsterdam")
 

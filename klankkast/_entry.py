@@ -52,4 +52,4 @@ def analyze() -> int:
 
 def alerts() -> int:
     """``klankkast-alerts``."""
-    return _run("klankkast-alerts", "klankkast.ingest.alerts", "central")
+    return _run("klankkast-alerts", "klankkast.alerts.service", "central")

@@ -617,7 +617,7 @@ def has_alerts() -> bool:
     import importlib.util
 
     try:
-        return importlib.util.find_spec("klankkast.ingest.alerts") is not None
+        return importlib.util.find_spec("klankkast.alerts.service") is not None
     except ModuleNotFoundError:
         return False
 

@@ -10,9 +10,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+from klankkast.alerts.engine import Alert
+from klankkast.alerts.service import HttpWebhooks, InfluxAlertWriter, Webhook
 from klankkast.influx import InfluxHTTP
-from klankkast.ingest.alert_engine import Alert
-from klankkast.ingest.alerts import HttpWebhooks, InfluxAlertWriter, Webhook
 
 
 def _alert(state: str = "start") -> Alert:

@@ -46,7 +46,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    for name in ("klankkast", "sensor", "ingest", "analysis"):
+    for name in ("klankkast", "sensor", "ingest", "analysis", "alerts"):
         shutil.copytree(REPO / name, src / name, ignore=ignore)
     dist = tmp / "dist"
     res = subprocess.run(
@@ -108,12 +108,12 @@ def test_wheel_contents_and_entry_points(installed: tuple[Path, Path]) -> None:
         (ep_name,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         eps = configparser.ConfigParser()
         eps.read_string(zf.read(ep_name).decode())
-    for pkg in ("sensor", "ingest", "analysis"):
+    for pkg in ("sensor", "ingest", "analysis", "alerts"):
         assert f"klankkast/{pkg}/__init__.py" in names
         assert f"klankkast/{pkg}/py.typed" in names
     assert "klankkast/sensor/wire.py" in names
     # Every module and package-data file (*.toml, *.html) of the flat folders ships.
-    for folder in ("sensor", "ingest", "analysis"):
+    for folder in ("sensor", "ingest", "analysis", "alerts"):
         for pattern in ("*.py", "*.toml", "*.html"):
             for path in (REPO / folder).glob(pattern):
                 assert f"klankkast/{folder}/{path.name}" in names, (

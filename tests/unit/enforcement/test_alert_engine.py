@@ -16,8 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from klankkast.analysis.rules import Rules, load_rules
-from klankkast.ingest.alert_engine import (
+from klankkast.alerts.engine import (
     Alert,
     AlertEngine,
     AlertSettings,
@@ -25,6 +24,7 @@ from klankkast.ingest.alert_engine import (
     combine_db,
     parse_quiet_range,
 )
+from klankkast.analysis.rules import Rules, load_rules
 
 AMS = ZoneInfo("Europe/Amsterdam")
 # Wednesday 2026-06-10 10:00 local (day period: absolute limit 50 dB(A) by default)

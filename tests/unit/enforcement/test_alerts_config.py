@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from klankkast.ingest import alerts
-from klankkast.ingest.alert_engine import Alert
+from klankkast.alerts import service as alerts
+from klankkast.alerts.engine import Alert
 from klankkast.ingest.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "central" / "central.example.toml"

@@ -1,6 +1,6 @@
 """``klankkast-alerts --config F``: live nuisance alerts from the MQTT stream.
 
-Wiring only; the decisions are made in :mod:`klankkast.ingest.alert_engine` (which
+Wiring only; the decisions are made in :mod:`klankkast.alerts.engine` (which
 applies the analysis' episode rules, :mod:`klankkast.analysis.episodes`).
 
 Data flow
@@ -51,14 +51,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
-from klankkast.influx import PermanentWriteError, RetryableWriteError
-from klankkast.ingest.alert_engine import (
+from klankkast.alerts.engine import (
     Alert,
     AlertEngine,
     AlertSettings,
     QuietHours,
     parse_quiet_range,
 )
+from klankkast.influx import PermanentWriteError, RetryableWriteError
 from klankkast.ingest.errors import ConfigError
 from klankkast.sensor import wire
 

@@ -1,6 +1,6 @@
 """Live alerts, the pure core: frames in, alert messages out.
 
-No MQTT, HTTP or clock here; :mod:`klankkast.ingest.alerts` wires this to paho,
+No MQTT, HTTP or clock here; :mod:`klankkast.alerts.service` wires this to paho,
 webhooks and InfluxDB and passes the wall clock in (``now_ms``) only to decide
 whether an alert is *late*.
 
