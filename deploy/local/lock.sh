@@ -3,7 +3,7 @@
 # install uses (run-demo.sh, run-tests.sh, CI, deploy/pi/install.sh, the central
 # image). One universal resolution per purpose, valid on Python 3.11-3.13, on
 # x86_64 and on the Raspberry Pi's aarch64, with one version of each package for
-# all of them:
+# all of them, and the same version in every lock:
 #
 #   requirements/sensor.txt   klankkast[sensor]                a node
 #   requirements/central.txt  klankkast[central]               the central server
@@ -28,7 +28,10 @@ compile() {
 }
 upgrade=()
 [[ ${1:-} == --upgrade ]] && upgrade=(--upgrade)
-compile requirements/sensor.txt --extra sensor
-compile requirements/central.txt --extra central
+# dev (everything) first; the node and central locks are then constrained to its
+# versions, so that one venv can hold any of them (the demo's and the tests' share .venv)
 compile requirements/dev.txt --extra sensor --extra central --extra dev
+upgrade=()
+compile requirements/sensor.txt --extra sensor --constraint requirements/dev.txt
+compile requirements/central.txt --extra central --constraint requirements/dev.txt
 echo "lock.sh: requirements/{sensor,central,dev}.txt written" >&2
