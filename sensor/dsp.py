@@ -29,12 +29,24 @@ What is measured (IEC 61672-1:2013 unless stated)
   interpolation, ``numpy.percentile``) of LAF sampled every 10 ms (100 Hz),
   LA_N being the level exceeded N % of the time.
 * One-third-octave band LZeq: :mod:`klankkast.sensor.bands` (IEC 61260-1 class 1,
-  frequency domain). An interval's band energy comes from the two Vorbis-windowed
-  1-s frames starting 0.5 s before and at the interval start, so band values are
-  weighted by a trapezoid from -0.5 s to +1 s around the interval (centred 0.25 s
-  early); over consecutive intervals every sample counts exactly once. Band mean
-  squares divide by the window weight that fell on real samples (1 s in steady
-  state), so the first and a partial last interval of a steady sound read right.
+  sixth-order Butterworth shape, frequency domain): the band Leq of the interval.
+  An interval's band energy comes from the two Vorbis-windowed 1-s frames that
+  start 0.25 s before and 0.25 s after its start (their centres lie in it), so a
+  sample's weight is 1 from 0.25 s to 0.75 s into the interval and only a 0.5-s
+  crossfade centred on each boundary (+/- 0.25 s) is shared with the neighbours;
+  over consecutive intervals every sample counts exactly once, and the weight is
+  centred on the interval. The first interval also takes the frame that starts
+  0.75 s before the stream and the last one (at :meth:`Meter.flush`) every frame
+  starting before the stream's end, so the weights reach both ends of the stream.
+  Band mean squares divide by the window weight that fell on real samples (1 s
+  for every full second), so a partial last interval of a steady sound reads
+  right. The first interval's frames are cut off by the stream start, so a tone
+  present from the first sample leaks beyond the class 1 stop-band mask in that
+  interval only.
+* Latency: a second's bands need the first 0.25 s of the next second, so
+  :meth:`Meter.process` returns the report of second k (and a summary it
+  completes) with the block that delivers sample (k + 1.25) fs; :meth:`Meter.flush`
+  reports the held-back second. Results do not depend on the block size.
 * Overload: samples with |x| >= 1 - 2^-15 (full scale; the threshold lets a
   clipped 16-bit PCM stream, whose positive full scale is 32767/32768, count).
 * Non-finite samples (NaN, +/-inf) are counted in ``nonfinite`` and replaced by 0
@@ -334,7 +346,7 @@ def _parabolic_peak(y: FloatArray) -> float:
 
 
 class Meter:
-    """Streaming sound level meter: blocks in, interval reports out.
+    """Streaming sound level meter: blocks in, interval reports out (0.25 s after the interval).
 
     Parameters
     ----------
@@ -412,7 +424,9 @@ class Meter:
     def process(self, block: npt.ArrayLike) -> list[IntervalReport]:
         """Feed samples (1-D, or 2-D frames x channels: the first channel is used).
 
-        Returns the reports of every second (and summary) completed by this block.
+        Returns the reports of every second (and summary) whose bands this block
+        completed: second k is reported once the first fs/4 samples of second k + 1
+        are in (the frames centred on second k reach 0.25 s past its end).
         """
         x = np.asarray(block)
         if x.dtype.kind not in "f":
