@@ -29,12 +29,24 @@ What is measured (IEC 61672-1:2013 unless stated)
   interpolation, ``numpy.percentile``) of LAF sampled every 10 ms (100 Hz),
   LA_N being the level exceeded N % of the time.
 * One-third-octave band LZeq: :mod:`klankkast.sensor.bands` (IEC 61260-1 class 1,
-  frequency domain). An interval's band energy comes from the two Vorbis-windowed
-  1-s frames starting 0.5 s before and at the interval start, so band values are
-  weighted by a trapezoid from -0.5 s to +1 s around the interval (centred 0.25 s
-  early); over consecutive intervals every sample counts exactly once. Band mean
-  squares divide by the window weight that fell on real samples (1 s in steady
-  state), so the first and a partial last interval of a steady sound read right.
+  sixth-order Butterworth shape, frequency domain): the band Leq of the interval.
+  An interval's band energy comes from the two Vorbis-windowed 1-s frames that
+  start 0.25 s before and 0.25 s after its start (their centres lie in it), so a
+  sample's weight is 1 from 0.25 s to 0.75 s into the interval and only a 0.5-s
+  crossfade centred on each boundary (+/- 0.25 s) is shared with the neighbours;
+  over consecutive intervals every sample counts exactly once, and the weight is
+  centred on the interval. The first interval also takes the frame that starts
+  0.75 s before the stream and the last one (at :meth:`Meter.flush`) every frame
+  starting before the stream's end, so the weights reach both ends of the stream.
+  Band mean squares divide by the window weight that fell on real samples (1 s
+  for every full second), so a partial last interval of a steady sound reads
+  right. The first interval's frames are cut off by the stream start, so a tone
+  present from the first sample leaks beyond the class 1 stop-band mask in that
+  interval only.
+* Latency: a second's bands need the first 0.25 s of the next second, so
+  :meth:`Meter.process` returns the report of second k (and a summary it
+  completes) with the block that delivers sample (k + 1.25) fs; :meth:`Meter.flush`
+  reports the held-back second. Results do not depend on the block size.
 * Overload: samples with |x| >= 1 - 2^-15 (full scale; the threshold lets a
   clipped 16-bit PCM stream, whose positive full scale is 32767/32768, count).
 * Non-finite samples (NaN, +/-inf) are counted in ``nonfinite`` and replaced by 0
@@ -270,6 +282,24 @@ class _Second:
     nonfinite: int
 
 
+@dataclass
+class _Pending:
+    """A measured second waiting for the samples its bands need (levels without offsets)."""
+
+    start: int
+    n: int
+    ms_a: float
+    ms_c: float
+    ms_z: float
+    peak: float
+    laf_max_db: float
+    laf_min_db: float
+    las_max_db: float
+    laf_samples_db: FloatArray
+    overload: int
+    nonfinite: int
+
+
 def _grid_step(fs_hz: int) -> int:
     """Samples per time-weighting grid step: about 1 ms, dividing fs and fs/100."""
     m = fs_hz // 1000
@@ -316,7 +346,7 @@ def _parabolic_peak(y: FloatArray) -> float:
 
 
 class Meter:
-    """Streaming sound level meter: blocks in, interval reports out.
+    """Streaming sound level meter: blocks in, interval reports out (0.25 s after the interval).
 
     Parameters
     ----------
@@ -379,14 +409,14 @@ class Meter:
         self._summary_start = 0
         self._corr: _Corrections | None = None
         win = _bands.frame_window(self.fs_hz)
-        self._win = np.zeros(_fast_length(self.fs_hz), dtype=np.float32)
-        self._win[: self.fs_hz] = win
+        self._win = win.astype(np.float32)
         self._cumwin2 = np.concatenate([[0.0], np.cumsum(win**2)])
         self._nfft = _fast_length(self.fs_hz)  # 1-s frames zero-padded to 2^a 3^b samples
         self._wbands = _bands.band_weights(self.fs_hz, self._nfft)
-        self._hist = np.zeros(self.fs_hz // 2, dtype=np.float32)
-        self._frame_a = np.zeros(self._nfft, dtype=np.float32)  # zero tail = FFT padding
-        self._frame_b = np.zeros(self._nfft, dtype=np.float32)
+        self._q = self.fs_hz // 4  # band frames start fs/4 before and after each second
+        # samples [S - fs/4, S + fs + fs/4) of the pending second starting at S
+        self._bx = np.zeros(self.fs_hz + 2 * self._q, dtype=np.float32)
+        self._pending: _Pending | None = None  # measured second waiting for its bands
         self._work = np.zeros(self._nfft, dtype=np.float32)
         self._wbuf = np.zeros((1, self.fs_hz))
 
@@ -394,7 +424,9 @@ class Meter:
     def process(self, block: npt.ArrayLike) -> list[IntervalReport]:
         """Feed samples (1-D, or 2-D frames x channels: the first channel is used).
 
-        Returns the reports of every second (and summary) completed by this block.
+        Returns the reports of every second (and summary) whose bands this block
+        completed: second k is reported once the first fs/4 samples of second k + 1
+        are in (the frames centred on second k reach 0.25 s past its end).
         """
         x = np.asarray(block)
         if x.dtype.kind not in "f":
@@ -411,26 +443,36 @@ class Meter:
         i = 0
         n = len(x)
         while i < n:
-            if self._fill == 0 and n - i >= self.fs_hz:
-                reports.extend(self._second(x[i : i + self.fs_hz]))
-                i += self.fs_hz
-                continue
-            take = min(self.fs_hz - self._fill, n - i)
+            # the next event: fs/4 samples into a second (the previous second's bands
+            # are complete: report it), or the end of a second (measure it)
+            end = self._q if self._pending is not None else self.fs_hz
+            take = min(end - self._fill, n - i)
             self._buf[self._fill : self._fill + take] = x[i : i + take]
             self._fill += take
             i += take
-            if self._fill == self.fs_hz:
-                self._fill = 0
-                reports.extend(self._second(self._buf))
+            if self._fill == end:
+                if self._pending is not None:
+                    reports.extend(self._complete(self._buf[: self._q], last=False))
+                else:
+                    self._fill = 0
+                    self._measure(self._buf)
         return reports
 
     def flush(self) -> list[IntervalReport]:
-        """Report the partial second and the partial summary (at shutdown)."""
+        """Report the held-back and the partial second, and the partial summary (at shutdown).
+
+        The last second's band weights run to the end of the stream (every frame
+        starting before it is assigned to that second), so no sample's energy is lost.
+        """
         reports: list[IntervalReport] = []
-        if self._fill:
-            n = self._fill
-            self._fill = 0
-            reports.extend(self._second(self._buf[:n].copy()))
+        n = self._fill
+        self._fill = 0
+        if self._pending is not None:
+            reports.extend(self._complete(self._buf[:n], last=n == 0))
+        if n:
+            self._measure(self._buf[:n].copy())
+        if self._pending is not None:
+            reports.extend(self._complete(self._buf[:0], last=True))
         if self._summary:
             reports.append(self._summary_report())
         return reports
@@ -464,50 +506,36 @@ class Meter:
         self._corr = (c, wa, wc, wb)
         return self._corr
 
-    def _band_power(self, x: FloatArray) -> tuple[npt.NDArray[np.float32], float]:
-        """Summed |rfft|^2 of the Vorbis-windowed 1-s frames assigned to this interval.
+    def _band_power(
+        self, starts: tuple[int, ...], base: int, end: int
+    ) -> tuple[npt.NDArray[np.float32], float]:
+        """Summed |rfft|^2 of the Vorbis-windowed 1-s frames starting at ``starts``.
 
-        Frames start 0.5 s before the interval and at its start (a partial last
-        interval also gets the frame starting 0.5 s into it), zero-padded past
-        the data; the squared windows of consecutive frames sum to one, so every
-        sample's energy is counted once. Also returns the sum of the squared
-        window weights that fell on real samples (``fs`` in steady state; less for
-        the first interval, whose first frame reaches before the stream start, and
-        for a partial last one): band mean squares are energy / that sum.
+        ``self._bx`` holds the samples from ``base - fs/4`` (``base`` being the
+        interval's first sample); samples before the stream (< 0) and from ``end``
+        on are zero. Also returns the sum of the squared window weights that fell
+        on real samples (``fs`` for every full second, the first and a full last
+        one included; the sample count for a partial last one): band mean squares
+        are energy / that sum.
         """
         fs = self.fs_hz
-        half = fs // 2
-        n = len(x)
-        cw = self._cumwin2
-        frame = self._frame_a
-        frame[:half] = self._hist
-        k = min(n, fs - half)
-        frame[half : half + k] = x[:k]
-        frame[half + k : fs] = 0.0
-        first = 0 if self._pos >= half else half - self._pos
-        weight = float(cw[half + k] - cw[first])
-        frames = [frame]
-        frame_b = self._frame_b
-        frame_b[:n] = x
-        frame_b[n:fs] = 0.0
-        frames.append(frame_b)
-        weight += float(cw[n])
-        if half < n < fs:
-            frame_c = np.zeros(self._nfft, dtype=np.float32)
-            frame_c[: n - half] = x[half:]
-            frames.append(frame_c)
-            weight += float(cw[n - half])
+        a = base - self._q
+        bx, win, cw, work = self._bx, self._win, self._cumwin2, self._work
         power = np.zeros(self._nfft // 2 + 1, dtype=np.float32)
-        work = self._work
-        for fr in frames:
-            np.multiply(fr, self._win, out=work)
+        weight = 0.0
+        for s in starts:
+            lo, hi = max(s, 0), min(s + fs, end)
+            if hi <= lo:
+                continue
+            if lo == s and hi == s + fs:
+                np.multiply(bx[s - a : s - a + fs], win, out=work[:fs])
+            else:
+                work[:fs] = 0.0
+                np.multiply(bx[lo - a : hi - a], win[lo - s : hi - s], out=work[lo - s : hi - s])
+            work[fs:] = 0.0  # FFT padding
             spec = _rfft_f32(work)
             power += spec.real**2 + spec.imag**2
-        if n >= half:
-            self._hist[:] = x[n - half : n]
-        else:
-            self._hist[: half - n] = self._hist[n:]
-            self._hist[half - n :] = x
+            weight += float(cw[hi - s] - cw[lo - s])
         return power, weight
 
     def _weighted(self, x: FloatArray) -> tuple[float, float, FloatArray]:
@@ -583,7 +611,8 @@ class Meter:
             parts.append(last[None, :])
         return np.vstack(parts) if parts else np.zeros((0, 2))
 
-    def _second(self, x_in: FloatArray) -> list[IntervalReport]:
+    def _measure(self, x_in: FloatArray) -> None:
+        """The broadband part of a (possibly partial) second; its bands wait in ``_pending``."""
         n = len(x_in)
         nonfinite = 0
         x = x_in
@@ -599,13 +628,50 @@ class Meter:
             overload = int(np.count_nonzero(np.abs(x) >= OVERLOAD_THRESHOLD))
         else:
             overload = 0
+        self._bx[self._q : self._q + n] = x  # before the weighting filters reuse their buffer
         ms_c, peak, e = self._weighted(x)
         ms_a = float(e.sum()) / n
         grid = self._time_weighting(e)
-        power, weight = self._band_power(x)
+        yf = grid[:, 0]
+        k = self._steps_per_laf
+        self._pending = _Pending(
+            start=self._pos,
+            n=n,
+            ms_a=ms_a,
+            ms_c=ms_c,
+            ms_z=ms_z,
+            peak=peak,
+            laf_max_db=_lg10(float(yf.max())),
+            laf_min_db=_lg10(float(yf.min())),
+            las_max_db=_lg10(float(grid[:, 1].max())),
+            laf_samples_db=10.0 * np.log10(np.maximum(yf[k - 1 :: k], _MS_FLOOR)),
+            overload=overload,
+            nonfinite=nonfinite,
+        )
+        self._pos += n
+
+    def _complete(self, ahead: FloatArray, *, last: bool) -> list[IntervalReport]:
+        """Add the bands to the pending second and report it (and a completed summary).
+
+        ``ahead`` are the samples after the second (fs/4 of them, fewer at the end
+        of the stream); ``last`` marks the stream's last second.
+        """
+        p = self._pending
+        assert p is not None
+        self._pending = None
+        q, n = self._q, p.n
+        seg = self._bx[q + n : q + n + len(ahead)]
+        seg[:] = ahead
+        if not math.isfinite(float(seg.sum())):  # counted in the next second's report
+            seg[~np.isfinite(seg)] = 0.0
+        starts = _bands.frame_starts(self.fs_hz, p.start, n, first=p.start == 0, last=last)
+        power, weight = self._band_power(starts, p.start, p.start + n + len(ahead))
+        self._bx[:q] = self._bx[n : n + q].copy()  # the next second's history
+        weight = max(weight, 1e-12)
+        ms_a, ms_c, ms_z = p.ms_a, p.ms_c, p.ms_z
         if self.mic_response is None:
             ms_bands = (self._wbands @ power) / weight
-            d_a = d_c = d_z = 0.0
+            d_a = d_c = 0.0
         else:
             corr, wa, wc, wb = self._corrections()
             ms_bands = (wb @ power) / weight
@@ -616,26 +682,22 @@ class Meter:
             ms_a *= 10.0 ** (d_a / 10.0)
             ms_c *= 10.0 ** (d_c / 10.0)
             ms_z *= 10.0 ** (d_z / 10.0)
-        k = self._steps_per_laf
         off_a = self.offset_db + d_a
-        yf = grid[:, 0]
         sec = _Second(
             n=n,
             ms_a=ms_a,
             ms_c=ms_c,
             ms_z=ms_z,
             ms_bands=np.asarray(ms_bands, dtype=np.float64),  # float32 products, float64 after
-            laf_max_db=_lg10(float(yf.max())) + off_a,
-            laf_min_db=_lg10(float(yf.min())) + off_a,
-            las_max_db=_lg10(float(grid[:, 1].max())) + off_a,
-            lcpeak_db=20.0 * math.log10(max(peak, 1e-10)) + self.offset_db + d_c,
-            laf_samples_db=10.0 * np.log10(np.maximum(yf[k - 1 :: k], _MS_FLOOR)) + off_a,
-            overload=overload,
-            nonfinite=nonfinite,
+            laf_max_db=p.laf_max_db + off_a,
+            laf_min_db=p.laf_min_db + off_a,
+            las_max_db=p.las_max_db + off_a,
+            lcpeak_db=20.0 * math.log10(max(p.peak, 1e-10)) + self.offset_db + d_c,
+            laf_samples_db=p.laf_samples_db + off_a,
+            overload=p.overload,
+            nonfinite=p.nonfinite,
         )
-        start = self._pos
-        self._pos += n
-        reports = [IntervalReport("second", start, n, self._fields(sec, [sec], False))]
+        reports = [IntervalReport("second", p.start, n, self._fields(sec, [sec], False))]
         self._summary.append(sec)
         if len(self._summary) >= self.summary_seconds:
             reports.append(self._summary_report())

@@ -15,6 +15,13 @@ on stdout::
 in dB rounded to 0.01; reported levels are floored at -200 dB (digital silence),
 not at the wire's -20 dB, so uncalibrated dBFS-like readings stay exact.
 
+``bands`` are the band Leq of the interval as :mod:`klankkast.sensor.wire`
+defines them: IEC 61260-1 class 1 one-third-octave bands (sixth-order
+Butterworth shape, FFT of 1-s Vorbis-windowed frames) whose frames start 0.25 s
+before and after each second, so each second's band energy is that of its own
+samples except for a 0.5-s crossfade centred on each boundary (+/- 0.25 s).
+Over a file of whole seconds every sample's energy is counted once.
+
 Bad input (not a WAV, empty, unsupported format or sample rate, bad options)
 prints one line on stderr and exits with status 2.
 """
@@ -52,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Output: one JSON object per complete interval on stdout, e.g.\n"
         '  {"t": 0, "LAeq": 54.12, ..., "bands": {"20": 31.5, ..., "20000": 12.0}}\n'
         "t = interval start in ms from the start of the file; levels in dB (0.01).\n"
+        "bands: band Leq of the interval, IEC 61260-1 class 1 one-third-octave bands\n"
+        "(6th-order Butterworth shape; FFT of 1-s Vorbis-windowed frames hopped 0.5 s,\n"
+        "starting 0.25 s before and after each second). A second's bands hold its own\n"
+        "samples' energy except a 0.5-s crossfade centred on each boundary (+/-0.25 s);\n"
+        "over a file of whole seconds every sample counts once.\n"
         "Formats: 16/24/32-bit PCM, 32/64-bit float WAV (incl. WAVE_FORMAT_EXTENSIBLE);\n"
         "mono or the first channel; 16000, 32000, 44100 or 48000 Hz.\n"
         "Exit status 2 on bad input (one line on stderr)."
@@ -145,12 +157,19 @@ def main(args: argparse.Namespace) -> int:
         want = "second" if interval == 1 else "summary"
         frames = max(1, round(block_ms * info.fs_hz / 1000.0))
         out = sys.stdout
+        full = round(interval) * info.fs_hz
         try:
             for block in reader.blocks(frames):
                 for rep in meter.process(block):
                     if rep.kind == want:
                         t_ms = round(rep.start_sample * 1000 / info.fs_hz)
                         out.write(_line(t_ms, rep.fields) + "\n")
+            # the last complete second waits for 0.25 s of look-ahead: flush reports it
+            # (its bands run to the end of the file); a partial interval is not printed
+            for rep in meter.flush():
+                if rep.kind == want and rep.n_samples == full:
+                    t_ms = round(rep.start_sample * 1000 / info.fs_hz)
+                    out.write(_line(t_ms, rep.fields) + "\n")
         except BrokenPipeError:  # pragma: no cover - e.g. piped into head
             return 0
         except OSError as err:

@@ -23,6 +23,27 @@ Levels only: :func:`encode` refuses unknown fields, every level is a number, ban
 are keyed by IEC 61260-1 nominal one-third-octave frequencies, and strings are short.
 Nothing finer than one-third-octave bands per second can be expressed, so no field
 can carry audio.
+
+Bands
+-----
+``bands`` maps each nominal frequency to the band Leq (Z-weighted, dB) of the
+frame's interval. The filters are IEC 61260-1:2014 class 1 base-10
+one-third-octave bands with a sixth-order Butterworth magnitude shape (-3 dB on
+the band edges), applied in the frequency domain to 1-s frames weighted by the
+power-complementary Vorbis window and hopped by 0.5 s
+(:mod:`klankkast.sensor.bands`). "Band Leq of the second" means: the frames start
+0.25 s before and 0.25 s after the second's start, so the second's band energy
+weighs its own samples by 1 from 0.25 s to 0.75 s and shares only a 0.5-s
+crossfade centred on each boundary (+/- 0.25 s, weight 1/2 at the boundary) with
+its neighbours. Consecutive seconds' weights sum to one, so over whole seconds the
+power sum of the bands equals LZeq (within 0.1 dB for sound between 20 Hz and
+20 kHz; the filters' effective bandwidth adds 0.05 dB); a sound further than
+0.25 s from the boundaries lands wholly in its second, a second further than
+0.25 s from any sound carries none of it. LZeq, LAeq and the other broadband
+levels cover exactly [t, t + dur_ms). A ``minute`` frame's bands are the energy
+mean of its seconds' bands. Schema 1 frames from nodes before this definition
+(issue 14) weighted each second's bands from -0.5 s to +1 s (centred 0.25 s
+early) with a third-order shape; the field names and ranges are unchanged.
 """
 
 from __future__ import annotations

@@ -98,6 +98,30 @@ def test_interval_summaries_with_percentiles(tmp_path: Path) -> None:
         assert o["LA90"] == pytest.approx(40, abs=0.5)
 
 
+def test_bands_of_a_burst_stay_in_its_second(tmp_path: Path) -> None:
+    """Issue 14: a 100 ms noise burst (30 Hz-18 kHz) at 1.60-1.70 s of a silent 3-s file,
+    late in second 1 but 0.3 s from its end. Second 1's band power sum is its LZeq
+    + 0.05 dB (the sixth-order filters' effective bandwidth; +/- 0.3 dB); seconds 0 and 2,
+    more than the 0.25-s crossfade away from the burst, have no band energy (mean square
+    floor 1e-20: -100 dB at offset 100). The file's last second is printed (flushed)."""
+    rng = np.random.default_rng(6)
+    n = 4800
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / 48000)
+    spec[(f < 30) | (f > 18000)] = 0
+    burst = np.fft.irfft(spec, n)
+    burst *= 0.3 / np.sqrt(np.mean(burst**2))
+    x = np.zeros(3 * 48000)
+    x[76800 : 76800 + n] = burst
+    p = write_wav(tmp_path / "b.wav", x, 48000, bits=32, is_float=True)
+    out = _lines(replay(p, "--offset-db", "100"))
+    assert [o["t"] for o in out] == [0, 1000, 2000]
+    bands = [list(o["bands"].values()) for o in out]  # type: ignore[union-attr]
+    band_sum = 10 * math.log10(sum(10 ** (v / 10) for v in bands[1]))
+    assert band_sum - float(out[1]["LZeq"]) == pytest.approx(0.05, abs=0.3)  # type: ignore[arg-type]
+    assert max(bands[0]) <= -99.9 and max(bands[2]) <= -99.9
+
+
 def test_block_size_does_not_change_results(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     x = 0.1 * rng.standard_normal(16000 * 3)

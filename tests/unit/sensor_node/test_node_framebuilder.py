@@ -16,7 +16,7 @@ def _payloads() -> list[tuple[str, dict[str, object]]]:
     m = Meter(16000, offset_db=100.0, summary_s=2)
     x = np.random.default_rng(5).normal(0.0, 0.1, 2 * 16000)
     out = []
-    for r in m.process(x):
+    for r in m.process(x) + m.flush():
         kind = "second" if r.kind == "second" else "minute"
         out.append((kind, {"site": "yard1", "node": "n1", "t": 1_700_000_000_000, **r.fields}))
     return out
