@@ -278,6 +278,90 @@ def _background_where_needed(
     return out
 
 
+def _quiet_laeq_rows(srt: F64, cnt: I64, quantile: float) -> F64:
+    """Quiet-part LAeq of sorted window rows (finite values first, NaN after).
+
+    Per row: ``q`` = the ``quantile`` of the ``cnt`` finite values (linear
+    interpolation, as :func:`background_db`), ``k`` = how many are ``<= q`` and the
+    result ``10·log10(Σ_{j<k} 10^(v_j/10) / k)`` summed in sorted order (a sequential
+    ``cumsum``, so the streaming detector's single-row form is bit-identical).
+    """
+    r = np.arange(srt.shape[0])
+    pos = quantile * (cnt - 1).astype(np.float64)
+    lo = pos.astype(np.int64)
+    v_lo = srt[r, lo]
+    v_hi = srt[r, np.minimum(lo + 1, cnt - 1)]
+    q = np.where(pos == lo, v_lo, v_lo + (v_hi - v_lo) * (pos - lo))
+    with np.errstate(invalid="ignore"):
+        below = srt <= q[:, None]  # NaN compares False
+    k = below.sum(axis=1)
+    energy = np.where(below, np.power(10.0, np.where(below, srt, 0.0) / 10.0), 0.0)
+    total = np.cumsum(energy, axis=1)[r, k - 1]
+    out: F64 = 10.0 * np.log10(total / k)
+    return out
+
+
+def residual_db(laeq_db: F64, window_n: int, quantile: float, min_n: int) -> F64:
+    """Residual level: LAeq of the quiet part of the preceding ``window_n`` steps.
+
+    ``out[i]`` is the energy mean (ISO 1996-1 §3.1.7) of the step LAeq values among
+    ``i - window_n .. i - 1`` (current step excluded) that are at or below their own
+    ``quantile``; NaN where fewer than ``min_n`` are finite. This is a residual LAeq
+    (ISO 1996-1 §3.4.5, "residual sound"), not LA90: in fluctuating city sound the
+    LA90 lies 3-10 dB below it. The detectors hold it while an episode is open.
+    """
+    return _residual_where_needed(laeq_db, window_n, quantile, min_n, np.full(len(laeq_db), np.inf))
+
+
+def _residual_where_needed(
+    laeq_db: F64, window_n: int, quantile: float, min_n: int, need_above: F64
+) -> F64:
+    """:func:`residual_db`, evaluated only where it can matter (NaN elsewhere).
+
+    The residual is at least the window's minimum, so where ``need_above`` does not
+    exceed that minimum (by 0.01 dB, against rounding) no test can pass.
+    """
+    x = np.asarray(laeq_db, dtype=np.float64)
+    n = int(x.size)
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    windows = _preceding_windows(x, window_n)
+    finite = np.isfinite(x)
+    cum = np.concatenate(([0], np.cumsum(finite.astype(np.int64))))
+    idx = np.arange(n)
+    counts = cum[idx] - cum[np.maximum(idx - window_n, 0)]
+    trailing = _trailing_min(np.where(finite, x, np.inf), window_n)
+    lows = np.concatenate(([np.inf], trailing[:-1]))
+    with np.errstate(invalid="ignore"):
+        cand = np.flatnonzero((counts >= max(1, min_n)) & (need_above - lows > -0.01))
+    chunk = max(1, 4_000_000 // max(1, window_n))
+    for k in range(0, cand.size, chunk):
+        rows = cand[k : k + chunk]
+        srt = np.sort(windows[rows], axis=1)
+        out[rows] = _quiet_laeq_rows(srt, counts[rows], quantile)
+    return out
+
+
+def specific_db(total_db: F64, residual_db_: F64, min_diff_db: float) -> F64:
+    """Specific level: the total with the residual subtracted by energy (ISO 1996-2).
+
+    ``10·log10(10^(L_tot/10) − 10^(L_res/10))`` where ``L_tot − L_res >= min_diff_db``
+    (3 dB: ISO 1996-2's residual sound correction is not applied below that, the
+    specific sound cannot be determined); NaN there and where either is NaN.
+    70 dB total on a 67 dB residual: 67.0 dB; 60 on 50: 59.54 dB.
+    """
+    t = np.asarray(total_db, dtype=np.float64)
+    r = np.asarray(residual_db_, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (t - r) >= min_diff_db
+        diff = np.power(10.0, np.where(ok, t, 0.0) / 10.0) - np.power(
+            10.0, np.where(ok, r, 0.0) / 10.0
+        )
+        out: F64 = np.where(ok, 10.0 * np.log10(np.where(ok, diff, 1.0)), np.nan)
+    return out
+
+
 def duration_correction_db(duration_s: F64) -> F64:
     """French duration correction of the allowed emergence (CSP R.1336-7).
 
@@ -322,11 +406,18 @@ def _tests(
     rules: Rules,
     step_s: int,
 ) -> tuple[Bool, Bool, Bool]:
-    """Per-step rule tests: (absolute flag, emergence flag, own level exceeds)."""
+    """Per-step rule tests: (absolute flag, emergence flag, own level exceeds).
+
+    ``bg`` is the residual (or, with ``residual = "la90"``, the LA90 background) each
+    step is judged against; the absolute rule uses it for the specific level.
+    """
     limit = limit_for(period, rules)
     emergence = emergence_for(period, rules)
     with np.errstate(invalid="ignore"):
-        if rules.absolute_enabled:
+        if rules.absolute_enabled and rules.absolute_level == "specific":
+            f_abs = specific_db(l5, bg, rules.specific_min_db) > limit
+            own_abs = specific_db(own_db, bg, rules.specific_min_db) > limit
+        elif rules.absolute_enabled:
             f_abs = l5 > limit
             own_abs = own_db > limit
         else:
@@ -391,6 +482,8 @@ class Episode:
     bass_db: float
     period: str
     rule: str
+    residual_db: float = math.nan
+    specific_db: float = math.nan
 
     @property
     def duration_s(self) -> float:
@@ -398,7 +491,10 @@ class Episode:
         return (self.end_ms - self.start_ms) / 1000.0
 
     def as_dict(self) -> dict[str, Any]:
-        """Fields under the names of the output files: site, start, end, LAeq, LAFmax, bass, period, rule."""
+        """Fields under the names of the output files: site, start, end, LAeq, LAFmax, bass,
+        period, rule, residual (the residual LAeq the episode was judged against, dB(A))
+        and specific (its LAeq with the residual subtracted, ISO 1996-2; NaN when the
+        difference is under ``specific_min_db``)."""
         return {
             "site": self.site,
             "start": self.start_ms,
@@ -408,6 +504,8 @@ class Episode:
             "bass": self.bass_db,
             "period": self.period,
             "rule": self.rule,
+            "residual": self.residual_db,
+            "specific": self.specific_db,
         }
 
 
@@ -442,6 +540,7 @@ def _episode_of_region(
     f_em: Bool,
     period: I8,
     rules: Rules,
+    residual: float = math.nan,
 ) -> tuple[Episode, bool]:
     """The episode of one merged run, shared by batch and streaming.
 
@@ -466,15 +565,19 @@ def _episode_of_region(
     if f_em[a_rel : b_rel + 1].any():
         fired.append("emergence")
     step_ms = step_s * 1000
+    laeq_db = energy_mean_db(la)
+    spec = float(specific_db(np.array([laeq_db]), np.array([residual]), rules.specific_min_db)[0])
     episode = Episode(
         site=site,
         start_ms=t_region0_ms + s * step_ms,
         end_ms=t_region0_ms + (e + 1) * step_ms,
-        laeq_db=energy_mean_db(la),
+        laeq_db=laeq_db,
         lafmax_db=lafmax_db,
         bass_db=bass,
         period=PERIODS[int(period[s])],
         rule="+".join(fired),
+        residual_db=_nan1(residual),
+        specific_db=_nan1(spec),
     )
     return episode, (e - s + 1) * step_s >= rules.min_duration_s
 
@@ -507,6 +610,120 @@ def detect(grid: SiteGrid, rules: Rules, background: Background | None = None) -
     laeq = np.asarray(grid.laeq_db, dtype=np.float64)
     period = period_of(grid.t_ms, rules)
     l5 = rolling_energy_mean(laeq, w, w_min)
+    if rules.residual == "quiet_laeq":
+        need = np.fmax(l5, laeq) - _residual_margin_db(period, rules)
+        if rules.absolute_enabled and rules.absolute_level == "total":
+            need = np.full(n, np.inf)  # an episode may start on the total: report its residual
+        raw = _residual_where_needed(laeq, wb, rules.residual_quantile, wb_min, need)
+        bg, f_abs, f_em, own = _held_pass(l5, laeq, raw, period, rules, step_s, gap_steps)
+    else:
+        bg, f_abs, f_em, own = _la90_pass(grid, laeq, l5, period, rules, source, step_s)
+    return _assemble(grid, laeq, bg, f_abs, f_em, own, period, rules, w, gap_steps)
+
+
+def _residual_margin_db(period: I8, rules: Rules) -> F64:
+    """How far below a level the residual must lie for any rule to pass at a step."""
+    em = emergence_for(period, rules) if rules.emergence_enabled else np.full(period.shape, np.inf)
+    spec = (
+        rules.specific_min_db
+        if rules.absolute_enabled and rules.absolute_level == "specific"
+        else math.inf
+    )
+    out: F64 = np.minimum(em, spec)
+    return out
+
+
+def _evaluate(
+    l5: F64, own_db: F64, res: F64, period: I8, carry: int, rules: Rules, step_s: int
+) -> tuple[Bool, Bool, Bool, I64]:
+    """Rule tests of consecutive steps given the emergence run length before them."""
+    em_base = _emergence_base(l5, res, period, rules)
+    em_run = _run_lengths(em_base)
+    lead = em_run == np.arange(1, em_run.size + 1)
+    em_run = np.where(lead, em_run + carry, em_run)
+    f_abs, f_em, own = _tests(l5, own_db, res, period, em_base, em_run, rules, step_s)
+    return f_abs, f_em, own, em_run
+
+
+def _held_pass(
+    l5: F64, laeq: F64, raw: F64, period: I8, rules: Rules, step_s: int, gap_steps: int
+) -> tuple[F64, Bool, Bool, Bool]:
+    """Rule tests with the residual held while an episode is open.
+
+    Idle, step ``i`` is judged against ``raw[i]``; the first flagged step ``a`` opens
+    a run, and until it closes (at the first step more than ``gap_steps`` after its
+    last flag, exactly where :class:`StreamingDetector` closes it) every step is
+    judged against ``raw[a]``. Evaluated in growing chunks, vectorised within each.
+    Returns the residual used and the three test arrays.
+    """
+    n = int(l5.size)
+    res = np.full(n, np.nan)
+    f_abs = np.zeros(n, dtype=np.bool_)
+    f_em = np.zeros(n, dtype=np.bool_)
+    own = np.zeros(n, dtype=np.bool_)
+
+    def run(lo: int, hi: int, r: F64, carry: int) -> tuple[Bool, I64]:
+        sl = slice(lo, hi)
+        fa, fe, ow, em_run = _evaluate(l5[sl], laeq[sl], r, period[sl], carry, rules, step_s)
+        res[sl] = r
+        f_abs[sl] = fa
+        f_em[sl] = fe
+        own[sl] = ow
+        return fa | fe, em_run
+
+    pos = 0
+    carry = 0
+    first = 4096
+    while pos < n:
+        # idle: raw residual up to the first flag
+        size = first
+        a = -1
+        while pos < n:
+            end = min(n, pos + size)
+            flags, em_run = run(pos, end, raw[pos:end], carry)
+            hits = np.flatnonzero(flags)
+            if hits.size:
+                a = pos + int(hits[0])
+                carry = int(em_run[hits[0]])
+                pos = a + 1
+                break
+            carry = int(em_run[-1])
+            pos = end
+            size *= 2
+        if a < 0:
+            break
+        held = raw[a]
+        b = a
+        size = first
+        while pos < n:
+            end = min(n, pos + size)
+            flags, em_run = run(pos, end, np.full(end - pos, held), carry)
+            seq = np.concatenate(([b], pos + np.flatnonzero(flags)))
+            gaps = np.flatnonzero(np.diff(seq) > gap_steps + 1)
+            c = int(seq[gaps[0]] if gaps.size else seq[-1]) + gap_steps + 1
+            if c < end:
+                carry = int(em_run[c - pos])
+                pos = c + 1  # steps after c were evaluated with `held`: redo them idle
+                break
+            b = int(seq[-1])
+            carry = int(em_run[-1])
+            pos = end
+            size *= 2
+    return res, f_abs, f_em, own
+
+
+def _la90_pass(
+    grid: SiteGrid,
+    laeq: F64,
+    l5: F64,
+    period: I8,
+    rules: Rules,
+    source: Background,
+    step_s: int,
+) -> tuple[F64, Bool, Bool, Bool]:
+    """Rule tests against the pre-issue-15 LA90 background (``residual = "la90"``)."""
+    n = int(l5.size)
+    _, _, wb, wb_min, _ = _window_steps(rules, step_s)
     if rules.emergence_enabled:
         # the background matters only where a step's trailing or own level could emerge
         need = np.fmax(l5, laeq) - emergence_for(period, rules)
@@ -521,6 +738,23 @@ def detect(grid: SiteGrid, rules: Rules, background: Background | None = None) -
     em_base = _emergence_base(l5, bg, period, rules)
     em_run = _run_lengths(em_base)
     f_abs, f_em, own = _tests(l5, laeq, bg, period, em_base, em_run, rules, step_s)
+    return bg, f_abs, f_em, own
+
+
+def _assemble(
+    grid: SiteGrid,
+    laeq: F64,
+    bg: F64,
+    f_abs: Bool,
+    f_em: Bool,
+    own: Bool,
+    period: I8,
+    rules: Rules,
+    w: int,
+    gap_steps: int,
+) -> list[Episode]:
+    """Merged runs of flagged steps -> episodes (see the module docstring, step 5)."""
+    step_s = grid.step_s
     flagged = np.flatnonzero(f_abs | f_em)
     if flagged.size == 0:
         return []
@@ -549,6 +783,7 @@ def detect(grid: SiteGrid, rules: Rules, background: Background | None = None) -
             f_em[seg],
             period[seg],
             rules,
+            float(bg[a]) if rules.residual == "quiet_laeq" else math.nan,
         )
         if keep:
             episodes.append(episode)
@@ -614,6 +849,10 @@ class StreamingDetector:
             if self.background == "la90"
             else rules.background_quantile_laeq
         )
+        self._quiet = rules.residual == "quiet_laeq"
+        if self._quiet:
+            self.background = "laeq"
+        self._held = math.nan
         self._laeq_buf: deque[float] = deque(maxlen=w)
         self._bg_buf: deque[float] = deque()
         self._bg_sorted: list[float] = []
@@ -690,7 +929,14 @@ class StreamingDetector:
         rules = self.rules
         self._laeq_buf.append(laeq)
         l5 = np.array([_last_energy_mean(self._laeq_buf, self._w_min)])
-        bg = np.array([_sorted_quantile(self._bg_sorted, self._quantile, self._wb_min)])
+        if not self._quiet:
+            bg = np.array([_sorted_quantile(self._bg_sorted, self._quantile, self._wb_min)])
+        elif self._a is not None:
+            bg = np.array([self._held])  # an open episode is judged against its start's residual
+        else:
+            bg = np.array(
+                [_sorted_quiet_laeq(self._bg_sorted, rules.residual_quantile, self._wb_min)]
+            )
         src = la90 if self.background == "la90" else laeq
         if len(self._bg_buf) == self._wb:
             old = self._bg_buf.popleft()
@@ -719,6 +965,7 @@ class StreamingDetector:
             if flag:
                 self._append(laeq, lceq, lafmax, bool(own[0]), bool(f_abs[0]), bool(f_em[0]))
                 self._append_period(int(period[0]))
+                self._held = float(bg[0]) if self._quiet else math.nan
                 self._a = i
                 self._b = i
                 self._trim_lookback(i)
@@ -791,6 +1038,7 @@ class StreamingDetector:
             np.asarray(self._reg_flags["em"][:n], dtype=np.bool_),
             np.asarray(self._reg_period[:n], dtype=np.int8),
             self.rules,
+            self._held,
         )
 
     def _finalize(self, i: int) -> list[EpisodeEvent]:
@@ -825,6 +1073,15 @@ def _last_energy_mean(window_db: deque[float], min_n: int) -> float:
     return float(10.0 * np.log10(total / count))
 
 
+def _sorted_quiet_laeq(values: list[float], quantile: float, min_n: int) -> float:
+    """Last value of :func:`residual_db` over exactly these sorted finite values."""
+    n = len(values)
+    if n < max(1, min_n):
+        return math.nan
+    row = np.asarray(values, dtype=np.float64)[None, :]
+    return float(_quiet_laeq_rows(row, np.array([n], dtype=np.int64), quantile)[0])
+
+
 def _sorted_quantile(values: list[float], quantile: float, min_n: int) -> float:
     """Quantile of sorted finite values, interpolated as pandas' rolling quantile does."""
     n = len(values)
@@ -841,6 +1098,11 @@ def _sorted_quantile(values: list[float], quantile: float, min_n: int) -> float:
     v_lo = values[lo]
     v_hi = values[lo + 1]
     return v_lo + (v_hi - v_lo) * (pos - lo)
+
+
+def _nan1(value: float) -> float:
+    """The value, or the one :data:`math.nan` object (so equal episodes compare equal)."""
+    return float(value) if math.isfinite(value) else math.nan
 
 
 def _f(value: float | None) -> float:
