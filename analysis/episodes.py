@@ -541,6 +541,7 @@ def _episode_of_region(
     period: I8,
     rules: Rules,
     residual: float = math.nan,
+    end_back: int = 0,
 ) -> tuple[Episode, bool]:
     """The episode of one merged run, shared by batch and streaming.
 
@@ -552,6 +553,8 @@ def _episode_of_region(
     s = int(before[0]) if before.size else a_rel
     after = np.flatnonzero(own[s : b_rel + 1])
     e = s + int(after[-1]) if after.size else b_rel
+    # a trailing own level of n steps exceeds until n - 1 steps after the noise stopped
+    e = max(s, e - end_back)
     seg = slice(s, e + 1)
     la = laeq[seg]
     lc = lceq[seg]
@@ -614,11 +617,35 @@ def detect(grid: SiteGrid, rules: Rules, background: Background | None = None) -
         need = np.fmax(l5, laeq) - _residual_margin_db(period, rules)
         if rules.absolute_enabled and rules.absolute_level == "total":
             need = np.full(n, np.inf)  # an episode may start on the total: report its residual
-        raw = _residual_where_needed(laeq, wb, rules.residual_quantile, wb_min, need)
-        bg, f_abs, f_em, own = _held_pass(l5, laeq, raw, period, rules, step_s, gap_steps)
+        bn, bn_min = _block_steps(rules, step_s)
+        minute = laeq if bn == 1 else rolling_energy_mean(laeq, bn, bn_min)
+        raw = _residual_where_needed(minute, wb, rules.residual_quantile, wb_min, need)
+        on, on_min = _own_steps(step_s)
+        own_db = laeq if on == 1 else rolling_energy_mean(laeq, on, on_min)
+        bg, f_abs, f_em, own = _held_pass(l5, own_db, raw, period, rules, step_s, gap_steps)
     else:
         bg, f_abs, f_em, own = _la90_pass(grid, laeq, l5, period, rules, source, step_s)
     return _assemble(grid, laeq, bg, f_abs, f_em, own, period, rules, w, gap_steps)
+
+
+def _block_steps(rules: Rules, step_s: int) -> tuple[int, int]:
+    """Steps per residual block (1 min) and its minimum coverage.
+
+    Below 1-min steps the residual is taken over trailing 1-min LAeqs (one per step),
+    so 1-s data are judged like 1-min data: the 25 % quietest seconds of an hour lie
+    far below its quietest minutes (fluctuating traffic), which would make emergence
+    fire on the background itself.
+    """
+    bn = max(1, rules.window_s // step_s)
+    return bn, max(1, math.ceil(rules.min_coverage * bn))
+
+
+def _own_steps(step_s: int) -> tuple[int, int]:
+    """Steps of the "own level" that dates an episode's start and end (10 s), and its
+    minimum coverage: single loud seconds of traffic would otherwise date a 1-s
+    episode up to ``window_s`` early. One step at 1-min resolution."""
+    on = max(1, 10 // step_s)
+    return on, max(1, math.ceil(on / 2))
 
 
 def _residual_margin_db(period: I8, rules: Rules) -> F64:
@@ -653,7 +680,8 @@ def _held_pass(
     Idle, step ``i`` is judged against ``raw[i]``; the first flagged step ``a`` opens
     a run, and until it closes (at the first step more than ``gap_steps`` after its
     last flag, exactly where :class:`StreamingDetector` closes it) every step is
-    judged against ``raw[a]``. Evaluated in growing chunks, vectorised within each.
+    judged against ``raw[a]`` (for at most ``residual_hold_max_s``, then against
+    ``raw`` again). Evaluated in growing chunks, vectorised within each.
     Returns the residual used and the three test arrays.
     """
     n = int(l5.size)
@@ -671,6 +699,7 @@ def _held_pass(
         own[sl] = ow
         return fa | fe, em_run
 
+    hold_n = rules.residual_hold_max_s // step_s
     pos = 0
     carry = 0
     first = 4096
@@ -697,7 +726,8 @@ def _held_pass(
         size = first
         while pos < n:
             end = min(n, pos + size)
-            flags, em_run = run(pos, end, np.full(end - pos, held), carry)
+            idx = np.arange(pos, end)
+            flags, em_run = run(pos, end, np.where(idx - a > hold_n, raw[pos:end], held), carry)
             seq = np.concatenate(([b], pos + np.flatnonzero(flags)))
             gaps = np.flatnonzero(np.diff(seq) > gap_steps + 1)
             c = int(seq[gaps[0]] if gaps.size else seq[-1]) + gap_steps + 1
@@ -784,6 +814,7 @@ def _assemble(
             period[seg],
             rules,
             float(bg[a]) if rules.residual == "quiet_laeq" else math.nan,
+            _own_steps(step_s)[0] - 1 if rules.residual == "quiet_laeq" else 0,
         )
         if keep:
             episodes.append(episode)
@@ -853,6 +884,10 @@ class StreamingDetector:
         if self._quiet:
             self.background = "laeq"
         self._held = math.nan
+        self._bn, self._bn_min = _block_steps(rules, step_s)
+        self._block_buf: deque[float] = deque(maxlen=self._bn)
+        self._on, self._on_min = _own_steps(step_s)
+        self._own_buf: deque[float] = deque(maxlen=self._on)
         self._laeq_buf: deque[float] = deque(maxlen=w)
         self._bg_buf: deque[float] = deque()
         self._bg_sorted: list[float] = []
@@ -888,7 +923,7 @@ class StreamingDetector:
         missing = idx - self._next
         # After this many unmeasured steps every buffer is empty and any run is closed,
         # so a longer gap changes nothing more: skip the rest.
-        enough = max(self._w, self._wb + 1, self._gap + 2)
+        enough = max(self._w, self._wb + self._bn + 1, self._gap + 2)
         if missing > enough:
             for _ in range(enough):
                 events.extend(self._step(math.nan, math.nan, math.nan, math.nan))
@@ -931,13 +966,16 @@ class StreamingDetector:
         l5 = np.array([_last_energy_mean(self._laeq_buf, self._w_min)])
         if not self._quiet:
             bg = np.array([_sorted_quantile(self._bg_sorted, self._quantile, self._wb_min)])
-        elif self._a is not None:
+        elif self._a is not None and i - self._a <= self.rules.residual_hold_max_s // self.step_s:
             bg = np.array([self._held])  # an open episode is judged against its start's residual
         else:
             bg = np.array(
                 [_sorted_quiet_laeq(self._bg_sorted, rules.residual_quantile, self._wb_min)]
             )
         src = la90 if self.background == "la90" else laeq
+        if self._quiet and self._bn > 1:
+            self._block_buf.append(laeq)
+            src = _last_energy_mean(self._block_buf, self._bn_min)
         if len(self._bg_buf) == self._wb:
             old = self._bg_buf.popleft()
             if math.isfinite(old):
@@ -948,9 +986,13 @@ class StreamingDetector:
         period = period_of(np.array([self._t(i)], dtype=np.int64), rules)
         em_base = _emergence_base(l5, bg, period, rules)
         self._em_run = self._em_run + 1 if bool(em_base[0]) else 0
+        own_db = laeq
+        if self._quiet and self._on > 1:
+            self._own_buf.append(laeq)
+            own_db = _last_energy_mean(self._own_buf, self._on_min)
         f_abs, f_em, own = _tests(
             l5,
-            np.array([laeq]),
+            np.array([own_db]),
             bg,
             period,
             em_base,
@@ -1039,6 +1081,7 @@ class StreamingDetector:
             np.asarray(self._reg_period[:n], dtype=np.int8),
             self.rules,
             self._held,
+            self._on - 1 if self._quiet else 0,
         )
 
     def _finalize(self, i: int) -> list[EpisodeEvent]:

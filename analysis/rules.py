@@ -56,9 +56,10 @@ class Rules:
     emergence_day_db: float = 5.0
     emergence_evening_db: float = 5.0
     emergence_night_db: float = 3.0
-    background_window_s: int = 3600
+    background_window_s: int = 600
     residual: str = "quiet_laeq"
-    residual_quantile: float = 0.25
+    residual_quantile: float = 0.9
+    residual_hold_max_s: int = 14400
     background_quantile_la90: float = 0.5
     background_quantile_laeq: float = 0.1
     emergence_min_laeq_db: float = 30.0
@@ -114,6 +115,9 @@ _KEYS: dict[tuple[str, str], _Check] = {
     ("emergence", "residual"): ("residual", str, ("quiet_laeq", "la90"), "one of quiet_laeq, la90"),
     ("emergence", "residual_quantile"): (
         "residual_quantile", float, (0.01, 1.0), "a fraction 0.01-1",
+    ),
+    ("emergence", "residual_hold_max_s"): (
+        "residual_hold_max_s", int, (0, 7 * 86400), "whole seconds 0-604800",
     ),
     ("emergence", "background_quantile_la90"): (
         "background_quantile_la90", float, (0.0, 1.0), "a fraction 0-1",
