@@ -154,7 +154,7 @@ def _plant(
     out: list[Planted] = []
     kinds = ("music", "voices", "bangs")
     periods = (("day", 9, 16), ("evening", 19, 21), ("night", 23, 25))
-    n_weeks = int(math.ceil(weeks))
+    n_weeks = math.ceil(weeks)
     for w in range(n_weeks):
         days = rng.choice(7, size=per_week, replace=False)
         for k, dday in enumerate(sorted(int(x) for x in days)):
@@ -216,7 +216,7 @@ def generate(
         planted.extend(site_planted)
         lc_extra = np.full(n, 6.0)
         if cls == "rain_wind":
-            for w in range(int(math.ceil(weeks))):
+            for w in range(math.ceil(weeks)):
                 for j in range(2):
                     for _ in range(50):
                         a = T0_MS + w * WEEK_MS + int(rng.integers(0, 7 * 24)) * HOUR_MS
