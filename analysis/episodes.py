@@ -550,7 +550,15 @@ def _episode_of_region(
     ``b_rel``. Returns the episode and whether it is long enough to keep.
     """
     before = np.flatnonzero(own[: a_rel + 1])
-    s = int(before[0]) if before.size else a_rel
+    # the start is the first own-exceeding step of the stretch that leads up to the
+    # first flag (own-exceeding steps at most 1 min apart), so an isolated loud second
+    # of background earlier in the look-back does not date it
+    join = max(1, 60 // step_s)
+    if before.size and a_rel - int(before[-1]) <= join:
+        cuts = np.flatnonzero(np.diff(before) > join)
+        s = int(before[cuts[-1] + 1]) if cuts.size else int(before[0])
+    else:
+        s = a_rel
     after = np.flatnonzero(own[s : b_rel + 1])
     e = s + int(after[-1]) if after.size else b_rel
     # a trailing own level of n steps exceeds until n - 1 steps after the noise stopped

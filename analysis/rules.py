@@ -58,7 +58,7 @@ class Rules:
     emergence_night_db: float = 3.0
     background_window_s: int = 600
     residual: str = "quiet_laeq"
-    residual_quantile: float = 0.9
+    residual_quantile: float = 1.0
     residual_hold_max_s: int = 14400
     background_quantile_la90: float = 0.5
     background_quantile_laeq: float = 0.1
