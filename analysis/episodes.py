@@ -952,7 +952,8 @@ class StreamingDetector:
         """The open episode with its statistics so far, once it has started."""
         if self._a is None or not self._started:
             return None
-        episode, _ = self._region_episode()
+        # the noise is still going on: its own level is not yet trailing behind it
+        episode, _ = self._region_episode(end_back=0)
         return episode
 
     # -- internals ----------------------------------------------------------------
@@ -1070,7 +1071,9 @@ class StreamingDetector:
         keep_from = max(self._prev_b + 1, a - (self._w - 1))
         self._drop_front(keep_from - self._r0)
 
-    def _region_episode(self, upto: int | None = None) -> tuple[Episode, bool]:
+    def _region_episode(
+        self, upto: int | None = None, end_back: int | None = None
+    ) -> tuple[Episode, bool]:
         assert self._a is not None
         b = self._b if upto is None else upto
         n = b - self._r0 + 1
@@ -1089,7 +1092,7 @@ class StreamingDetector:
             np.asarray(self._reg_period[:n], dtype=np.int8),
             self.rules,
             self._held,
-            self._on - 1 if self._quiet else 0,
+            (self._on - 1 if self._quiet else 0) if end_back is None else end_back,
         )
 
     def _finalize(self, i: int) -> list[EpisodeEvent]:

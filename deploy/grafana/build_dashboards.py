@@ -396,7 +396,8 @@ def courtyard_now() -> dict[str, Any]:
                     )
                 ],
                 description="Background level (LA90 per minute; median over longer intervals). "
-                "Emergence rules compare the level with the LA90 of the preceding hour.",
+                "LA90 is not the residual: the emergence rule compares the level with the "
+                "residual LAeq of the preceding 10 minutes (held during an episode).",
             ),
             12,
             8,
@@ -520,7 +521,8 @@ def nuisance_vs_reports() -> dict[str, Any]:
                         alias="$tag_site",
                     )
                 ],
-                description="LAeq of the site (all nodes combined as energy). Red regions: "
+                description="LAeq of the site (its nodes combined by energy mean: microphones "
+                "in one courtyard hear the same sound field). Red regions: "
                 "detected episodes; orange: complaints (at the incident time the resident "
                 "gave); blue regions: enforcement visits.",
                 limits=True,
@@ -617,7 +619,7 @@ def nuisance_vs_reports() -> dict[str, Any]:
 
 
 def heatmap_panel() -> dict[str, Any]:
-    # Share of minutes per hour in which the site's LAeq (nodes combined as energy)
+    # Share of minutes per hour in which the site's LAeq (nodes combined by energy mean)
     # exceeds the evening limit; InfluxQL cannot group by hour-of-week, so Grafana
     # transformations fold the hourly series into a weekday x hour matrix.
     threshold = LIMITS_DB["evening"]
