@@ -442,7 +442,7 @@ class SiteGrid:
     """Levels of one site on a regular grid: step ``i`` covers
     ``[t0_ms + i·step_s·1000, t0_ms + (i+1)·step_s·1000)``; NaN = not measured.
 
-    Levels of the site's nodes are already combined (energy sum or mean for
+    Levels of the site's nodes are already combined (energy mean, or sum for the legacy rules, for
     LAeq/LCeq/LA90, maximum for LAFmax); ``nodes`` counts the nodes per step.
     """
 
