@@ -316,7 +316,7 @@ class Score:
 
 
 def _overlaps(e: Episode, p: Planted) -> bool:
-    return e.site == p.site and e.start_ms < p.end_ms and p.start_ms < e.end_ms
+    return bool(e.site == p.site and e.start_ms < p.end_ms and p.start_ms < e.end_ms)
 
 
 def score(sc: Scenario, episodes: list[Episode]) -> Score:
