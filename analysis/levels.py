@@ -51,6 +51,7 @@ __all__ = [
     "episode_lines",
     "infer_step_s",
     "load_grids",
+    "node_grids",
     "parse_influx_url",
     "read_levels",
     "read_levels_csv",
@@ -437,14 +438,35 @@ def load_grids(
     step_s: int | None = None,
     sites: Sequence[str] | None = None,
     progress: Callable[[float], None] | None = None,
+    node_grids_out: list[SiteGrid] | None = None,
 ) -> list[SiteGrid]:
-    """:func:`read_levels` then :func:`build_grids`."""
+    """:func:`read_levels` then :func:`build_grids`; with ``node_grids_out`` also one
+    grid per node (:func:`node_grids`) appended to that list."""
     df = read_levels(source, start_ms, end_ms, sites=sites, progress=progress)
     if len(df) == 0:
         raise LevelSourceError(f"--levels {source}: no level rows in the selected time range")
-    return build_grids(
+    grids = build_grids(
         df, step_s=step_s, node_combine=node_combine, start_ms=start_ms, end_ms=end_ms
     )
+    if node_grids_out is not None:
+        step = grids[0].step_s if grids else step_s
+        node_grids_out.extend(node_grids(df, step_s=step, start_ms=start_ms, end_ms=end_ms))
+    return grids
+
+
+def node_grids(
+    df: pd.DataFrame,
+    *,
+    step_s: int | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> list[SiteGrid]:
+    """One grid per node, named ``"{site}/{node}"``: each node analysed on its own
+    (issue 15), for corroborating a complaint by the node nearest to it."""
+    if len(df) == 0:
+        return []
+    per_node = df.assign(site=df["site"].astype(str) + "/" + df["node"].astype(str))
+    return build_grids(per_node, step_s=step_s, start_ms=start_ms, end_ms=end_ms)
 
 
 # ------------------------------------------------------------------ writing

@@ -32,7 +32,7 @@ import numpy as np
 
 from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time_arg
 from klankkast.analysis.correlate import Coverage, Findings, analyse
-from klankkast.analysis.episodes import detect
+from klankkast.analysis.episodes import SiteGrid, detect
 from klankkast.analysis.errors import AnalysisError, ConfigError, InputErrors
 from klankkast.analysis.importer import (
     complaint_lines,
@@ -135,6 +135,11 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
         raise ConfigError("--to", args.t_to, "must be after --from")
     selected = [s.strip() for s in (getattr(args, "sites", None) or "").split(",") if s.strip()]
     progress(0.02, "loading levels")
+    # each node is also analysed on its own when the site map says where nodes hang
+    site_map = load_site_map(args.site_map) if getattr(args, "site_map", None) else None
+    per_node: list[SiteGrid] | None = (
+        [] if site_map is not None and site_map.has_node_positions() else None
+    )
     grids = load_grids(
         args.levels,
         start_ms=start,
@@ -143,13 +148,13 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
         step_s=args.step,
         sites=selected,
         progress=lambda f: progress(0.02 + 0.3 * f, "loading levels"),
+        node_grids_out=per_node,
     )
     span = (
         start if start is not None else min(g.t0_ms for g in grids),
         end if end is not None else max(g.end_ms for g in grids),
     )
     progress(0.35, "reading complaints and visits")
-    site_map = load_site_map(args.site_map) if getattr(args, "site_map", None) else None
     # a complaint or visit must name a site of the levels (or of the site map)
     known: set[str] | None = (known_sites_of(site_map, None) or set()) | {g.site for g in grids}
     if selected:
@@ -175,8 +180,13 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
     for i, g in enumerate(grids):
         episodes.extend(detect(g, rules))
         progress(0.4 + 0.4 * (i + 1) / len(grids), f"episodes {g.site}")
+    node_episodes = None
+    if per_node is not None:
+        node_episodes = [e for g in per_node for e in detect(g, rules)]
     progress(0.82, "correlating")
-    findings = analyse(episodes, complaints, visits, Coverage(grids), rules, span)
+    findings = analyse(
+        episodes, complaints, visits, Coverage(grids), rules, span, node_episodes=node_episodes
+    )
     meta = {
         "from": format_local(span[0], rules.timezone),
         "to": format_local(span[1], rules.timezone),
@@ -278,6 +288,18 @@ def write_outputs(
                  "complained" if complained else "without_complaint",
                  _num(e.residual_db), _num(e.specific_db)]
             )  # fmt: skip
+    if f.node_episodes:
+        with (out / "node_episodes.csv").open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["site", "node", "start", "end", "start_ms", "end_ms", "duration_min",
+                        "LAeq", "LAFmax", "bass", "period", "rule", "residual", "specific"])  # fmt: skip
+            for e in f.node_episodes:
+                site, _, node = e.site.partition("/")
+                w.writerow(
+                    [site, node, _iso(e.start_ms, tz), _iso(e.end_ms, tz), e.start_ms, e.end_ms,
+                     _num(e.duration_s / 60.0, 1), _num(e.laeq_db), _num(e.lafmax_db),
+                     _num(e.bass_db), e.period, e.rule, _num(e.residual_db), _num(e.specific_db)]
+                )  # fmt: skip
     with (out / "complaints.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(
