@@ -294,7 +294,9 @@ def courtyard_now() -> dict[str, Any]:
     limits_txt = (
         "Dashed lines: the default LAeq,5min limits of the episode rules, "
         f"night (23-07) {LIMITS_DB['night']}, evening (19-23) {LIMITS_DB['evening']}, "
-        f"day (07-19) {LIMITS_DB['day']} dB(A). A measurement, not a legal verdict."
+        f"day (07-19) {LIMITS_DB['day']} dB(A); the rules apply them to the specific level "
+        "(the total with the residual subtracted), so a background near a line is no "
+        "episode. A measurement, not a legal verdict."
     )
     panels = [
         lay.place(
@@ -361,8 +363,8 @@ def courtyard_now() -> dict[str, Any]:
                     ),
                 ],
                 description="Per-minute summaries (kept forever). LA90 is the level exceeded "
-                "90 % of the minute: the background; over longer intervals the median of the "
-                "per-minute LA90. " + limits_txt,
+                "90 % of the minute (it lies 3-10 dB below the residual LAeq in fluctuating "
+                "sound); over longer intervals the median of the per-minute LA90. " + limits_txt,
                 limits=True,
             ),
             12,
