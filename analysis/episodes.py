@@ -88,7 +88,9 @@ __all__ = [
     "limit_for",
     "local_hour_weekday",
     "period_of",
+    "residual_db",
     "rolling_energy_mean",
+    "specific_db",
     "utc_offset_ms",
 ]
 
