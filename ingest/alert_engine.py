@@ -25,7 +25,11 @@ Per site
    :class:`~klankkast.analysis.episodes.StreamingDetector`: the one definition of an
    episode (limits per period on the specific level, emergence over the residual
    LAeq held during an episode, minimum duration, gap merging) shared with
-   ``klankkast-analyze``; nothing here repeats a threshold.
+   ``klankkast-analyze``; nothing here repeats a threshold. The rules judge a step
+   against the residual of the preceding 10 min, which they need about 8 min of data
+   to estimate (half of its 5-min LAeqs): after a start, a restart or a long gap no
+   alert can start for that long, and a source already on when the stream begins has
+   no residual to be judged against until it stops.
 3. **On top, for people being woken up:**
 
    * *confirmation*: the ``start`` alert goes out once the episode has lasted
