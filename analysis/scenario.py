@@ -8,6 +8,8 @@ arguments give the same rows.
 
 Background (per site, common to its nodes, each node adding 0.5 dB of its own):
 
+* ``courtyard``: the issue's case, 46 dB(A) by day and evening, 36 at night, per-minute
+  LA90 4 dB below LAeq;
 * ``quiet``: 40 / 38 / 35 dB(A) day / evening / night;
 * ``busy``: a street, 48-55 dB(A) by day (drawn per day), 47 evening, 41 night;
 * ``fluct3``, ``fluct6``, ``fluct10``: 46 / 46 / 36 dB(A) (the issue's courtyard) with
@@ -49,13 +51,27 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from klankkast.analysis.correlate import Coverage, analyse
 from klankkast.analysis.episodes import Episode, detect_many, local_hour_weekday
+from klankkast.analysis.importer import Complaint, Visit
 from klankkast.analysis.levels import build_grids
 from klankkast.analysis.rules import Rules
 
-__all__ = ["CLASSES", "Planted", "Scenario", "Score", "evaluate", "generate", "score"]
+__all__ = [
+    "CLASSES",
+    "Planted",
+    "Reports",
+    "Scenario",
+    "Score",
+    "evaluate",
+    "evaluate_reports",
+    "generate",
+    "reports",
+    "score",
+]
 
 CLASSES: Final = (
+    "courtyard",
     "quiet",
     "busy",
     "fluct3",
@@ -128,6 +144,9 @@ def _background(
         fall = np.where(h < 5.0, 1.0, np.where(h >= 12.0, np.clip((h - 19.0) / 2.0, 0.0, 1.0), 0.0))
         level_awake = per_day - fall * (per_day - 47.0)  # down to 47 from 19:00 to 21:00
         base = 41.0 + (level_awake - 41.0) * awake
+    elif cls == "courtyard":
+        d, sigma = 4.0, 0.8
+        base = 36.0 + 10.0 * awake
     elif cls in _FLUCT or cls == "rain_wind":
         d, sigma = _FLUCT.get(cls, _FLUCT["fluct6"])
         base = 36.0 + 10.0 * awake
@@ -358,3 +377,86 @@ def evaluate(sc: Scenario, rules: Rules) -> Score:
     rules say, exactly as ``klankkast-analyze`` loads a level export) and score them."""
     grids = build_grids(sc.rows, step_s=sc.step_s, node_combine=rules.node_combine)
     return score(sc, detect_many(grids, rules))
+
+
+@dataclass(frozen=True, slots=True)
+class Reports:
+    """Complaints and visits drawn around the planted truth, and the true figures."""
+
+    complaints: list[Complaint]
+    visits: list[Visit]
+    founded: int
+    true_hit_rate: float
+    true_silent_rate: float
+
+
+def reports(sc: Scenario, seed: int = 2, complained_share: float = 0.64) -> Reports:
+    """Complaints and visits with known truth.
+
+    A planted source draws a founded complaint with probability ``complained_share``
+    (incident 2-20 min after its start, received 5-30 min later); one unfounded
+    complaint per site and fortnight lies at least 4 h from any planted source (and
+    from weather steps). One visit in four comes while a planted source is on, the
+    others at least 4 h after any, so the true hit rate is 0.25.
+    """
+    rng = np.random.default_rng([seed, len(sc.planted)])
+    complaints: list[Complaint] = []
+    visits: list[Visit] = []
+    loud = sc.planted + sc.weather
+    t_end = T0_MS + int(sc.weeks * WEEK_MS)
+
+    def far(t: int, site: str) -> bool:
+        return all(
+            t < p.start_ms - 4 * HOUR_MS or t > p.end_ms + 4 * HOUR_MS
+            for p in loud
+            if p.site == site
+        )
+
+    founded = 0
+    complained_sources = 0
+    for k, p in enumerate(sc.planted):
+        if rng.random() < complained_share:
+            start = p.start_ms + int(rng.uniform(2, 20)) * MIN_MS
+            received = start + int(rng.uniform(5, 30)) * MIN_MS
+            complaints.append(Complaint(f"F{k}", received, start, None, p.site))
+            founded += 1
+            complained_sources += 1
+    n_unfounded = max(1, int(len(sc.sites) * sc.weeks / 2))
+    for k in range(n_unfounded):
+        site = sc.sites[k % len(sc.sites)]
+        for _ in range(1000):
+            t = int(rng.integers(T0_MS + 2 * HOUR_MS, t_end - 2 * HOUR_MS))
+            if far(t, site):
+                complaints.append(Complaint(f"U{k}", t + 15 * MIN_MS, t, None, site))
+                break
+    n_visits = max(4, len(sc.planted) // 2)
+    during = n_visits // 4
+    for k in range(n_visits):
+        if k < during:
+            p = sc.planted[int(rng.integers(0, len(sc.planted)))]
+            t = p.start_ms + (p.end_ms - p.start_ms) // 2
+            visits.append(Visit(f"V{k}", t, t + 15 * MIN_MS, p.site, "warning"))
+            continue
+        site = sc.sites[k % len(sc.sites)]
+        for _ in range(1000):
+            t = int(rng.integers(T0_MS + 2 * HOUR_MS, t_end - 2 * HOUR_MS))
+            if far(t, site):
+                visits.append(Visit(f"V{k}", t, t + 15 * MIN_MS, site, "nothing_found"))
+                break
+    silent = 1.0 - complained_sources / len(sc.planted) if sc.planted else 0.0
+    return Reports(complaints, visits, founded, during / len(visits), silent)
+
+
+def evaluate_reports(sc: Scenario, rep: Reports, rules: Rules) -> dict[str, float]:
+    """The officer's figures under ``rules``: corroborated complaints, visit hit rate and
+    the share of episodes without a complaint (``klankkast-analyze report``'s numbers)."""
+    grids = build_grids(sc.rows, step_s=sc.step_s, node_combine=rules.node_combine)
+    eps = detect_many(grids, rules)
+    span = (T0_MS, T0_MS + int(sc.weeks * WEEK_MS))
+    s = analyse(eps, rep.complaints, rep.visits, Coverage(grids), rules, span).summary()
+    return {
+        "episodes": float(s["episodes"]["count"]),
+        "corroborated": float(s["complaints"]["corroborated"]),
+        "hit_rate": float(s["visits"]["hit_rate"] or 0.0),
+        "silent_rate": float(s["episodes"]["without_complaint_rate"] or 0.0),
+    }

@@ -11,6 +11,11 @@ per week and site, and those on weather steps. Then the same at 1-s resolution (
 rules; the legacy LAeq-quantile background at 1 s costs minutes, so it is left out),
 and the residual-estimator variants that justify the defaults.
 
+Then the officer's figures of ``klankkast-analyze report`` (corroborated complaints,
+visit hit rate, share of episodes without a complaint) on the issue's courtyard and on a
+busy street, with complaints and visits drawn around the planted truth, against that
+truth, for both rule sets.
+
 Targets (issue 15): precision and recall >= 0.9 in every class but rain/wind, at most
 0.5 false episodes per week and site, median |start error| <= 3 min at 1-min and
 <= 60 s at 1-s resolution. ``tests/unit/analysis/test_analysis_detection.py`` asserts
@@ -26,7 +31,15 @@ import dataclasses
 import time
 
 from klankkast.analysis.rules import Rules, default_rules, legacy_rules
-from klankkast.analysis.scenario import CLASSES, Scenario, Score, evaluate, generate
+from klankkast.analysis.scenario import (
+    CLASSES,
+    Scenario,
+    Score,
+    evaluate,
+    evaluate_reports,
+    generate,
+    reports,
+)
 
 TARGET_PR = 0.9
 TARGET_FALSE = 0.5
@@ -125,6 +138,21 @@ def main() -> None:
             f"{min(s.recall for s in scores):8.2f} {max(s.false_per_week_site for s in scores):12.2f}"
             + ("  (default)" if (window_s, q) == (new.background_window_s, new.residual_quantile) else "")
         )  # fmt: skip
+    print("\nthe officer's figures (klankkast-analyze report) against the planted truth")
+    print(f"{'class':13s} {'rules':6s} {'eps':>5s} {'corrob.':>8s} {'hit rate':>8s} {'silent':>7s}")
+    for cls in ("courtyard", "busy"):
+        sc = scenarios[cls]
+        rep = reports(sc)
+        print(
+            f"{cls:13s} {'truth':6s} {len(sc.planted):5d} {rep.founded:8d} "
+            f"{rep.true_hit_rate:8.2f} {rep.true_silent_rate:7.2f}"
+        )
+        for name, rules_ in (("new", new), ("legacy", old)):
+            f = evaluate_reports(sc, rep, rules_)
+            print(
+                f"{cls:13s} {name:6s} {f['episodes']:5.0f} {f['corroborated']:8.0f} "
+                f"{f['hit_rate']:8.2f} {f['silent_rate']:7.2f}"
+            )
     print(f"\ntargets met (all classes but rain/wind, 1-min and 1-s): {ok_all}")
 
 

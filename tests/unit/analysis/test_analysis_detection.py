@@ -55,3 +55,23 @@ def test_legacy_rules_fail_the_targets(cls):
     """The check can fail: the previous rules find nuisance in ordinary background."""
     s = evaluate(generate(cls, weeks=WEEKS), legacy_rules())
     assert s.false_per_week_site > 0.5
+
+
+def test_officer_figures_match_the_planted_truth():
+    """The issue's courtyard (46/36 dB(A), LA90 4 dB below LAeq), complaints and visits
+    drawn around the planted sources: corroborated complaints = the founded ones, visit
+    hit rate = the planted 0.25, silent share = planted sources without a complaint.
+    The previous rules overstate all three on the same files."""
+    from klankkast.analysis.scenario import evaluate_reports, reports
+
+    sc = generate("courtyard", weeks=WEEKS, sites=2)
+    rep = reports(sc)
+    new = evaluate_reports(sc, rep, default_rules())
+    assert new["episodes"] == len(sc.planted)
+    assert new["corroborated"] == rep.founded
+    assert abs(new["hit_rate"] - rep.true_hit_rate) <= 0.05
+    assert abs(new["silent_rate"] - rep.true_silent_rate) <= 0.05
+    old = evaluate_reports(sc, rep, legacy_rules())
+    assert old["corroborated"] > rep.founded
+    assert old["hit_rate"] > rep.true_hit_rate + 0.2
+    assert old["silent_rate"] > rep.true_silent_rate + 0.2
