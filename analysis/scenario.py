@@ -167,7 +167,6 @@ def _plant(
     weeks: float,
     rng: np.random.Generator,
     base_at: dict[str, float],
-    tz_offset_h: int,
     per_week: int,
 ) -> list[Planted]:
     out: list[Planted] = []
@@ -176,14 +175,16 @@ def _plant(
     n_weeks = math.ceil(weeks)
     for w in range(n_weeks):
         days = rng.choice(7, size=per_week, replace=False)
-        for k, dday in enumerate(sorted(int(x) for x in days)):
+        for dday in sorted(int(x) for x in days):
             pname, h0, h1 = periods[int(rng.integers(0, 3))]
             kind = kinds[int(rng.integers(0, 3))]
             start_h = float(rng.uniform(h0, h1))
             dur_min = int(rng.uniform(20, 240))
             if pname == "night":
                 dur_min = min(dur_min, int((30 - start_h) * 60))  # ends by 06:00
-            start = T0_MS + w * WEEK_MS + dday * 86_400_000 + int((start_h - tz_offset_h) * HOUR_MS)
+            # T0_MS is local midnight (CET); after the change to summer time (29 March)
+            # these local times lie an hour later
+            start = T0_MS + w * WEEK_MS + dday * 86_400_000 + int(start_h * HOUR_MS)
             start = (start // MIN_MS) * MIN_MS + int(rng.integers(0, 60)) * 1000
             lo = {"music": 55.0, "voices": 52.0, "bangs": 58.0}[kind]
             hi = {"music": 70.0, "voices": 62.0, "bangs": 68.0}[kind]
@@ -194,7 +195,6 @@ def _plant(
                 not out or start - out[-1].end_ms > 3 * HOUR_MS
             ):
                 out.append(Planted(site, kind, start, end, level))
-            del k
     return out
 
 
@@ -231,7 +231,7 @@ def generate(
             base_at = {"day": 50.0, "evening": 50.0, "night": 38.0}
         else:
             base_at = {"day": 46.0, "evening": 46.0, "night": 36.0}
-        site_planted = _plant(site, weeks, rng, base_at, tz_offset_h=1, per_week=per_week)
+        site_planted = _plant(site, weeks, rng, base_at, per_week=per_week)
         planted.extend(site_planted)
         lc_extra = np.full(n, 6.0)
         if cls == "rain_wind":
