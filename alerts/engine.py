@@ -8,8 +8,9 @@ Per site
 --------
 1. **Combine nodes per timestamp.** Frames are put on the site's grid (``step_s``:
    1 s for ``second`` frames, 60 s for ``minute`` summaries) and the nodes of one
-   step are combined as the analysis combines them (``rules.node_combine``: energy
-   sum or energy mean of LAeq, LCeq and LA90; maximum of LAFmax). Frames may arrive
+   step are combined as the analysis combines them (``rules.node_combine``: by
+   default the energy mean of LAeq, LCeq and LA90, since microphones in one courtyard
+   hear the same sound field; maximum of LAFmax). Frames may arrive
    out of order (a node draining its outbox sends its backlog oldest-first with the
    newest frames interleaved), so each node's progress is tracked by its ``seq``
    (contiguous per node): a step is closed, in time order, once every node heard
@@ -22,8 +23,13 @@ Per site
    late and not retained (they do not replace the site's current state).
 2. **Episode rules.** The closed steps feed the analysis'
    :class:`~klankkast.analysis.episodes.StreamingDetector`: the one definition of an
-   episode (limits per period, emergence, minimum duration, gap merging) shared with
-   ``klankkast-analyze``; nothing here repeats a threshold.
+   episode (limits per period on the specific level, emergence over the residual
+   LAeq held during an episode, minimum duration, gap merging) shared with
+   ``klankkast-analyze``; nothing here repeats a threshold. The rules judge a step
+   against the residual of the preceding 10 min, which they need about 8 min of data
+   to estimate (half of its 5-min LAeqs): after a start, a restart or a long gap no
+   alert can start for that long, and a source already on when the stream begins has
+   no residual to be judged against until it stops.
 3. **On top, for people being woken up:**
 
    * *confirmation*: the ``start`` alert goes out once the episode has lasted
@@ -35,7 +41,7 @@ Per site
      active the detector sees the levels raised by ``hysteresis_db`` (default 1 dB),
      so the episode only ends once the level has fallen that far below the limit the
      rules apply (a level hovering at a limit cannot make the alert flap). Keep it
-     small: a background within ``hysteresis_db`` of a limit holds an alert on. The
+     small: a level within ``hysteresis_db`` of where the rules stop holds it on. The
      alert's own figures always use the measured levels;
    * *minimum gap*: no new ``start`` for a site within ``min_gap_s`` after its last
      ``end``; an episode still going on when the gap has passed starts then;

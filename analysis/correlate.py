@@ -105,6 +105,8 @@ class Findings:
     hour_of_week_silent: np.ndarray = field(default_factory=lambda: np.zeros((7, 24)))
     hour_of_week_minutes: np.ndarray = field(default_factory=lambda: np.zeros((7, 24)))
     hour_of_week_complaints: np.ndarray = field(default_factory=lambda: np.zeros((7, 24)))
+    #: episodes of single nodes (``site`` = ``"{site}/{node}"``), when nodes were analysed
+    node_episodes: list[Episode] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The ``summary.json`` document (dotted keys of the contract as nested objects)."""
@@ -220,10 +222,18 @@ def analyse(
     coverage: Coverage,
     rules: Rules,
     span_ms: tuple[int, int],
+    node_episodes: Sequence[Episode] | None = None,
 ) -> Findings:
-    """Corroborate complaints, classify visits, find silent nuisance, test association."""
+    """Corroborate complaints, classify visits, find silent nuisance, test association.
+
+    ``node_episodes`` are the episodes of single nodes (``site`` = ``"{site}/{node}"``,
+    each node analysed on its own), None when nodes were not analysed. A complaint that
+    knows its nearest node (:attr:`Complaint.node`) is then corroborated by that node's
+    episodes only, else by the site's; silent nuisance is counted on site episodes.
+    """
     eps = sorted(episodes, key=lambda e: (e.site, e.start_ms))
     arrays = _site_arrays(eps)
+    n_arrays = _site_arrays(sorted(node_episodes or (), key=lambda e: (e.site, e.start_ms)))
     empty: tuple[np.ndarray, np.ndarray, list[int]] = (
         np.zeros(0, dtype=np.int64),
         np.zeros(0, dtype=np.int64),
@@ -247,13 +257,23 @@ def analyse(
             lo, hi = int(i0[k]), int(i1[k])
             if lo < hi:
                 complained[[idx[j] for j in range(lo, hi)]] = True
-                best = min(range(lo, hi), key=lambda j: abs(int(starts[j]) - c.incident_start_ms))
+            key = f"{c.site}/{c.node}"
+            if c.node and node_episodes is not None:
+                # the nearest node decides (no episode of that node: not corroborated)
+                n_starts, n_ends, _ = n_arrays.get(key, empty)
+                lo = int(np.searchsorted(n_ends, a[k], side="right"))
+                hi = int(np.searchsorted(n_starts, b[k], side="right"))
+                starts_k, ends_k = n_starts, n_ends
+            else:
+                starts_k, ends_k = starts, ends
+            if lo < hi:
+                best = min(range(lo, hi), key=lambda j: abs(int(starts_k[j]) - c.incident_start_ms))
                 c_verdicts[c.id] = ComplaintVerdict(
                     c,
                     "corroborated",
-                    int(starts[best]),
-                    int(ends[best]),
-                    (c.received_ms - int(starts[best])) / 60_000.0,
+                    int(starts_k[best]),
+                    int(ends_k[best]),
+                    (c.received_ms - int(starts_k[best])) / 60_000.0,
                 )
             else:
                 verdict = "not_corroborated" if measured[k] else "no_data"
@@ -299,6 +319,7 @@ def analyse(
         association=association,
         span_ms=span_ms,
         sites=sorted(coverage.sites() | {c.site for c in complaints} | {v.site for v in visits}),
+        node_episodes=sorted(node_episodes or (), key=lambda e: (e.site, e.start_ms)),
     )
     _hour_of_week(findings, rules)
     return findings

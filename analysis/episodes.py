@@ -2,7 +2,7 @@
 
 The rules (:class:`~klankkast.analysis.rules.Rules`, defaults in
 ``rules.default.toml``) are applied to a regular per-site grid of steps (1-s or
-1-min rows; the nodes of a site already combined by energy, see
+1-min rows; the nodes of a site already combined by energy mean, see
 :mod:`klankkast.analysis.levels`):
 
 1. **Period** of each step from its local clock hour (day 07-19, evening 19-23,
@@ -10,33 +10,46 @@ The rules (:class:`~klankkast.analysis.rules.Rules`, defaults in
 2. **Trailing LAeq** over ``window_s`` (5 min): the energy mean
    ``10·log10(mean(10^(L/10)))`` of the steps in ``(t - window, t]``, ISO 1996-1
    §3.1.7 / IEC 61672-1 §3.9, :func:`rolling_energy_mean`.
-3. **Background**: a quantile of the preceding ``background_window_s`` (1 h) of
-   per-step LA90 (median) or, without LA90, of LAeq (10 %: LA90 by definition,
-   ISO 1996-1 §3.4.4), not including the current step, :func:`background_db`.
-4. A step is **flagged** when the trailing LAeq exceeds the period's absolute limit
-   (rule ``absolute``), or exceeds the background by more than the period's
-   emergence (rule ``emergence``; only when the trailing LAeq reaches
-   ``emergence_min_laeq_db``; optionally with the French duration correction of
-   Code de la santé publique R.1336-7, :func:`duration_correction_db`, applied to
-   the time the emergence has lasted so far).
+3. **Residual level** (``residual = "quiet_laeq"``, the default): the LAeq of the
+   preceding ``background_window_s`` (10 min) taken over the trailing ``window_s``
+   LAeqs of those steps (current step excluded; those up to their
+   ``residual_quantile``, default all), :func:`residual_db`. An LAeq, as the French
+   émergence (CSP R.1336-6) and ISO 1996-2's residual correction require, not LA90.
+   While a run of flags is open the residual is **held** at its value at the run's
+   first flag (at most ``residual_hold_max_s``), so the noise assessed never becomes
+   its own residual. ``residual = "la90"`` is the rule before issue 15: a quantile of
+   the preceding hour's per-step LA90 (median) or LAeq (10 %), :func:`background_db`.
+4. A step is **flagged** when the **specific level** of the trailing LAeq (the total
+   with the residual subtracted by energy, ISO 1996-2, :func:`specific_db`;
+   indeterminate, so no flag, under ``specific_min_db`` = 3 dB above the residual)
+   exceeds the period's absolute limit (rule ``absolute``; ``absolute_level =
+   "total"`` applies it to the total as before issue 15), or when the trailing LAeq
+   exceeds the residual by more than the period's emergence (rule ``emergence``; only
+   when the trailing LAeq reaches ``emergence_min_laeq_db``; optionally with the French
+   duration correction of Code de la santé publique R.1336-7,
+   :func:`duration_correction_db`, applied to the time the emergence has lasted).
 5. Flagged steps separated by at most ``gap_merge_s`` of unflagged steps form one
-   run. A run's episode starts at the first step, within the trailing window before
-   the run's first flag, whose **own** level exceeds (the same tests on the step's own
-   LAeq), and ends with the last such step of the run, so that the 5-min smoothing
-   does not stretch an episode past the noise. Episodes shorter than
-   ``min_duration_s`` are dropped.
+   run. A run's episode starts at the first step whose **own** level exceeds (the
+   same tests on the step's own LAeq; at 1-s steps the trailing 10-s LAeq) of the
+   stretch of such steps, at most 1 min apart, that leads up to the run's first flag
+   within the trailing window before it, and ends with the last such step of the run
+   (taken back by the own level's 9 s at 1-s steps), so that the 5-min smoothing does
+   not stretch an episode past the noise. Episodes shorter than ``min_duration_s``
+   are dropped.
 
 Each :class:`Episode` carries start, end (UTC ms, end exclusive), LAeq (energy mean
-over the episode), LAFmax (maximum), bass = LCeq − LAeq, the period at its start
-and the rule(s) that fired. The analysis reports measurements and which rule fired;
+over the episode), LAFmax (maximum), bass = LCeq − LAeq, the period at its start,
+the rule(s) that fired, the residual it was judged against and its specific level. The analysis reports measurements and which rule fired;
 it does not pronounce legal violations.
 
 :func:`detect` is vectorised for the big analysis; :class:`StreamingDetector`
 consumes the same grid one step at a time and yields identical episodes. Both use
 the same period, limit, emergence, duration-correction, rule-test and
-episode-assembly functions; the two window statistics (trailing energy mean,
-background quantile) have single-step forms with the same arithmetic, and unit tests
-check batch and streaming give bit-identical episodes. ``klankkast-alerts`` adds
+episode-assembly functions; the window statistics (trailing energy mean, residual,
+background quantile) have single-step forms with the same arithmetic, the batch
+detector holds the residual exactly where the streaming one does (it walks the runs
+in vectorised chunks), and unit tests check batch and streaming give bit-identical
+episodes. ``klankkast-alerts`` adds
 confirmation time, hysteresis and flood control on top of the streaming detector.
 """
 
@@ -75,7 +88,9 @@ __all__ = [
     "limit_for",
     "local_hour_weekday",
     "period_of",
+    "residual_db",
     "rolling_energy_mean",
+    "specific_db",
     "utc_offset_ms",
 ]
 
@@ -278,6 +293,90 @@ def _background_where_needed(
     return out
 
 
+def _quiet_laeq_rows(srt: F64, cnt: I64, quantile: float) -> F64:
+    """Quiet-part LAeq of sorted window rows (finite values first, NaN after).
+
+    Per row: ``q`` = the ``quantile`` of the ``cnt`` finite values (linear
+    interpolation, as :func:`background_db`), ``k`` = how many are ``<= q`` and the
+    result ``10·log10(Σ_{j<k} 10^(v_j/10) / k)`` summed in sorted order (a sequential
+    ``cumsum``, so the streaming detector's single-row form is bit-identical).
+    """
+    r = np.arange(srt.shape[0])
+    pos = quantile * (cnt - 1).astype(np.float64)
+    lo = pos.astype(np.int64)
+    v_lo = srt[r, lo]
+    v_hi = srt[r, np.minimum(lo + 1, cnt - 1)]
+    q = np.where(pos == lo, v_lo, v_lo + (v_hi - v_lo) * (pos - lo))
+    with np.errstate(invalid="ignore"):
+        below = srt <= q[:, None]  # NaN compares False
+    k = below.sum(axis=1)
+    energy = np.where(below, np.power(10.0, np.where(below, srt, 0.0) / 10.0), 0.0)
+    total = np.cumsum(energy, axis=1)[r, k - 1]
+    out: F64 = 10.0 * np.log10(total / k)
+    return out
+
+
+def residual_db(laeq_db: F64, window_n: int, quantile: float, min_n: int) -> F64:
+    """Residual level: LAeq of the quiet part of the preceding ``window_n`` steps.
+
+    ``out[i]`` is the energy mean (ISO 1996-1 §3.1.7) of the step LAeq values among
+    ``i - window_n .. i - 1`` (current step excluded) that are at or below their own
+    ``quantile``; NaN where fewer than ``min_n`` are finite. This is a residual LAeq
+    (ISO 1996-1 §3.4.5, "residual sound"), not LA90: in fluctuating city sound the
+    LA90 lies 3-10 dB below it. The detectors hold it while an episode is open.
+    """
+    return _residual_where_needed(laeq_db, window_n, quantile, min_n, np.full(len(laeq_db), np.inf))
+
+
+def _residual_where_needed(
+    laeq_db: F64, window_n: int, quantile: float, min_n: int, need_above: F64
+) -> F64:
+    """:func:`residual_db`, evaluated only where it can matter (NaN elsewhere).
+
+    The residual is at least the window's minimum, so where ``need_above`` does not
+    exceed that minimum (by 0.01 dB, against rounding) no test can pass.
+    """
+    x = np.asarray(laeq_db, dtype=np.float64)
+    n = int(x.size)
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    windows = _preceding_windows(x, window_n)
+    finite = np.isfinite(x)
+    cum = np.concatenate(([0], np.cumsum(finite.astype(np.int64))))
+    idx = np.arange(n)
+    counts = cum[idx] - cum[np.maximum(idx - window_n, 0)]
+    trailing = _trailing_min(np.where(finite, x, np.inf), window_n)
+    lows = np.concatenate(([np.inf], trailing[:-1]))
+    with np.errstate(invalid="ignore"):
+        cand = np.flatnonzero((counts >= max(1, min_n)) & (need_above - lows > -0.01))
+    chunk = max(1, 4_000_000 // max(1, window_n))
+    for k in range(0, cand.size, chunk):
+        rows = cand[k : k + chunk]
+        srt = np.sort(windows[rows], axis=1)
+        out[rows] = _quiet_laeq_rows(srt, counts[rows], quantile)
+    return out
+
+
+def specific_db(total_db: F64, residual_db_: F64, min_diff_db: float) -> F64:
+    """Specific level: the total with the residual subtracted by energy (ISO 1996-2).
+
+    ``10·log10(10^(L_tot/10) − 10^(L_res/10))`` where ``L_tot − L_res >= min_diff_db``
+    (3 dB: ISO 1996-2's residual sound correction is not applied below that, the
+    specific sound cannot be determined); NaN there and where either is NaN.
+    70 dB total on a 67 dB residual: 67.0 dB; 60 on 50: 59.54 dB.
+    """
+    t = np.asarray(total_db, dtype=np.float64)
+    r = np.asarray(residual_db_, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (t - r) >= min_diff_db
+        diff = np.power(10.0, np.where(ok, t, 0.0) / 10.0) - np.power(
+            10.0, np.where(ok, r, 0.0) / 10.0
+        )
+        out: F64 = np.where(ok, 10.0 * np.log10(np.where(ok, diff, 1.0)), np.nan)
+    return out
+
+
 def duration_correction_db(duration_s: F64) -> F64:
     """French duration correction of the allowed emergence (CSP R.1336-7).
 
@@ -322,11 +421,18 @@ def _tests(
     rules: Rules,
     step_s: int,
 ) -> tuple[Bool, Bool, Bool]:
-    """Per-step rule tests: (absolute flag, emergence flag, own level exceeds)."""
+    """Per-step rule tests: (absolute flag, emergence flag, own level exceeds).
+
+    ``bg`` is the residual (or, with ``residual = "la90"``, the LA90 background) each
+    step is judged against; the absolute rule uses it for the specific level.
+    """
     limit = limit_for(period, rules)
     emergence = emergence_for(period, rules)
     with np.errstate(invalid="ignore"):
-        if rules.absolute_enabled:
+        if rules.absolute_enabled and rules.absolute_level == "specific":
+            f_abs = specific_db(l5, bg, rules.specific_min_db) > limit
+            own_abs = specific_db(own_db, bg, rules.specific_min_db) > limit
+        elif rules.absolute_enabled:
             f_abs = l5 > limit
             own_abs = own_db > limit
         else:
@@ -351,7 +457,7 @@ class SiteGrid:
     """Levels of one site on a regular grid: step ``i`` covers
     ``[t0_ms + i·step_s·1000, t0_ms + (i+1)·step_s·1000)``; NaN = not measured.
 
-    Levels of the site's nodes are already combined (energy sum or mean for
+    Levels of the site's nodes are already combined (energy mean, or sum for the legacy rules, for
     LAeq/LCeq/LA90, maximum for LAFmax); ``nodes`` counts the nodes per step.
     """
 
@@ -391,6 +497,8 @@ class Episode:
     bass_db: float
     period: str
     rule: str
+    residual_db: float = math.nan
+    specific_db: float = math.nan
 
     @property
     def duration_s(self) -> float:
@@ -398,7 +506,10 @@ class Episode:
         return (self.end_ms - self.start_ms) / 1000.0
 
     def as_dict(self) -> dict[str, Any]:
-        """Fields under the names of the output files: site, start, end, LAeq, LAFmax, bass, period, rule."""
+        """Fields under the names of the output files: site, start, end, LAeq, LAFmax, bass,
+        period, rule, residual (the residual LAeq the episode was judged against, dB(A))
+        and specific (its LAeq with the residual subtracted, ISO 1996-2; NaN when the
+        difference is under ``specific_min_db``)."""
         return {
             "site": self.site,
             "start": self.start_ms,
@@ -408,6 +519,8 @@ class Episode:
             "bass": self.bass_db,
             "period": self.period,
             "rule": self.rule,
+            "residual": self.residual_db,
+            "specific": self.specific_db,
         }
 
 
@@ -442,6 +555,8 @@ def _episode_of_region(
     f_em: Bool,
     period: I8,
     rules: Rules,
+    residual: float = math.nan,
+    end_back: int = 0,
 ) -> tuple[Episode, bool]:
     """The episode of one merged run, shared by batch and streaming.
 
@@ -450,9 +565,19 @@ def _episode_of_region(
     ``b_rel``. Returns the episode and whether it is long enough to keep.
     """
     before = np.flatnonzero(own[: a_rel + 1])
-    s = int(before[0]) if before.size else a_rel
+    # the start is the first own-exceeding step of the stretch that leads up to the
+    # first flag (own-exceeding steps at most 1 min apart), so an isolated loud second
+    # of background earlier in the look-back does not date it
+    join = max(1, 60 // step_s)
+    if before.size and a_rel - int(before[-1]) <= join:
+        cuts = np.flatnonzero(np.diff(before) > join)
+        s = int(before[cuts[-1] + 1]) if cuts.size else int(before[0])
+    else:
+        s = a_rel
     after = np.flatnonzero(own[s : b_rel + 1])
     e = s + int(after[-1]) if after.size else b_rel
+    # a trailing own level of n steps exceeds until n - 1 steps after the noise stopped
+    e = max(s, e - end_back)
     seg = slice(s, e + 1)
     la = laeq[seg]
     lc = lceq[seg]
@@ -466,15 +591,19 @@ def _episode_of_region(
     if f_em[a_rel : b_rel + 1].any():
         fired.append("emergence")
     step_ms = step_s * 1000
+    laeq_db = energy_mean_db(la)
+    spec = float(specific_db(np.array([laeq_db]), np.array([residual]), rules.specific_min_db)[0])
     episode = Episode(
         site=site,
         start_ms=t_region0_ms + s * step_ms,
         end_ms=t_region0_ms + (e + 1) * step_ms,
-        laeq_db=energy_mean_db(la),
+        laeq_db=laeq_db,
         lafmax_db=lafmax_db,
         bass_db=bass,
         period=PERIODS[int(period[s])],
         rule="+".join(fired),
+        residual_db=_nan1(residual),
+        specific_db=_nan1(spec),
     )
     return episode, (e - s + 1) * step_s >= rules.min_duration_s
 
@@ -507,6 +636,152 @@ def detect(grid: SiteGrid, rules: Rules, background: Background | None = None) -
     laeq = np.asarray(grid.laeq_db, dtype=np.float64)
     period = period_of(grid.t_ms, rules)
     l5 = rolling_energy_mean(laeq, w, w_min)
+    if rules.residual == "quiet_laeq":
+        need = np.fmax(l5, laeq) - _residual_margin_db(period, rules)
+        if rules.absolute_enabled and rules.absolute_level == "total":
+            need = np.full(n, np.inf)  # an episode may start on the total: report its residual
+        bn, bn_min = _block_steps(rules, step_s)
+        blocks = laeq if bn == 1 else rolling_energy_mean(laeq, bn, bn_min)
+        # the residual's 5-min LAeqs end at the previous step, so they overlap the judged
+        # window: measured in bench_detection, residual windows that end where the judged
+        # window begins add the noise of both and made 1 false episode a week in the
+        # LAeq - LA90 = 10 dB class; the price is that a source rising by only ~3 dB
+        # over minutes can enter its own residual before it is judged
+        raw = _residual_where_needed(blocks, wb, rules.residual_quantile, wb_min, need)
+        on, on_min = _own_steps(step_s)
+        own_db = laeq if on == 1 else rolling_energy_mean(laeq, on, on_min)
+        bg, f_abs, f_em, own = _held_pass(l5, own_db, raw, period, rules, step_s, gap_steps)
+    else:
+        bg, f_abs, f_em, own = _la90_pass(grid, laeq, l5, period, rules, source, step_s)
+    return _assemble(grid, laeq, bg, f_abs, f_em, own, period, rules, w, gap_steps)
+
+
+def _block_steps(rules: Rules, step_s: int) -> tuple[int, int]:
+    """Steps per residual block (1 min) and its minimum coverage.
+
+    Below 1-min steps the residual is taken over trailing 1-min LAeqs (one per step),
+    so 1-s data are judged like 1-min data: the 25 % quietest seconds of an hour lie
+    far below its quietest minutes (fluctuating traffic), which would make emergence
+    fire on the background itself.
+    """
+    bn = max(1, rules.window_s // step_s)
+    return bn, max(1, math.ceil(rules.min_coverage * bn))
+
+
+def _own_steps(step_s: int) -> tuple[int, int]:
+    """Steps of the "own level" that dates an episode's start and end (10 s), and its
+    minimum coverage: single loud seconds of traffic would otherwise date a 1-s
+    episode up to ``window_s`` early. One step at 1-min resolution."""
+    on = max(1, 10 // step_s)
+    return on, max(1, math.ceil(on / 2))
+
+
+def _residual_margin_db(period: I8, rules: Rules) -> F64:
+    """How far below a level the residual must lie for any rule to pass at a step."""
+    em = emergence_for(period, rules) if rules.emergence_enabled else np.full(period.shape, np.inf)
+    spec = (
+        rules.specific_min_db
+        if rules.absolute_enabled and rules.absolute_level == "specific"
+        else math.inf
+    )
+    out: F64 = np.minimum(em, spec)
+    return out
+
+
+def _evaluate(
+    l5: F64, own_db: F64, res: F64, period: I8, carry: int, rules: Rules, step_s: int
+) -> tuple[Bool, Bool, Bool, I64]:
+    """Rule tests of consecutive steps given the emergence run length before them."""
+    em_base = _emergence_base(l5, res, period, rules)
+    em_run = _run_lengths(em_base)
+    lead = em_run == np.arange(1, em_run.size + 1)
+    em_run = np.where(lead, em_run + carry, em_run)
+    f_abs, f_em, own = _tests(l5, own_db, res, period, em_base, em_run, rules, step_s)
+    return f_abs, f_em, own, em_run
+
+
+def _held_pass(
+    l5: F64, laeq: F64, raw: F64, period: I8, rules: Rules, step_s: int, gap_steps: int
+) -> tuple[F64, Bool, Bool, Bool]:
+    """Rule tests with the residual held while an episode is open.
+
+    Idle, step ``i`` is judged against ``raw[i]``; the first flagged step ``a`` opens
+    a run, and until it closes (at the first step more than ``gap_steps`` after its
+    last flag, exactly where :class:`StreamingDetector` closes it) every step is
+    judged against ``raw[a]`` (for at most ``residual_hold_max_s``, then against
+    ``raw`` again). Evaluated in growing chunks, vectorised within each.
+    Returns the residual used and the three test arrays.
+    """
+    n = int(l5.size)
+    res = np.full(n, np.nan)
+    f_abs = np.zeros(n, dtype=np.bool_)
+    f_em = np.zeros(n, dtype=np.bool_)
+    own = np.zeros(n, dtype=np.bool_)
+
+    def run(lo: int, hi: int, r: F64, carry: int) -> tuple[Bool, I64]:
+        sl = slice(lo, hi)
+        fa, fe, ow, em_run = _evaluate(l5[sl], laeq[sl], r, period[sl], carry, rules, step_s)
+        res[sl] = r
+        f_abs[sl] = fa
+        f_em[sl] = fe
+        own[sl] = ow
+        return fa | fe, em_run
+
+    hold_n = rules.residual_hold_max_s // step_s
+    pos = 0
+    carry = 0
+    first = 4096
+    while pos < n:
+        # idle: raw residual up to the first flag
+        size = first
+        a = -1
+        while pos < n:
+            end = min(n, pos + size)
+            flags, em_run = run(pos, end, raw[pos:end], carry)
+            hits = np.flatnonzero(flags)
+            if hits.size:
+                a = pos + int(hits[0])
+                carry = int(em_run[hits[0]])
+                pos = a + 1
+                break
+            carry = int(em_run[-1])
+            pos = end
+            size *= 2
+        if a < 0:
+            break
+        held = raw[a]
+        b = a
+        size = first
+        while pos < n:
+            end = min(n, pos + size)
+            idx = np.arange(pos, end)
+            flags, em_run = run(pos, end, np.where(idx - a > hold_n, raw[pos:end], held), carry)
+            seq = np.concatenate(([b], pos + np.flatnonzero(flags)))
+            gaps = np.flatnonzero(np.diff(seq) > gap_steps + 1)
+            c = int(seq[gaps[0]] if gaps.size else seq[-1]) + gap_steps + 1
+            if c < end:
+                carry = int(em_run[c - pos])
+                pos = c + 1  # steps after c were evaluated with `held`: redo them idle
+                break
+            b = int(seq[-1])
+            carry = int(em_run[-1])
+            pos = end
+            size *= 2
+    return res, f_abs, f_em, own
+
+
+def _la90_pass(
+    grid: SiteGrid,
+    laeq: F64,
+    l5: F64,
+    period: I8,
+    rules: Rules,
+    source: Background,
+    step_s: int,
+) -> tuple[F64, Bool, Bool, Bool]:
+    """Rule tests against the pre-issue-15 LA90 background (``residual = "la90"``)."""
+    n = int(l5.size)
+    _, _, wb, wb_min, _ = _window_steps(rules, step_s)
     if rules.emergence_enabled:
         # the background matters only where a step's trailing or own level could emerge
         need = np.fmax(l5, laeq) - emergence_for(period, rules)
@@ -521,6 +796,23 @@ def detect(grid: SiteGrid, rules: Rules, background: Background | None = None) -
     em_base = _emergence_base(l5, bg, period, rules)
     em_run = _run_lengths(em_base)
     f_abs, f_em, own = _tests(l5, laeq, bg, period, em_base, em_run, rules, step_s)
+    return bg, f_abs, f_em, own
+
+
+def _assemble(
+    grid: SiteGrid,
+    laeq: F64,
+    bg: F64,
+    f_abs: Bool,
+    f_em: Bool,
+    own: Bool,
+    period: I8,
+    rules: Rules,
+    w: int,
+    gap_steps: int,
+) -> list[Episode]:
+    """Merged runs of flagged steps -> episodes (see the module docstring, step 5)."""
+    step_s = grid.step_s
     flagged = np.flatnonzero(f_abs | f_em)
     if flagged.size == 0:
         return []
@@ -549,6 +841,8 @@ def detect(grid: SiteGrid, rules: Rules, background: Background | None = None) -
             f_em[seg],
             period[seg],
             rules,
+            float(bg[a]) if rules.residual == "quiet_laeq" else math.nan,
+            _own_steps(step_s)[0] - 1 if rules.residual == "quiet_laeq" else 0,
         )
         if keep:
             episodes.append(episode)
@@ -574,7 +868,7 @@ class StreamingDetector:
     (counted in ``ignored``). The rule functions are the batch ones (the window
     statistics in single-step form with the same arithmetic), so on the same grid
     the ``end`` events carry exactly the episodes of :func:`detect` (with the same
-    ``background``). Cost: about 0.1 ms per step.
+    ``background``). Cost: about 0.3 ms per step.
 
     Parameters
     ----------
@@ -614,6 +908,14 @@ class StreamingDetector:
             if self.background == "la90"
             else rules.background_quantile_laeq
         )
+        self._quiet = rules.residual == "quiet_laeq"
+        if self._quiet:
+            self.background = "laeq"
+        self._held = math.nan
+        self._bn, self._bn_min = _block_steps(rules, step_s)
+        self._block_buf: deque[float] = deque(maxlen=self._bn)
+        self._on, self._on_min = _own_steps(step_s)
+        self._own_buf: deque[float] = deque(maxlen=self._on)
         self._laeq_buf: deque[float] = deque(maxlen=w)
         self._bg_buf: deque[float] = deque()
         self._bg_sorted: list[float] = []
@@ -649,7 +951,7 @@ class StreamingDetector:
         missing = idx - self._next
         # After this many unmeasured steps every buffer is empty and any run is closed,
         # so a longer gap changes nothing more: skip the rest.
-        enough = max(self._w, self._wb + 1, self._gap + 2)
+        enough = max(self._w, self._wb + self._bn + 1, self._gap + 2)
         if missing > enough:
             for _ in range(enough):
                 events.extend(self._step(math.nan, math.nan, math.nan, math.nan))
@@ -670,7 +972,8 @@ class StreamingDetector:
         """The open episode with its statistics so far, once it has started."""
         if self._a is None or not self._started:
             return None
-        episode, _ = self._region_episode()
+        # the noise is still going on: its own level is not yet trailing behind it
+        episode, _ = self._region_episode(end_back=0)
         return episode
 
     # -- internals ----------------------------------------------------------------
@@ -690,8 +993,18 @@ class StreamingDetector:
         rules = self.rules
         self._laeq_buf.append(laeq)
         l5 = np.array([_last_energy_mean(self._laeq_buf, self._w_min)])
-        bg = np.array([_sorted_quantile(self._bg_sorted, self._quantile, self._wb_min)])
+        if not self._quiet:
+            bg = np.array([_sorted_quantile(self._bg_sorted, self._quantile, self._wb_min)])
+        elif self._a is not None and i - self._a <= self.rules.residual_hold_max_s // self.step_s:
+            bg = np.array([self._held])  # an open episode is judged against its start's residual
+        else:
+            bg = np.array(
+                [_sorted_quiet_laeq(self._bg_sorted, rules.residual_quantile, self._wb_min)]
+            )
         src = la90 if self.background == "la90" else laeq
+        if self._quiet and self._bn > 1:
+            self._block_buf.append(laeq)
+            src = _last_energy_mean(self._block_buf, self._bn_min)
         if len(self._bg_buf) == self._wb:
             old = self._bg_buf.popleft()
             if math.isfinite(old):
@@ -702,9 +1015,13 @@ class StreamingDetector:
         period = period_of(np.array([self._t(i)], dtype=np.int64), rules)
         em_base = _emergence_base(l5, bg, period, rules)
         self._em_run = self._em_run + 1 if bool(em_base[0]) else 0
+        own_db = laeq
+        if self._quiet and self._on > 1:
+            self._own_buf.append(laeq)
+            own_db = _last_energy_mean(self._own_buf, self._on_min)
         f_abs, f_em, own = _tests(
             l5,
-            np.array([laeq]),
+            np.array([own_db]),
             bg,
             period,
             em_base,
@@ -719,6 +1036,7 @@ class StreamingDetector:
             if flag:
                 self._append(laeq, lceq, lafmax, bool(own[0]), bool(f_abs[0]), bool(f_em[0]))
                 self._append_period(int(period[0]))
+                self._held = float(bg[0]) if self._quiet else math.nan
                 self._a = i
                 self._b = i
                 self._trim_lookback(i)
@@ -773,7 +1091,9 @@ class StreamingDetector:
         keep_from = max(self._prev_b + 1, a - (self._w - 1))
         self._drop_front(keep_from - self._r0)
 
-    def _region_episode(self, upto: int | None = None) -> tuple[Episode, bool]:
+    def _region_episode(
+        self, upto: int | None = None, end_back: int | None = None
+    ) -> tuple[Episode, bool]:
         assert self._a is not None
         b = self._b if upto is None else upto
         n = b - self._r0 + 1
@@ -791,6 +1111,8 @@ class StreamingDetector:
             np.asarray(self._reg_flags["em"][:n], dtype=np.bool_),
             np.asarray(self._reg_period[:n], dtype=np.int8),
             self.rules,
+            self._held,
+            (self._on - 1 if self._quiet else 0) if end_back is None else end_back,
         )
 
     def _finalize(self, i: int) -> list[EpisodeEvent]:
@@ -825,6 +1147,15 @@ def _last_energy_mean(window_db: deque[float], min_n: int) -> float:
     return float(10.0 * np.log10(total / count))
 
 
+def _sorted_quiet_laeq(values: list[float], quantile: float, min_n: int) -> float:
+    """Last value of :func:`residual_db` over exactly these sorted finite values."""
+    n = len(values)
+    if n < max(1, min_n):
+        return math.nan
+    row = np.asarray(values, dtype=np.float64)[None, :]
+    return float(_quiet_laeq_rows(row, np.array([n], dtype=np.int64), quantile)[0])
+
+
 def _sorted_quantile(values: list[float], quantile: float, min_n: int) -> float:
     """Quantile of sorted finite values, interpolated as pandas' rolling quantile does."""
     n = len(values)
@@ -841,6 +1172,11 @@ def _sorted_quantile(values: list[float], quantile: float, min_n: int) -> float:
     v_lo = values[lo]
     v_hi = values[lo + 1]
     return v_lo + (v_hi - v_lo) * (pos - lo)
+
+
+def _nan1(value: float) -> float:
+    """The value, or the one :data:`math.nan` object (so equal episodes compare equal)."""
+    return float(value) if math.isfinite(value) else math.nan
 
 
 def _f(value: float | None) -> float:

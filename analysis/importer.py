@@ -33,10 +33,16 @@ Site mapping (``--site-map FILE``, TOML)::
     lon = 4.8820
     radius_m = 100                 # optional
     addresses = ["Westerstraat 12", "Binnenplaats De Ster"]
+    # optional: where the site's nodes hang; a complaint with a position is then
+    # corroborated by the episodes of the nearest node (each node analysed on its own)
+    nodes = [{id = "yard1-n1", lat = 52.37452, lon = 4.88190},
+             {id = "yard1-n2", lat = 52.37441, lon = 4.88215}]
 
 A complaint without a site column is assigned to the site whose address or name
 its address starts with (case and punctuation ignored), else to the nearest site
-within its radius; complaints that match no site are counted and left out.
+within its radius; complaints that match no site are counted and left out. When the
+site lists node positions and the complaint has a position, the complaint keeps the
+id of the nearest node (``Complaint.node``), not the position.
 
 Privacy: only the fields above are kept. Names, e-mail addresses, phone numbers,
 free text (descriptions) and even the address (after it has served to find the
@@ -103,6 +109,9 @@ class Complaint:
     site: str
     category: str = ""
     source: str = ""
+    #: nearest node of the site to the complaint's position (site map with node
+    #: positions), else ""; the position itself is not kept
+    node: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +135,8 @@ class Site:
     lon: float | None
     radius_m: float
     addresses: tuple[str, ...] = ()
+    #: (node id, lat, lon) of the site's nodes, when the mapping gives them
+    nodes: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass
@@ -158,6 +169,17 @@ class SiteMap:
                 best = (d, site.id)
         return best[1] if best else None
 
+    def nearest_node(self, site: str, lat: float | None, lon: float | None) -> str:
+        """Id of the site's node nearest to a position; "" without positions."""
+        entry = self.sites.get(site)
+        if entry is None or not entry.nodes or lat is None or lon is None:
+            return ""
+        return min(entry.nodes, key=lambda n: haversine_m(lat, lon, n[1], n[2]))[0]
+
+    def has_node_positions(self) -> bool:
+        """Whether any site lists node positions."""
+        return any(s.nodes for s in self.sites.values())
+
 
 def _normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
@@ -179,6 +201,32 @@ def fix_swapped_lat_lon(lat: float, lon: float) -> tuple[float, float]:
     if not lat_ok and _NL_LON[0] <= lat <= _NL_LON[1] and _NL_LAT[0] <= lon <= _NL_LAT[1]:
         return lon, lat
     return lat, lon
+
+
+def _site_nodes(
+    name: str, where: str, value: Any, errors: list[InputError]
+) -> tuple[tuple[str, float, float], ...] | None:
+    """``nodes = [{id, lat, lon}, ...]`` of one site; None (and an error) when malformed."""
+    allowed = 'a list of {id = "...", lat = degrees, lon = degrees}'
+    if not isinstance(value, list):
+        errors.append(InputError(name, None, f"{where}.nodes", value, f"must be {allowed}"))
+        return None
+    out: list[tuple[str, float, float]] = []
+    for j, node in enumerate(value):
+        ok = (
+            isinstance(node, dict)
+            and isinstance(node.get("id"), str)
+            and bool(node["id"])
+            and all(
+                isinstance(node.get(k), int | float) and not isinstance(node.get(k), bool)
+                for k in ("lat", "lon")
+            )
+        )
+        if not ok or not (-90 <= node["lat"] <= 90 and -180 <= node["lon"] <= 180):
+            errors.append(InputError(name, None, f"{where}.nodes[{j}]", node, f"must be {allowed}"))
+            return None
+        out.append((node["id"], float(node["lat"]), float(node["lon"])))
+    return tuple(out)
 
 
 def load_site_map(path: str | Path) -> SiteMap:
@@ -218,12 +266,16 @@ def load_site_map(path: str | Path) -> SiteMap:
                 InputError(name, None, f"{where}.addresses", addresses, "must be a list of strings")
             )
             continue
+        nodes = _site_nodes(name, where, entry.get("nodes", []), errors)
+        if nodes is None:
+            continue
         sites[sid] = Site(
             sid,
             None if lat is None else float(lat),
             None if lon is None else float(lon),
             float(entry.get("radius_m", default_r)),
             tuple(addresses),
+            nodes,
         )
     if errors:
         raise InputErrors(errors)
@@ -578,6 +630,7 @@ def _assign(
             if not site:
                 unmatched += 1
                 continue
+        node = site_map.nearest_node(site, r.lat, r.lon) if site_map is not None else ""
         n0 = len(errors)
         if r.id in seen:
             errors.append(
@@ -593,7 +646,7 @@ def _assign(
         if len(errors) == n0 and received is not None and start is not None:
             if end is not None and end < start:
                 end = None
-            out.append(Complaint(r.id, received, start, end, site, r.category, r.source))
+            out.append(Complaint(r.id, received, start, end, site, r.category, r.source, node))
     if errors:
         raise InputErrors(errors)
     return out, unmatched

@@ -21,8 +21,9 @@ Grid
 Rows are put on a grid of ``step_s`` (default: the data's own interval, usually
 60 s or 1 s). Rows of one node within one step are averaged by energy
 (LAeq, LCeq, LA90) and by maximum (LAFmax); nodes of one site are then combined by
-energy **sum** (two nodes at 60 dB give 63.0 dB) or **mean** (``node_combine`` in
-the rules), LAFmax by maximum.
+energy **mean** (two nodes at 60 dB give 60.0 dB: microphones in one courtyard hear
+the same sound field, so their sum would read 3 dB too high) or, only for the legacy
+rules, energy **sum** (63.0 dB) (``node_combine`` in the rules); LAFmax by maximum.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "episode_lines",
     "infer_step_s",
     "load_grids",
+    "node_grids",
     "parse_influx_url",
     "read_levels",
     "read_levels_csv",
@@ -63,9 +65,10 @@ _REQUIRED = ("time", "site", "node", "LAeq")
 _WEEK_MS = 7 * 86_400_000
 
 
-def combine_db(levels_db: Sequence[float], how: str = "sum") -> float:
-    """Combine simultaneous levels by energy: ``10·log10(Σ 10^(L/10))`` (``sum``) or the
-    energy mean (``mean``). Two nodes at 60 dB: 63.0 dB (sum), 60.0 dB (mean)."""
+def combine_db(levels_db: Sequence[float], how: str = "mean") -> float:
+    """Combine simultaneous levels by energy: the energy mean (``mean``, co-located
+    nodes) or ``10·log10(Σ 10^(L/10))`` (``sum``, legacy). Two nodes at 60 dB: 60.0 dB
+    (mean), 63.0 dB (sum)."""
     x = np.asarray(levels_db, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -301,7 +304,7 @@ def build_grids(
     df: pd.DataFrame,
     *,
     step_s: int | None = None,
-    node_combine: str = "sum",
+    node_combine: str = "mean",
     start_ms: int | None = None,
     end_ms: int | None = None,
 ) -> list[SiteGrid]:
@@ -399,7 +402,7 @@ def _site_grid(
     ok = np.isfinite(x)
     np.maximum.at(fmax, inv[ok], x[ok])
     ubin = ukey % nbins
-    # 2) nodes of the site: energy sum (or mean) per step, LAFmax maximum
+    # 2) nodes of the site: energy mean (or, legacy, sum) per step, LAFmax maximum
     out: dict[str, np.ndarray] = {}
     count_laeq = np.bincount(ubin[np.isfinite(per_node["LAeq"])], minlength=nbins)
     for col, energy in per_node.items():
@@ -430,18 +433,39 @@ def load_grids(
     *,
     start_ms: int | None = None,
     end_ms: int | None = None,
-    node_combine: str = "sum",
+    node_combine: str = "mean",
     step_s: int | None = None,
     sites: Sequence[str] | None = None,
     progress: Callable[[float], None] | None = None,
+    node_grids_out: list[SiteGrid] | None = None,
 ) -> list[SiteGrid]:
-    """:func:`read_levels` then :func:`build_grids`."""
+    """:func:`read_levels` then :func:`build_grids`; with ``node_grids_out`` also one
+    grid per node (:func:`node_grids`) appended to that list."""
     df = read_levels(source, start_ms, end_ms, sites=sites, progress=progress)
     if len(df) == 0:
         raise LevelSourceError(f"--levels {source}: no level rows in the selected time range")
-    return build_grids(
+    grids = build_grids(
         df, step_s=step_s, node_combine=node_combine, start_ms=start_ms, end_ms=end_ms
     )
+    if node_grids_out is not None:
+        step = grids[0].step_s if grids else step_s
+        node_grids_out.extend(node_grids(df, step_s=step, start_ms=start_ms, end_ms=end_ms))
+    return grids
+
+
+def node_grids(
+    df: pd.DataFrame,
+    *,
+    step_s: int | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> list[SiteGrid]:
+    """One grid per node, named ``"{site}/{node}"``: each node analysed on its own
+    (issue 15), for corroborating a complaint by the node nearest to it."""
+    if len(df) == 0:
+        return []
+    per_node = df.assign(site=df["site"].astype(str) + "/" + df["node"].astype(str))
+    return build_grids(per_node, step_s=step_s, start_ms=start_ms, end_ms=end_ms)
 
 
 # ------------------------------------------------------------------ writing

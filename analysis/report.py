@@ -32,7 +32,7 @@ import numpy as np
 
 from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time_arg
 from klankkast.analysis.correlate import Coverage, Findings, analyse
-from klankkast.analysis.episodes import detect
+from klankkast.analysis.episodes import SiteGrid, detect
 from klankkast.analysis.errors import AnalysisError, ConfigError, InputErrors
 from klankkast.analysis.importer import (
     Complaint,
@@ -136,6 +136,11 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
         raise ConfigError("--to", args.t_to, "must be after --from")
     selected = [s.strip() for s in (getattr(args, "sites", None) or "").split(",") if s.strip()]
     progress(0.02, "loading levels")
+    # each node is also analysed on its own when the site map says where nodes hang
+    site_map = load_site_map(args.site_map) if getattr(args, "site_map", None) else None
+    per_node: list[SiteGrid] | None = (
+        [] if site_map is not None and site_map.has_node_positions() else None
+    )
     grids = load_grids(
         args.levels,
         start_ms=start,
@@ -144,13 +149,13 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
         step_s=args.step,
         sites=selected,
         progress=lambda f: progress(0.02 + 0.3 * f, "loading levels"),
+        node_grids_out=per_node,
     )
     span = (
         start if start is not None else min(g.t0_ms for g in grids),
         end if end is not None else max(g.end_ms for g in grids),
     )
     progress(0.35, "reading complaints and visits")
-    site_map = load_site_map(args.site_map) if getattr(args, "site_map", None) else None
     # a complaint or visit must name a site of the levels (or of the site map)
     known: set[str] | None = (known_sites_of(site_map, None) or set()) | {g.site for g in grids}
     if selected:
@@ -176,8 +181,13 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
     for i, g in enumerate(grids):
         episodes.extend(detect(g, rules))
         progress(0.4 + 0.4 * (i + 1) / len(grids), f"episodes {g.site}")
+    node_episodes = None
+    if per_node is not None:
+        node_episodes = [e for g in per_node for e in detect(g, rules)]
     progress(0.82, "correlating")
-    findings = analyse(episodes, complaints, visits, Coverage(grids), rules, span)
+    findings = analyse(
+        episodes, complaints, visits, Coverage(grids), rules, span, node_episodes=node_episodes
+    )
     meta = {
         "from": format_local(span[0], rules.timezone),
         "to": format_local(span[1], rules.timezone),
@@ -269,15 +279,28 @@ def write_outputs(
         w = csv.writer(fh)
         w.writerow(
             ["site", "start", "end", "start_ms", "end_ms", "duration_min", "LAeq", "LAFmax",
-             "bass", "period", "rule", "verdict"]
+             "bass", "period", "rule", "verdict", "residual", "specific"]
         )  # fmt: skip
         for e, complained in zip(f.episodes, f.episode_complained, strict=True):
             w.writerow(
                 [e.site, _iso(e.start_ms, tz), _iso(e.end_ms, tz), e.start_ms, e.end_ms,
                  _num(e.duration_s / 60.0, 1), _num(e.laeq_db), _num(e.lafmax_db),
                  _num(e.bass_db), e.period, e.rule,
-                 "complained" if complained else "without_complaint"]
+                 "complained" if complained else "without_complaint",
+                 _num(e.residual_db), _num(e.specific_db)]
             )  # fmt: skip
+    if f.node_episodes:
+        with (out / "node_episodes.csv").open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["site", "node", "start", "end", "start_ms", "end_ms", "duration_min",
+                        "LAeq", "LAFmax", "bass", "period", "rule", "residual", "specific"])  # fmt: skip
+            for e in f.node_episodes:
+                site, _, node = e.site.partition("/")
+                w.writerow(
+                    [site, node, _iso(e.start_ms, tz), _iso(e.end_ms, tz), e.start_ms, e.end_ms,
+                     _num(e.duration_s / 60.0, 1), _num(e.laeq_db), _num(e.lafmax_db),
+                     _num(e.bass_db), e.period, e.rule, _num(e.residual_db), _num(e.specific_db)]
+                )  # fmt: skip
     with (out / "complaints.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(
@@ -332,6 +355,52 @@ _T = {
               "noemt.",
     },
 }  # fmt: skip
+
+
+def rules_text(rules: Rules, lang: str) -> str:
+    """What the episode rules mean, in the report's method section (issue 15)."""
+    if rules.node_combine == "mean":
+        nodes = {"en": "The nodes of a site are combined by energy mean (microphones in one "
+                       "courtyard hear the same sound field).",
+                 "nl": "De meters van één locatie worden energetisch gemiddeld (microfoons in "
+                       "één binnenplaats horen hetzelfde geluidsveld)."}[lang]  # fmt: skip
+    else:
+        nodes = {"en": "The nodes of a site are summed by energy.",
+                 "nl": "De meters van één locatie worden energetisch opgeteld."}[lang]  # fmt: skip
+    if rules.residual == "quiet_laeq":
+        res = {
+            "en": f"The residual level is the LAeq of the preceding "
+                  f"{rules.background_window_s // 60} min (its 5-min LAeqs up to their "
+                  f"{100 * rules.residual_quantile:.0f}th percentile), held from the start of "
+                  "an episode until it ends, so the noise assessed never becomes its own "
+                  "residual.",
+            "nl": f"Het residuele niveau is de LAeq van de voorafgaande "
+                  f"{rules.background_window_s // 60} min (de 5-min-LAeq's tot hun "
+                  f"{100 * rules.residual_quantile:.0f}e percentiel), vastgehouden vanaf het "
+                  "begin van een episode tot het einde.",
+        }[lang]  # fmt: skip
+    else:
+        res = {"en": "The background is the median of per-minute LA90 (previous rules).",
+               "nl": "De achtergrond is de mediaan van LA90 per minuut (vorige regels)."}[lang]  # fmt: skip
+    if rules.absolute_level == "specific":
+        ab = {
+            "en": "Rule 'absolute': the limits apply to the specific level, the total with "
+                  "the residual subtracted by energy (ISO 1996-2); under "
+                  f"{rules.specific_min_db:g} dB above the residual it cannot be determined "
+                  "and the rule does not fire. Rule 'emergence': the 5-min LAeq exceeds the "
+                  "residual by more than the period's emergence. Each episode lists the rule "
+                  "that fired, its residual and its specific level.",
+            "nl": "Regel 'absolute': de grenswaarden gelden voor het specifieke niveau, het "
+                  "totaal met het residuele geluid energetisch afgetrokken (ISO 1996-2); "
+                  f"minder dan {rules.specific_min_db:g} dB boven het residu is dat niet te "
+                  "bepalen en gaat de regel niet af. Regel 'emergence': de 5-min-LAeq ligt "
+                  "meer dan de toegestane emergentie boven het residu. Elke episode vermeldt "
+                  "de regel, het residu en het specifieke niveau.",
+        }[lang]  # fmt: skip
+    else:
+        ab = {"en": "Rule 'absolute': the limits apply to the total level (previous rules).",
+              "nl": "Regel 'absolute': grenswaarden op het totale niveau (vorige regels)."}[lang]  # fmt: skip
+    return f"{nodes} {res} {ab}"
 
 
 def _pct(x: float | None) -> str:
@@ -567,7 +636,10 @@ def render_html(
     heat = f'<img alt="heat map" src="{_heatmap(f, lang)}">'
     timelines = "".join(f'<img alt="timeline" src="{src}">' for src in _timelines(f, rules, lang))
     a = summary["association"]
-    method = f"<p>{html.escape(a['method'])}</p><p>{html.escape(_T['legal'][lang])}</p>" + _table(
+    method = (
+        f"<p>{html.escape(rules_text(rules, lang))}</p>"
+        f"<p>{html.escape(a['method'])}</p><p>{html.escape(_T['legal'][lang])}</p>"
+    ) + _table(
         [[k, v] for k, v in rules.as_dict().items()],
         ["rule", "value"] if lang == "en" else ["regel", "waarde"],
     )

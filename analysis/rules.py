@@ -17,10 +17,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from klankkast.analysis.errors import ConfigError
 
-__all__ = ["DEFAULT_RULES_FILE", "PERIODS", "Rules", "default_rules", "load_rules"]
+__all__ = [
+    "DEFAULT_RULES_FILE",
+    "LEGACY_RULES_FILE",
+    "PERIODS",
+    "Rules",
+    "default_rules",
+    "legacy_rules",
+    "load_rules",
+]
 
 PERIODS = ("day", "evening", "night")
 DEFAULT_RULES_FILE = "rules.default.toml"
+#: The rules before issue 15 (node sum, absolute limit on the total level, LA90-median
+#: background), kept only so that the detection benchmark and its tests can measure
+#: the change on the same scenarios. Not for enforcement use.
+LEGACY_RULES_FILE = "rules.legacy.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +45,8 @@ class Rules:
     night_start_h: int = 23
 
     absolute_enabled: bool = True
+    absolute_level: str = "specific"
+    specific_min_db: float = 3.0
     window_s: int = 300
     limit_day_db: float = 50.0
     limit_evening_db: float = 45.0
@@ -42,7 +56,10 @@ class Rules:
     emergence_day_db: float = 5.0
     emergence_evening_db: float = 5.0
     emergence_night_db: float = 3.0
-    background_window_s: int = 3600
+    background_window_s: int = 600
+    residual: str = "quiet_laeq"
+    residual_quantile: float = 1.0
+    residual_hold_max_s: int = 14400
     background_quantile_la90: float = 0.5
     background_quantile_laeq: float = 0.1
     emergence_min_laeq_db: float = 30.0
@@ -51,7 +68,7 @@ class Rules:
     min_duration_s: int = 120
     gap_merge_s: int = 300
     min_coverage: float = 0.5
-    node_combine: str = "sum"
+    node_combine: str = "mean"
 
     lookback_s: int = 1800
     grace_s: int = 1800
@@ -80,6 +97,10 @@ _KEYS: dict[tuple[str, str], _Check] = {
     ("periods", "evening_start_h"): ("evening_start_h", int, (0, 23), "an hour 0-23"),
     ("periods", "night_start_h"): ("night_start_h", int, (0, 23), "an hour 0-23"),
     ("absolute", "enabled"): ("absolute_enabled", bool, None, "true or false"),
+    ("absolute", "level"): (
+        "absolute_level", str, ("specific", "total"), "one of specific, total",
+    ),
+    ("absolute", "specific_min_db"): ("specific_min_db", float, (0.0, 20.0), "0-20 dB"),
     ("absolute", "window_s"): ("window_s", int, (1, 86400), "whole seconds 1-86400"),
     ("absolute", "day_db"): ("limit_day_db", float, (0.0, 140.0), "a level 0-140 dB"),
     ("absolute", "evening_db"): ("limit_evening_db", float, (0.0, 140.0), "a level 0-140 dB"),
@@ -90,6 +111,13 @@ _KEYS: dict[tuple[str, str], _Check] = {
     ("emergence", "night_db"): ("emergence_night_db", float, (0.0, 60.0), "0-60 dB"),
     ("emergence", "background_window_s"): (
         "background_window_s", int, (60, 86400), "whole seconds 60-86400",
+    ),
+    ("emergence", "residual"): ("residual", str, ("quiet_laeq", "la90"), "one of quiet_laeq, la90"),
+    ("emergence", "residual_quantile"): (
+        "residual_quantile", float, (0.01, 1.0), "a fraction 0.01-1",
+    ),
+    ("emergence", "residual_hold_max_s"): (
+        "residual_hold_max_s", int, (0, 7 * 86400), "whole seconds 0-604800",
     ),
     ("emergence", "background_quantile_la90"): (
         "background_quantile_la90", float, (0.0, 1.0), "a fraction 0-1",
@@ -167,11 +195,24 @@ def default_rules() -> Rules:
     return load_rules(None)
 
 
-def load_rules(path: Path | str | None = None) -> Rules:
-    """Defaults from ``rules.default.toml``, overlaid with ``path`` when given."""
+def legacy_rules() -> Rules:
+    """The pre-issue-15 rules (``rules.legacy.toml`` over the defaults): node energy
+    sum, absolute limits on the total level, background = median of per-minute LA90.
+
+    Only for the detection benchmark and its tests, to measure the change.
+    """
+    return load_rules(None, preset=LEGACY_RULES_FILE)
+
+
+def load_rules(path: Path | str | None = None, *, preset: str | None = None) -> Rules:
+    """Defaults from ``rules.default.toml``, overlaid with a packaged ``preset`` file
+    (such as :data:`LEGACY_RULES_FILE`) and then with ``path`` when given."""
     values: dict[str, Any] = {}
-    text = resources.files("klankkast.analysis").joinpath(DEFAULT_RULES_FILE).read_text("utf-8")
+    pkg = resources.files("klankkast.analysis")
+    text = pkg.joinpath(DEFAULT_RULES_FILE).read_text("utf-8")
     _apply(_read(DEFAULT_RULES_FILE, text), DEFAULT_RULES_FILE, values)
+    if preset is not None:
+        _apply(_read(preset, pkg.joinpath(preset).read_text("utf-8")), preset, values)
     if path is not None:
         _apply(_read(path), str(path), values)
     rules = Rules(**values)

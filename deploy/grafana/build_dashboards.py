@@ -294,7 +294,9 @@ def courtyard_now() -> dict[str, Any]:
     limits_txt = (
         "Dashed lines: the default LAeq,5min limits of the episode rules, "
         f"night (23-07) {LIMITS_DB['night']}, evening (19-23) {LIMITS_DB['evening']}, "
-        f"day (07-19) {LIMITS_DB['day']} dB(A). A measurement, not a legal verdict."
+        f"day (07-19) {LIMITS_DB['day']} dB(A); the rules apply them to the specific level "
+        "(the total with the residual subtracted), so a background near a line is no "
+        "episode. A measurement, not a legal verdict."
     )
     panels = [
         lay.place(
@@ -361,8 +363,8 @@ def courtyard_now() -> dict[str, Any]:
                     ),
                 ],
                 description="Per-minute summaries (kept forever). LA90 is the level exceeded "
-                "90 % of the minute: the background; over longer intervals the median of the "
-                "per-minute LA90. " + limits_txt,
+                "90 % of the minute (it lies 3-10 dB below the residual LAeq in fluctuating "
+                "sound); over longer intervals the median of the per-minute LA90. " + limits_txt,
                 limits=True,
             ),
             12,
@@ -396,7 +398,8 @@ def courtyard_now() -> dict[str, Any]:
                     )
                 ],
                 description="Background level (LA90 per minute; median over longer intervals). "
-                "Emergence rules compare the level with the LA90 of the preceding hour.",
+                "LA90 is not the residual: the emergence rule compares the level with the "
+                "residual LAeq of the preceding 10 minutes (held during an episode).",
             ),
             12,
             8,
@@ -520,7 +523,8 @@ def nuisance_vs_reports() -> dict[str, Any]:
                         alias="$tag_site",
                     )
                 ],
-                description="LAeq of the site (all nodes combined as energy). Red regions: "
+                description="LAeq of the site (its nodes combined by energy mean: microphones "
+                "in one courtyard hear the same sound field). Red regions: "
                 "detected episodes; orange: complaints (at the incident time the resident "
                 "gave); blue regions: enforcement visits.",
                 limits=True,
@@ -617,7 +621,7 @@ def nuisance_vs_reports() -> dict[str, Any]:
 
 
 def heatmap_panel() -> dict[str, Any]:
-    # Share of minutes per hour in which the site's LAeq (nodes combined as energy)
+    # Share of minutes per hour in which the site's LAeq (nodes combined by energy mean)
     # exceeds the evening limit; InfluxQL cannot group by hour-of-week, so Grafana
     # transformations fold the hourly series into a weekday x hour matrix.
     threshold = LIMITS_DB["evening"]

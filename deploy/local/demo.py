@@ -422,12 +422,18 @@ def minute_payloads(
     local = pd.to_datetime(t, unit="ms", utc=True).tz_convert(AMS)
     hour = local.hour.to_numpy() + local.minute.to_numpy() / 60.0
     # a quiet courtyard: a smooth daily profile from 33 dB(A) around 02:00 to 39 dB(A)
-    # around 14:00 (no steps, so neither the night limit -- even with two nodes summed
-    # by energy, +3 dB -- nor the emergence rules fire on the background itself)
+    # around 14:00 (no steps, so neither the night limit nor the emergence rules fire on
+    # the background itself)
     base = 36.0 + 3.0 * np.cos(2 * np.pi * (hour - 14.0) / 24.0)
     drift = np.cumsum(rng.normal(0, 0.05, n))
     win = min(240, n)
     drift -= np.convolve(drift, np.ones(win) / win, mode="same")[:n]  # slow wander, no trend
+    # where the node simulator's frames take over (``skip``), its background is a
+    # different model (36.5 dB(A) at night): ramp to it over the hour before, so the
+    # stitch is not an unplanted +3.5 dB source that the emergence rule rightly reports
+    for a, _b in skip:
+        w = np.clip(1.0 - (a - t) / (60 * MIN_MS), 0.0, 1.0) * (t < a)
+        base = base + w * (SyntheticNode.background_db(a) - base)
     target = base + np.clip(drift, -2, 2) + rng.uniform(-0.3, 0.3, n)
     music = np.zeros(n, dtype=bool)
     for e in episodes:

@@ -186,21 +186,22 @@ def _iso(t_ms: int | None) -> str:
 
 
 def write_files(sc: Scenario, out, *, two_nodes: bool = True) -> dict[str, str]:
-    """Write levels.csv (1-min rows; the first site as two nodes 3.01 dB lower each, so
-    their energy sum is the site level), complaints.csv and visits.csv; return the paths."""
+    """Write levels.csv (1-min rows; the first site as two co-located nodes, one 1 dB
+    above the site level and one 10·log10(2 − 10^0.1) = −1.30 dB below, so that their
+    energy mean is the site level), complaints.csv and visits.csv; return the paths."""
     import csv
     import math
     from pathlib import Path
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    half = 10 * math.log10(2.0)
+    below = 10 * math.log10(2.0 - 10**0.1)
     with (out / "levels.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["time", "site", "node", "LAeq", "LCeq", "LAFmax", "LA90"])
         for k, g in enumerate(sc.grids):
             t = g.t_ms
-            nodes = (("n1", -half), ("n2", -half)) if (two_nodes and k == 0) else (("n1", 0.0),)
+            nodes = (("n1", 1.0), ("n2", below)) if (two_nodes and k == 0) else (("n1", 0.0),)
             for i in range(len(g)):
                 if np.isnan(g.laeq_db[i]):
                     continue

@@ -166,3 +166,41 @@ def test_dst_complaint_in_repeated_autumn_hour_meets_first_occurrence(tmp_path):
     ]
     f = analyse(episodes, complaints, [], Coverage(grids), rules, (t0, t0 + n * MIN))
     assert [c.verdict for c in f.complaints] == ["corroborated", "not_corroborated"]
+
+
+def test_complaint_is_corroborated_by_its_nearest_node():
+    """Site y: node n1 hears music at 65 dB for 30 min, n2 (across the courtyard, behind
+    a wing) stays at 35 dB; the site mean is 10·log10((10^6.5 + 10^3.5)/2) = 62.0 dB,
+    an episode. A complaint nearest to n2 is not corroborated by n2's own levels, one
+    nearest to n1 is, and without node analysis the site decides (both corroborated)."""
+    from klankkast.analysis.episodes import SiteGrid
+    from klankkast.analysis.timeutil import parse_time_ms
+
+    t0 = parse_time_ms("2026-06-01T08:00:00Z")
+    n = 6 * 60
+    loud = np.full(n, 35.0)
+    loud[120:150] = 65.0
+    quiet = np.full(n, 35.0)
+    nan = np.full(n, np.nan)
+    site_db = 10 * np.log10((10 ** (loud / 10) + 10 ** (quiet / 10)) / 2)
+    assert site_db[130] == pytest.approx(62.0, abs=0.05)
+    site = SiteGrid("y", t0, 60, site_db, site_db + 3, site_db + 8, nan)
+    nodes = [
+        SiteGrid("y/n1", t0, 60, loud, loud + 3, loud + 8, nan),
+        SiteGrid("y/n2", t0, 60, quiet, quiet + 3, quiet + 8, nan),
+    ]
+    rules = default_rules()
+    at = t0 + 125 * MIN
+    complaints = [
+        Complaint("c1", at + 5 * MIN, at, None, "y", node="n1"),
+        Complaint("c2", at + 5 * MIN, at, None, "y", node="n2"),
+    ]
+    episodes = detect(site, rules)
+    node_eps = [e for g in nodes for e in detect(g, rules)]
+    assert [e.site for e in node_eps] == ["y/n1"]
+    span = (t0, t0 + n * MIN)
+    f = analyse(episodes, complaints, [], Coverage([site]), rules, span, node_episodes=node_eps)
+    assert [c.verdict for c in f.complaints] == ["corroborated", "not_corroborated"]
+    assert f.episode_complained == [True]  # silent nuisance is counted on the site
+    f = analyse(episodes, complaints, [], Coverage([site]), rules, span)
+    assert [c.verdict for c in f.complaints] == ["corroborated", "corroborated"]

@@ -20,7 +20,7 @@ from klankkast.analysis.episodes import (
     period_of,
     rolling_energy_mean,
 )
-from klankkast.analysis.rules import default_rules
+from klankkast.analysis.rules import default_rules, legacy_rules
 from klankkast.analysis.timeutil import parse_time_ms
 
 MIN_MS = 60_000
@@ -177,12 +177,19 @@ def _stream(grid, rules, background):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("variant", ["default", "correction", "no_emergence", "laeq_bg"])
+@pytest.mark.parametrize(
+    "variant", ["default", "correction", "no_emergence", "laeq_bg", "total", "legacy"]
+)
 def test_streaming_equals_batch(seed, variant):
-    """Same grid, same rules: the streaming end events are exactly the batch episodes."""
+    """Same grid, same rules: the streaming end events are exactly the batch episodes
+    (residual held during episodes included), for the new rules and the legacy ones."""
     rules = default_rules()
     background = "la90"
-    if variant == "correction":
+    if variant == "legacy":
+        rules = legacy_rules()
+    elif variant == "total":
+        rules = dataclasses.replace(rules, absolute_level="total")
+    elif variant == "correction":
         rules = dataclasses.replace(rules, duration_correction=True)
     elif variant == "no_emergence":
         rules = dataclasses.replace(rules, emergence_enabled=False)
@@ -214,12 +221,13 @@ def test_streaming_long_outage_is_skipped_cheaply():
     rules = default_rules()
     det = StreamingDetector(rules, 1, site="s", background="laeq")
     t0 = parse_time_ms("2026-06-01T10:00:00Z")
-    for i in range(600):
-        det.update(t0 + i * 1000, 70.0 if 100 <= i < 400 else 35.0, 80.0, 76.0)
+    # half an hour of residual first: the rules need it (min_coverage of the 1-h window)
+    for i in range(2400):
+        det.update(t0 + i * 1000, 70.0 if 2000 <= i < 2300 else 35.0, 80.0, 76.0)
     events = det.update(t0 + 3 * 86_400_000, 35.0, 40.0, 40.0)
     assert [e.kind for e in events] == ["end"]
-    assert events[0].episode.start_ms == t0 + 100_000
-    assert events[0].episode.end_ms == t0 + 400_000
+    assert events[0].episode.start_ms == t0 + 2_000_000
+    assert events[0].episode.end_ms == t0 + 2_300_000
 
 
 @pytest.mark.parametrize("quantile", [0.0, 0.1, 0.5, 0.9, 1.0])

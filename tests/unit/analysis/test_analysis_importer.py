@@ -239,3 +239,24 @@ def test_import_cli_reports_errors_and_exit_status(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{bad}:2: column incident_start" in err
     assert "nothing imported" in err
+
+
+def test_site_map_node_positions_give_the_nearest_node(tmp_path):
+    """Two nodes 0.0004° of latitude apart (44.5 m); a complaint position 0.0001° from
+    n2 (11 m) belongs to n2. Only the node id is kept, not the position."""
+    text = SITE_MAP.replace(
+        'addresses = ["Westerstraat 12"]',
+        'addresses = ["Westerstraat 12"]\n'
+        'nodes = [{id = "n1", lat = 52.3745, lon = 4.8820},'
+        ' {id = "n2", lat = 52.3749, lon = 4.8820}]',
+    )
+    sm = load_site_map(_write(tmp_path, "sites.toml", text))
+    assert sm.has_node_positions()
+    assert sm.nearest_node("yard1", 52.3748, 4.8820) == "n2"
+    assert sm.nearest_node("yard1", 52.3746, 4.8820) == "n1"
+    assert sm.nearest_node("yard1", None, None) == ""
+    assert sm.nearest_node("yard2", 52.3600, 4.9000) == ""  # no node positions there
+    bad = SITE_MAP.replace('addresses = ["Westerstraat 12"]', 'nodes = [{id = "n1", lat = 95}]')
+    with pytest.raises(InputErrors) as err:
+        load_site_map(_write(tmp_path, "bad.toml", bad))
+    assert "site[0].nodes[0]" in str(err.value)

@@ -15,7 +15,7 @@ from klankkast.analysis.levels import (
     parse_influx_url,
     read_levels_csv,
 )
-from klankkast.analysis.rules import load_rules
+from klankkast.analysis.rules import legacy_rules, load_rules
 from klankkast.analysis.timeutil import parse_time_ms
 
 T0 = parse_time_ms("2026-06-01T00:00:00Z")
@@ -25,11 +25,13 @@ def _df(rows):
     return pd.DataFrame(rows, columns=["t_ms", "site", "node", "LAeq", "LCeq", "LAFmax", "LA90"])
 
 
-def test_two_nodes_at_60_combine_to_63():
-    """Energy sum: 10·log10(2·10^6) = 63.01 dB."""
-    assert combine_db([60.0, 60.0]) == pytest.approx(10 * math.log10(2e6))
-    assert round(combine_db([60.0, 60.0]), 1) == 63.0
-    assert combine_db([60.0, 60.0], "mean") == pytest.approx(60.0)
+def test_two_co_located_nodes_at_60_combine_to_60():
+    """Issue 15: nodes of one courtyard hear the same field, so the site level is their
+    energy mean, 60.0 dB (the earlier requirement of 63.0 dB, the energy sum
+    10·log10(2·10^6) = 63.01, is kept only for the legacy rules)."""
+    assert combine_db([60.0, 60.0]) == pytest.approx(60.0)
+    assert combine_db([50.0, 60.0]) == pytest.approx(10 * math.log10((1e5 + 1e6) / 2))
+    assert combine_db([60.0, 60.0], "sum") == pytest.approx(10 * math.log10(2e6))
     df = _df(
         [
             (T0, "yard1", "n1", 60.0, 66.0, 70.0, 50.0),
@@ -37,12 +39,12 @@ def test_two_nodes_at_60_combine_to_63():
         ]
     )
     (g,) = build_grids(df, step_s=60)
-    assert g.laeq_db[0] == pytest.approx(10 * math.log10(2e6))
-    assert g.lceq_db[0] == pytest.approx(66.0 + 10 * math.log10(2))
+    assert g.laeq_db[0] == pytest.approx(60.0)
+    assert g.lceq_db[0] == pytest.approx(66.0)
     assert g.lafmax_db[0] == 75.0  # maximum, not a sum
     assert g.nodes is not None and g.nodes[0] == 2
-    (g,) = build_grids(df, step_s=60, node_combine="mean")
-    assert g.laeq_db[0] == pytest.approx(60.0)
+    (g,) = build_grids(df, step_s=60, node_combine="sum")
+    assert g.laeq_db[0] == pytest.approx(10 * math.log10(2e6))
 
 
 def test_half_hour_at_40_and_half_hour_at_70_is_67_not_55():
@@ -119,7 +121,11 @@ def test_rules_defaults_documented_and_overrides(tmp_path):
     assert r.limits_db() == (50.0, 45.0, 40.0)
     assert r.emergences_db() == (5.0, 5.0, 3.0)
     assert (r.day_start_h, r.evening_start_h, r.night_start_h) == (7, 19, 23)
-    assert r.window_s == 300 and r.background_window_s == 3600
+    assert r.window_s == 300 and r.background_window_s == 600
+    assert (r.node_combine, r.absolute_level, r.residual) == ("mean", "specific", "quiet_laeq")
+    old = legacy_rules()
+    assert (old.node_combine, old.absolute_level, old.residual) == ("sum", "total", "la90")
+    assert old.background_window_s == 3600 and old.background_quantile_la90 == 0.5
     p = tmp_path / "rules.toml"
     p.write_text("[absolute]\nnight_db = 42\n[emergence]\nduration_correction = true\n")
     r = load_rules(p)
@@ -132,6 +138,9 @@ def test_rules_defaults_documented_and_overrides(tmp_path):
         ("[absolute]\nnight_db = 'loud'\n", "absolute.night_db"),
         ("[absolute]\nnight_db = 400\n", "absolute.night_db"),
         ("[episodes]\nnode_combine = 'max'\n", "episodes.node_combine"),
+        ("[absolute]\nlevel = 'ambient'\n", "absolute.level"),
+        ("[emergence]\nresidual = 'median'\n", "emergence.residual"),
+        ("[emergence]\nresidual_quantile = 0\n", "emergence.residual_quantile"),
         ("[absolute]\nnigth_db = 40\n", "absolute.nigth_db"),
         ("[periods]\ntimezone = 'Mars/Olympus'\n", "periods.timezone"),
     ],

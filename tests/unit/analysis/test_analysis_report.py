@@ -53,3 +53,47 @@ def test_plan_section_names_days_and_rates():
     html = _plan_section(plan, "nl")
     assert "<td>za</td><td>23:00</td><td>01:00</td><td>72%</td>" in html
     assert "6 weken" in html and "60%" in html and "15%" in html and "10%" in html
+
+
+def test_report_corroborates_by_the_nearest_node(tmp_path):
+    """Files in, files out: yard1 has n1 (music at 65 dB for 30 min) and n2 (35 dB, on
+    the far side). A Signalen complaint 11 m from n1 is corroborated, one 11 m from n2
+    is not (n2 measured no episode), although the site mean (62.0 dB) has an episode;
+    node_episodes.csv lists n1's episode only."""
+    import csv
+
+    from klankkast.analysis.cli import main
+
+    t0 = 1_780_300_800_000  # 2026-06-01T08:00:00Z, a Monday, day period
+    rows = ["time,site,node,LAeq,LCeq,LAFmax,LA90"]
+    for m in range(240):
+        n1 = 65.0 if 120 <= m < 150 else 35.0
+        for node, la in (("n1", n1), ("n2", 35.0)):
+            rows.append(f"{t0 + m * 60_000},yard1,{node},{la},{la + 3},{la + 8},{la - 2}")
+    (tmp_path / "levels.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "sites.toml").write_text(
+        '[[site]]\nid = "yard1"\nlat = 52.3745\nlon = 4.8820\n'
+        'nodes = [{id = "n1", lat = 52.3740, lon = 4.8820}, {id = "n2", lat = 52.3750, lon = 4.8820}]\n'
+    )
+    (tmp_path / "signalen.csv").write_text(
+        "id,created_at,incident_date_start,lat,lon,main_category\n"
+        "s1,2026-06-01T12:10:00+02:00,2026-06-01T12:05:00+02:00,52.3741,4.8820,geluid\n"
+        "s2,2026-06-01T12:10:00+02:00,2026-06-01T12:05:00+02:00,52.3749,4.8820,geluid\n"
+    )
+    out = tmp_path / "out"
+    rc = main(
+        ["report", "--levels", str(tmp_path / "levels.csv"), "--complaints",
+         str(tmp_path / "signalen.csv"), "--complaints-format", "signalen", "--site-map",
+         str(tmp_path / "sites.toml"), "--out", str(out), "--quiet", "--lang", "en"]
+    )  # fmt: skip
+    assert rc == 0
+    with (out / "complaints.csv").open() as fh:
+        verdicts = {r["id"]: r["verdict"] for r in csv.DictReader(fh)}
+    assert verdicts == {"s1": "corroborated", "s2": "not_corroborated"}
+    with (out / "episodes.csv").open() as fh:
+        (site_ep,) = list(csv.DictReader(fh))
+    assert abs(float(site_ep["LAeq"]) - 62.0) < 0.1  # energy mean of 65 and 35 dB
+    assert abs(float(site_ep["residual"]) - 35.0) < 0.1
+    with (out / "node_episodes.csv").open() as fh:
+        node_eps = list(csv.DictReader(fh))
+    assert [(r["site"], r["node"]) for r in node_eps] == [("yard1", "n1")]

@@ -24,7 +24,7 @@ from klankkast.alerts.engine import (
     combine_db,
     parse_quiet_range,
 )
-from klankkast.analysis.rules import Rules, load_rules
+from klankkast.analysis.rules import Rules, legacy_rules, load_rules
 
 AMS = ZoneInfo("Europe/Amsterdam")
 # Wednesday 2026-06-10 10:00 local (day period: absolute limit 50 dB(A) by default)
@@ -67,7 +67,8 @@ def test_combine_db_is_energy() -> None:
 
 
 def test_planted_20_minute_episode_gives_one_start_updates_and_one_end() -> None:
-    """Two nodes at 67 dB for 20 min over 35 dB: the site reads 67 + 3.01 = 70.0 dB.
+    """Two nodes at 67 dB for 20 min over 35 dB: the site reads 67.0 dB (energy mean of
+    co-located nodes: they hear the same sound field, issue 15).
 
     Start once the episode has lasted confirm_s = 300 s; an update every 60 s; the end
     carries the episode's true end (onset + 1200 s).
@@ -91,7 +92,7 @@ def test_planted_20_minute_episode_gives_one_start_updates_and_one_end() -> None
     gaps = {b.payload["t"] - a.payload["t"] for a, b in itertools.pairwise(alerts[:-1])}
     assert gaps == {60_000}
     assert len(ups) >= (dur - 300) // 60 - 1
-    assert end.payload["LAeq"] == pytest.approx(70.0, abs=0.05)
+    assert end.payload["LAeq"] == pytest.approx(67.0, abs=0.05)
     assert end.payload["bass"] == pytest.approx(BASS_DB, abs=0.05)
     assert end.payload["LAFmax"] == pytest.approx(67.0 + 8.0)
     assert end.payload["nodes"] == ["n1", "n2"]
@@ -153,13 +154,13 @@ def test_flapping_bursts_do_not_flood() -> None:
 def test_hysteresis_keeps_an_alert_while_the_level_hovers_just_below_the_limit() -> None:
     """Absolute rule only (day limit 50 dB): 30 min at 60 dB, then 49 dB for 40 min.
 
-    49 dB is below the limit, so the rules alone end the episode; with 3 dB hysteresis
-    the alert holds (49 + 3 > 50); with 0 dB it ends. Energy-summed over two nodes the
-    site reads 3.01 dB more, so the node level is set 3.01 dB lower.
+    The residual is held at 35 dB from the episode's start, so the specific level of
+    49 dB is 10·log10(10^4.9 − 10^3.5) = 48.8 dB, below the limit: the rules alone end
+    the episode; with 3 dB hysteresis the alert holds (52 dB total, 51.9 specific > 50);
+    with 0 dB it ends. Both nodes read the site level (energy mean).
     """
     rules = Rules(emergence_enabled=False)
-    node = lambda site_db: site_db - 10 * math.log10(2)  # noqa: E731
-    level = lambda s: node(60.0) if 600 <= s < 2400 else node(49.0) if s >= 2400 else node(35.0)  # noqa: E731
+    level = lambda s: 60.0 if 600 <= s < 2400 else 49.0 if s >= 2400 else 35.0  # noqa: E731
     fr = frames(level, 2400 + 40 * 60)
     with_h = run(AlertEngine(rules, AlertSettings(hysteresis_db=3.0)), fr)
     without = run(AlertEngine(rules, AlertSettings(hysteresis_db=0.0)), fr)
@@ -292,7 +293,7 @@ def test_nodes_going_offline_end_the_alert_without_waiting_for_the_rules() -> No
 
 def test_minute_summaries_work_as_well() -> None:
     """``frames = "minute"``: 60-s steps with LA90 (the rules' LA90 background). Two nodes,
-    30 min at 67 dB(A) (site 70.0) from minute 90 of 4 h: one start once 5 min have
+    30 min at 67 dB(A) (site 67.0, energy mean) from minute 90 of 4 h: one start once 5 min have
     passed, one end with the true end."""
     eng = AlertEngine(load_rules(None), AlertSettings(step_s=60, update_s=300))
     out: list[Alert] = []
@@ -308,4 +309,34 @@ def test_minute_summaries_work_as_well() -> None:
     assert out[0].payload["started"] == T0 + 90 * 60_000
     assert 0 < out[0].payload["t"] - out[0].payload["started"] <= 300_000
     assert out[-1].payload["ended"] == T0 + 120 * 60_000
-    assert out[-1].payload["LAeq"] == pytest.approx(70.0, abs=0.05)
+    assert out[-1].payload["LAeq"] == pytest.approx(67.0, abs=0.05)
+
+
+def test_quiet_night_nodes_and_a_burst_end_the_alert() -> None:
+    """Issue 15: two quiet nodes at night (35-38 dB(A) each, by the second) and a 6-min
+    burst at 65 dB. Energy-summed they read 38-41 dB, around the 40 dB night limit,
+    and the previous rules (legacy: sum, limit on the total, LA90 background) never end
+    the alert. With the new rules the site reads their energy mean (35-38), the limit
+    applies to the specific level over the held residual, and the alert ends once the
+    gap merge (5 min) and the 5-min window have passed."""
+    night = int(dt.datetime(2026, 6, 10, 1, 0, tzinfo=AMS).timestamp() * 1000)
+    rng = random.Random(7)
+    quiet = [rng.uniform(35.0, 38.0) for _ in range(2 * 3600)]
+    onset, dur = 1800, 360
+
+    def feed(rules: Rules) -> list[Alert]:
+        eng = AlertEngine(rules, AlertSettings(confirm_s=120, update_s=600))
+        out: list[Alert] = []
+        for s in range(2 * 3600):
+            t = night + s * 1000
+            for k, node in enumerate(("n1", "n2")):
+                la = 65.0 if onset <= s < onset + dur else quiet[(s + 977 * k) % len(quiet)]
+                out += eng.frame(
+                    "yard1", node, t, la, la + BASS_DB, la + 8.0, now_ms=t + 500, seq=s
+                )
+        return out
+
+    new = [a.state for a in feed(load_rules(None))]
+    assert new.count("start") == 1 and new.count("end") == 1
+    old = [a.state for a in feed(legacy_rules())]
+    assert old.count("start") >= 1 and old[-1] != "end"
