@@ -126,6 +126,7 @@ STATUS_REQUIRED: Final = (*_COMMON, "state", "version", "uptime_s")
 STATUS_OPTIONAL: Final = (
     "xruns", "outbox_depth", "outbox_evictions", "clock_synced", "calibrated_at",
     "cpu_temp_c", "audio", "reanchors", "drift_ms", "error", "disk_free_mb",
+    "unconfirmed", "unconfirmed_age_s",
 )  # fmt: skip
 
 #: Fields that hold a level in dB (validated against the allowed range by the ingest).
@@ -138,11 +139,11 @@ LEQ_FIELDS: Final = ("LAeq", "LCeq", "LZeq")
 
 _INT_FIELDS: Final = (
     "schema", "t", "seq", "dur_ms", "overload", "nonfinite", "xruns",
-    "outbox_depth", "outbox_evictions", "reanchors",
+    "outbox_depth", "outbox_evictions", "reanchors", "unconfirmed",
 )  # fmt: skip
 _NUM_FIELDS: Final = (
     *LEVEL_FIELDS, "bass", "impulsive", "tonality", "uptime_s", "cpu_temp_c",
-    "drift_ms", "disk_free_mb",
+    "drift_ms", "disk_free_mb", "unconfirmed_age_s",
 )  # fmt: skip
 _STR_FIELDS: Final = ("site", "node", "state", "version", "calibrated_at", "audio", "error")
 _NULLABLE: Final = ("tonal_band", "calibrated_at", "cpu_temp_c", "error", "drift_ms")
@@ -381,11 +382,11 @@ def decode_ack(data: bytes) -> tuple[str, list[tuple[int, int]]]:
     if unknown:
         raise SchemaError("unknown_field", f"ack has unknown field(s): {', '.join(unknown)}")
     if payload.get("schema") != SCHEMA or isinstance(payload.get("schema"), bool):
-        raise SchemaError("schema_version", f"schema must be {SCHEMA}; got {payload.get('schema')!r}")
+        raise SchemaError(
+            "schema_version", f"schema must be {SCHEMA}; got {payload.get('schema')!r}"
+        )
     kind, ranges = payload.get("kind"), payload.get("ranges")
-    if not isinstance(ranges, list) or not all(
-        isinstance(r, list) and len(r) == 2 for r in ranges
-    ):
+    if not isinstance(ranges, list) or not all(isinstance(r, list) and len(r) == 2 for r in ranges):
         raise SchemaError("bad_type", "ranges must be a list of [first_seq, last_seq] pairs")
     pairs = [(r[0], r[1]) for r in ranges]
     _check_ack(kind, pairs)

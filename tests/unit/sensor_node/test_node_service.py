@@ -26,6 +26,8 @@ def config(**audio: Any) -> Any:
             "audio": {"samplerate": FS, "block_ms": 100, **audio},
             "calibration": {"offset_db": 94.0},
             "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+            # deleted on PUBACK: these tests have no ingest (test_node_delivery covers acks)
+            "outbox": {"confirm": "broker"},
         }
     )
 
