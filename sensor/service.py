@@ -219,7 +219,7 @@ class Node:
         meter_factory: Callable[[], MeterLike],
         notifier: SystemdNotifier | None = None,
         clock_synced: Callable[[], bool | None] = ntp_synchronized,
-        drain_s: float = 3.0,
+        drain_s: float | None = None,
         audio_backoff_s: float = 1.0,
     ) -> None:
         self.cfg = cfg
@@ -238,7 +238,11 @@ class Node:
         self._clock_synced_fn = clock_synced
         self._clock_synced: bool | None = None
         self._clock_checked = -1e9
-        self.drain_s = drain_s
+        # how long shutdown waits for the outbox to empty: a confirmation from the
+        # ingest takes a batch (1 s) and an ack slot (1 s) longer than a PUBACK
+        self.drain_s = (
+            drain_s if drain_s is not None else (10.0 if cfg.outbox.confirm == "ingest" else 3.0)
+        )
         self.audio_backoff_s = audio_backoff_s
         self.stop_event = threading.Event()
         self.started = time.monotonic()
