@@ -3,17 +3,23 @@
 One run, one machine, real Mosquitto and InfluxDB (started through
 ``deploy/local/services.py``):
 
-1. Two persistent MQTT v5 sessions subscribe to the node topics and go offline:
-   the ingest's (``$share/ingest/...``) and a bare paho subscriber's
-   (``$share/bare/...``). The broker now queues every frame for both.
+1. Three persistent MQTT v5 sessions subscribe to the node topics and go offline:
+   two ingests' (``$share/ingest/...`` and ``$share/ingest_acks/...``) and a bare
+   paho subscriber's (``$share/bare/...``). The broker now queues every frame for
+   all three.
 2. ``N`` one-second frames of ``--nodes`` simulated nodes are published (QoS 1)
-   with ``mosquitto_pub -l`` (fast, in C), so both sessions hold the same backlog.
+   with ``mosquitto_pub -l`` (fast, in C), so the sessions hold the same backlog.
 3. The **bare paho subscriber** (QoS 1, automatic PUBACK, does nothing with the
    messages) drains its backlog.
 4. **One ingest** (:class:`klankkast.ingest.service.IngestService` with the default
    ``[ingest]`` settings unless given: batches of 5000 points or 1 s, two encoder
-   processes) drains its backlog: decode + validate + line protocol + HTTP write to
-   InfluxDB + PUBACK after 204; then InfluxDB's count is checked to be N.
+   processes) with ``acks = false`` drains its backlog: decode + validate + line
+   protocol + HTTP write to InfluxDB + PUBACK after 204; then InfluxDB's count is
+   checked to be N.
+5. The same with ``acks = true`` (the default, issue 18) into another database:
+   after each 204 it also publishes the end-to-end acks to the nodes (at most one
+   message per node per second), and receives them back on its own subscription
+   (it acknowledges and ignores them). Target: >= 0.9x the rate with acks off.
 
 The **sustained** rate of each is taken over the middle of its drain: frames done
 between the moments 10 % and 90 % of N were done (for the ingest: written to InfluxDB
@@ -204,14 +210,26 @@ def drain_bare(broker: Broker, n: int, timeout_s: float) -> tuple[float, float]:
 
 
 def drain_ingest(
-    broker: Broker, influx: Influx, n: int, timeout_s: float, ingest: dict[str, Any]
+    broker: Broker,
+    influx: Influx,
+    n: int,
+    timeout_s: float,
+    ingest: dict[str, Any],
+    *,
+    acks: bool = False,
 ) -> tuple[float, float]:
-    """Drain the ingest's backlog into InfluxDB; (sustained, whole) frames/s."""
+    """Drain the ingest's backlog into InfluxDB; (sustained, whole) frames/s.
+
+    Progress counts frames written to InfluxDB (each batch's MQTT acknowledgement
+    follows its 204 at once); with ``acks`` the ack messages the ingest receives
+    back are not frames and are not counted.
+    """
+    group, db = ("ingest_acks", "bench_acks") if acks else ("ingest", "bench")
     cfg = parse_central_config(
         {
-            "mqtt": {"url": broker.url, "share_group": "ingest", "client_id": "bench-ingest"},
-            "influxdb": {"url": influx.url, "database": "bench"},
-            "ingest": {"stats_interval_s": 5, **ingest},
+            "mqtt": {"url": broker.url, "share_group": group, "client_id": f"bench-{group}"},
+            "influxdb": {"url": influx.url, "database": db},
+            "ingest": {"stats_interval_s": 5, **ingest, "acks": acks},
         }
     )
     svc = IngestService(cfg)
@@ -239,7 +257,7 @@ def drain_ingest(
     workers0 = sum(cpu_s(pid) for pid in workers_pids)
     deadline = time.monotonic() + timeout_s
     progress: list[tuple[float, int]] = []
-    while (acked := svc.stats.acked) < n:  # written to InfluxDB, then acknowledged
+    while (acked := svc.stats.points_written) < n:  # written to InfluxDB, then acknowledged
         if not progress or acked != progress[-1][1]:
             progress.append((time.perf_counter(), acked))
         if time.monotonic() > deadline:
@@ -248,14 +266,22 @@ def drain_ingest(
         time.sleep(0.002)
     end = time.perf_counter()
     progress.append((end, n))
-    cpu_per_frame["ingest main"] = (time.process_time() - cpu0) / n * 1e6
-    cpu_per_frame["ingest encoders"] = (sum(cpu_s(p) for p in workers_pids) - workers0) / n * 1e6
-    cpu_per_frame["influxd"] = (cpu_s(influx.pid) - influx0) / n * 1e6
-    cpu_per_frame["broker (ingest)"] = (cpu_s(broker.pid) - broker0) / n * 1e6
+    tag = " acks" if acks else ""
+    cpu_per_frame[f"ingest{tag} main"] = (time.process_time() - cpu0) / n * 1e6
+    cpu_per_frame[f"ingest{tag} encoders"] = (
+        (sum(cpu_s(p) for p in workers_pids) - workers0) / n * 1e6
+    )
+    cpu_per_frame[f"influxd{tag}"] = (cpu_s(influx.pid) - influx0) / n * 1e6
+    cpu_per_frame[f"broker (ingest{tag})"] = (cpu_s(broker.pid) - broker0) / n * 1e6
+    node_acks = svc.stats.node_acks
     svc.stop()
+    if acks:
+        print(f"(ingest with acks published {node_acks} ack messages to the nodes)", flush=True)
+        if node_acks == 0:
+            raise RuntimeError("the ingest with acks on published no ack")
     got = 0
     for _ in range(20):
-        rows = influx.rows('SELECT count("LAeq") FROM "raw"."second"', db="bench")
+        rows = influx.rows('SELECT count("LAeq") FROM "raw"."second"', db=db)
         got = rows[0]["count"] if rows else 0
         if got == n:
             break
@@ -288,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             make_session(broker, "bench-ingest", f"$share/ingest/{SUBSCRIPTION}")
             make_session(broker, "bench-bare", f"$share/bare/{SUBSCRIPTION}")
+            make_session(broker, "bench-ingest_acks", f"$share/ingest_acks/{SUBSCRIPTION}")
             t = time.perf_counter()
             n = publish_all(broker, n_nodes, n_seconds, work)
             print(
@@ -316,6 +343,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             ratio = ingest / bare
             print(f"ratio ingest/bare    : {ratio:10.2f}  (targets: >= 10000 frames/s, >= 0.80)")
+            acked, acked_whole = drain_ingest(broker, influx, n, timeout, settings, acks=True)
+            ratio_acks = acked / ingest
+            print(
+                f"ingest, acks off     : {ingest:10.0f} frames/s sustained "
+                f"({ingest_whole:.0f} over the whole drain)\n"
+                f"ingest, acks on      : {acked:10.0f} frames/s sustained "
+                f"({acked_whole:.0f} over the whole drain; end-to-end acks to the nodes)\n"
+                f"ratio acks on/off    : {ratio_acks:10.2f}  (target >= 0.90)"
+            )
             print(
                 "CPU per frame (us): "
                 + ", ".join(f"{k} {v:.0f}" for k, v in cpu_per_frame.items()),
@@ -323,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(json.dumps({"frames": n, "bare_fps": round(bare), "ingest_fps": round(ingest),
                               "ratio": round(ratio, 3), "bare_fps_whole": round(bare_whole),
+                              "ingest_acks_fps": round(acked), "ratio_acks": round(ratio_acks, 3),
                               "ingest_fps_whole": round(ingest_whole),
                               "workers": cfg.workers, "cpus": os.cpu_count()}))  # fmt: skip
         finally:

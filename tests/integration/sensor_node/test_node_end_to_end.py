@@ -40,6 +40,7 @@ pytestmark = pytest.mark.slow
 SITE = "yard1"
 NODES = ("n1", "n2")
 CONFIRM_TIMEOUT_S = 5.0
+CONFIRM = __import__("os").environ.get("KK_CONFIRM", "ingest")
 SUMMARY_S = 10
 
 
@@ -57,7 +58,7 @@ class Ingest:
     """``python -m klankkast.ingest.cli`` as a child process, user ``ingest`` of the ACL."""
 
     def __init__(self, directory: Path, broker: Any, influx_url: str, db: str, client_id: str,
-                 *, session_expiry_s: int = 600) -> None:  # fmt: skip
+                 *, session_expiry_s: int = 600, batch_ms: int = 200) -> None:  # fmt: skip
         directory.mkdir(parents=True, exist_ok=True)
         user, _pw, password_file = broker.credentials("ingest")
         self.config = directory / f"{client_id}.toml"
@@ -73,7 +74,7 @@ class Ingest:
                     f'url = "{influx_url}"',
                     f'database = "{db}"',
                     "[ingest]",
-                    "batch_ms = 200",
+                    f"batch_ms = {batch_ms}",
                     "stats_interval_s = 5.0",
                     "health_interval_s = 10.0",
                     "max_backoff_s = 1.0",
@@ -128,6 +129,7 @@ class Rig:
     ingests: list[Ingest] = field(default_factory=list)
 
     def ingest(self, client_id: str = "ingest-a", **kw: Any) -> Ingest:
+        """Start an ingest; ``batch_ms`` or ``session_expiry_s`` in ``kw``."""
         ing = Ingest(self.tmp / "central", self.broker, self.influxdb.url, self.db, client_id, **kw)
         self.ingests.append(ing)
         return ing.start()
@@ -137,7 +139,7 @@ class Rig:
             user, password, _ = self.broker.credentials(f"{SITE}-{node}")
             cfg = write_config(
                 self.tmp / node, self.broker, device="pulse", samplerate=16000, site=SITE,
-                node=node, username=user, password=password, confirm="ingest",
+                node=node, username=user, password=password, confirm=CONFIRM,
                 confirm_timeout_s=CONFIRM_TIMEOUT_S, summary_s=SUMMARY_S,
             )  # fmt: skip
             self.nodes[node] = NodeProcess(cfg, self.env).start()
@@ -247,23 +249,42 @@ def started(rig: Rig, **ingest: Any) -> Ingest:
     return ing
 
 
+def saves(rig: Rig) -> int:
+    return int(rig.broker.log_text().count("Saving in-memory database"))
+
+
+def after_next_autosave(rig: Rig, hold_s: float = 4.0) -> None:
+    """Return ``hold_s`` after Mosquitto's next autosave: what it acknowledged since
+    then (``hold_s`` of real-time frames) exists only in its memory."""
+    n = saves(rig)
+    wait_for(lambda: saves(rig) > n, 30, "the broker's next autosave", poll_s=0.1)
+    time.sleep(hold_s)
+
+
 def test_broker_sigkilled_mid_stream_and_restarted_on_its_persistence_file(rig: Rig) -> None:
-    """What Mosquitto acknowledged since its last autosave (up to 10 s) dies with it;
-    the nodes still hold those frames and publish them again."""
+    """What Mosquitto acknowledged since its last autosave (every 10 s) dies with it.
+    Frames only get lost if they wait in the broker, so the ingest is away for a few
+    seconds (stopped cleanly: its session queues them); the broker is SIGKILLed 4 s
+    after an autosave, and those 4 s of frames are gone from its persistence file.
+    The nodes still hold them, unconfirmed, and publish them again."""
     ing = started(rig)
-    time.sleep(6.0)  # frames the broker holds only in memory (autosave every 10 s)
+    ing.stop()
+    after_next_autosave(rig)
     before = rig.stored()
     rig.broker.stop(kill=True)
     rig.broker.start()
+    ing.start()
     wait_for(lambda: ing.subscribed() >= 2, 60, "the ingest to subscribe again")
     rig.wait_stored({n: before[n] + 15 for n in NODES}, 120, "frames after the restart")
     rig.finish()
 
 
 def test_power_cut_of_the_central_server(rig: Rig) -> None:
-    """Mosquitto and the ingest SIGKILLed together, then both started again."""
-    ing = started(rig)
-    time.sleep(6.0)
+    """Mosquitto and the ingest SIGKILLed together, 3 s after an autosave, then both
+    started again. The ingest batches for 5 s, so it dies holding frames it has not
+    acknowledged yet, which the broker has not saved either."""
+    ing = started(rig, batch_ms=5000)
+    after_next_autosave(rig, 3.0)
     before = rig.stored()
     rig.broker.stop(kill=True)
     ing.kill()
@@ -280,8 +301,18 @@ def test_clean_broker_restart_with_the_default_shared_subscription(rig: Rig) -> 
     ing = started(rig)
     assert "$share/ingest/" in ing.log()
     before = rig.stored()
-    rig.broker.stop()
-    rig.broker.start()
+    assert ing.proc is not None
+    ing.proc.send_signal(signal.SIGSTOP)  # slow to come back: the nodes win the race
+    try:
+        connected = "New client connected from 127.0.0.1"
+        n = rig.broker.log_text().count(connected)
+        rig.broker.stop()
+        rig.broker.start()
+        wait_for(lambda: rig.broker.log_text().count(connected) >= n + len(NODES), 30,
+                 "both nodes to reconnect")  # fmt: skip
+        time.sleep(3.0)  # frames published to a broker without the shared subscription
+    finally:
+        ing.proc.send_signal(signal.SIGCONT)
     wait_for(lambda: ing.subscribed() >= 2, 60, "the ingest to subscribe again")
     rig.wait_stored({n: before[n] + 15 for n in NODES}, 120, "frames after the restart")
     rig.finish()
