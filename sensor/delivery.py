@@ -2,7 +2,7 @@
 
 One thread owns all delivery state. It publishes outbox entries with QoS 1, never
 more in flight than the publisher's window (the broker's Receive Maximum, capped by
-``max_inflight``), and deletes an entry only when its PUBACK arrives. After a
+``max_inflight``), and removes an entry from flight only when its PUBACK arrives. After a
 reconnect paho re-sends what was in flight (same session), and the backlog goes
 out oldest-first; while a backlog is draining a quarter of the window carries the
 newest frames, so live data keeps flowing.

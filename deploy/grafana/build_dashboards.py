@@ -865,7 +865,7 @@ def fleet_health() -> dict[str, Any]:
                 ],
                 unit="none",
                 description="Frames the broker acknowledged but the ingest has not yet confirmed "
-                "as stored in InfluxDB ([outbox] confirm = \"ingest\"). A few is normal; a "
+                'as stored in InfluxDB ([outbox] confirm = "ingest"). A few is normal; a '
                 "steady rise means the ingest or InfluxDB is down or acks cannot reach the node.",
             ),
             12,
