@@ -273,8 +273,8 @@ def drain_ingest(
     )
     cpu_per_frame[f"influxd{tag}"] = (cpu_s(influx.pid) - influx0) / n * 1e6
     cpu_per_frame[f"broker (ingest{tag})"] = (cpu_s(broker.pid) - broker0) / n * 1e6
-    node_acks = svc.stats.node_acks
     svc.stop()
+    node_acks = svc.stats.node_acks  # the last ones go out as the flusher stops
     if acks:
         print(f"(ingest with acks published {node_acks} ack messages to the nodes)", flush=True)
         if node_acks == 0:
