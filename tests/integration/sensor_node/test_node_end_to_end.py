@@ -362,6 +362,16 @@ def test_lost_acks_are_made_good_by_a_resend_written_once(rig: Rig) -> None:
     before = rig.resent()
     wait_for(lambda: rig.resent() > before, 60, "n1 to publish unconfirmed frames again")
     assert rig.outbox_depth("n1") >= CONFIRM_TIMEOUT_S
+
+    def status_shows_it() -> bool:  # the node's status, as stored for Fleet health
+        rows = rig.influxdb.rows(
+            'SELECT max("unconfirmed") AS n, max("unconfirmed_age_s") AS age FROM "status" '
+            "WHERE \"node\" = 'n1'",
+            db=rig.db,
+        )
+        return bool(rows) and rows[0]["n"] >= 3 and rows[0]["age"] > CONFIRM_TIMEOUT_S
+
+    wait_for(status_shows_it, 30, "n1's status to report old unconfirmed frames")
     acl.write_text(text)
     rig.broker.reload()
     expected = rig.finish()
