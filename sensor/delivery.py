@@ -146,6 +146,13 @@ class Dispatcher:
         return len(self._inflight) + len(self._status_mids)
 
     def start(self) -> None:
+        if self.confirm == "broker":
+            # frames left awaiting the ingest's confirmation by a run with confirm =
+            # "ingest": without acks they would wait for ever, so publish them again
+            # (and delete them on their PUBACK)
+            n = self.outbox.requeue(2**62)
+            if n:
+                log.info("confirm = broker: %d frame(s) left unconfirmed are published again", n)
         self._thread = threading.Thread(target=self._run, name="klankkast-delivery", daemon=True)
         self._thread.start()
 

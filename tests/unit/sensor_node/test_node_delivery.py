@@ -234,3 +234,20 @@ def test_broker_mode_deletes_on_puback_as_before() -> None:
         assert box.unconfirmed() == (0, None)
     finally:
         d.stop()
+
+
+def test_switching_back_to_broker_mode_publishes_and_deletes_what_waited_for_acks() -> None:
+    """Frames left awaiting a confirmation by an ingest-mode run would never get one
+    once the node uses confirm = broker: they are published again and deleted."""
+    box = MemoryOutbox()
+    ids = fill(box, 3)
+    box.published(ids, 5)
+    pub = FakePublisher(window=20)
+    d = Dispatcher(box, pub, confirm="broker")
+    d.start()
+    pub.start()
+    try:
+        assert d.wait_drained(2.0, include_status=False)
+        assert len(pub.sent) == 3
+    finally:
+        d.stop()
