@@ -3,17 +3,27 @@
 One run, one machine, real Mosquitto and InfluxDB (started through
 ``deploy/local/services.py``):
 
-1. Two persistent MQTT v5 sessions subscribe to the node topics and go offline:
-   the ingest's (``$share/ingest/...``) and a bare paho subscriber's
-   (``$share/bare/...``). The broker now queues every frame for both.
+1. Persistent MQTT v5 sessions subscribe to the node topics and go offline: the
+   ingest runs' (``$share/ingest/...``, ``$share/ingest_acks/...`` ...) and a bare
+   paho subscriber's (``$share/bare/...``). The broker now queues every frame for
+   each.
 2. ``N`` one-second frames of ``--nodes`` simulated nodes are published (QoS 1)
-   with ``mosquitto_pub -l`` (fast, in C), so both sessions hold the same backlog.
+   with ``mosquitto_pub -l`` (fast, in C), so the sessions hold the same backlog.
 3. The **bare paho subscriber** (QoS 1, automatic PUBACK, does nothing with the
    messages) drains its backlog.
 4. **One ingest** (:class:`klankkast.ingest.service.IngestService` with the default
    ``[ingest]`` settings unless given: batches of 5000 points or 1 s, two encoder
-   processes) drains its backlog: decode + validate + line protocol + HTTP write to
-   InfluxDB + PUBACK after 204; then InfluxDB's count is checked to be N.
+   processes) with ``acks = false`` drains its backlog: decode + validate + line
+   protocol + HTTP write to InfluxDB + PUBACK after 204; then InfluxDB's count is
+   checked to be N.
+5. The same with ``acks = true`` (the default, issue 18) into another database:
+   after each 204 it also publishes the end-to-end acks to the nodes (at most one
+   message per node per second), and receives them back on its own subscription
+   (it acknowledges and ignores them). Acks off and on are drained alternately, in
+   the order off, on, on, off (twice by default: ``--repeat``), from their own
+   backlogs into their own databases, and the best run of each counts (other load
+   on a shared machine only slows a run down). Target: >= 0.9x the rate with acks
+   off.
 
 The **sustained** rate of each is taken over the middle of its drain: frames done
 between the moments 10 % and 90 % of N were done (for the ingest: written to InfluxDB
@@ -189,7 +199,8 @@ def drain_bare(broker: Broker, n: int, timeout_s: float) -> tuple[float, float]:
 
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
     c.on_message = on_message
-    c.connect(broker.host, broker.port, clean_start=False, properties=connect_props())
+    # expiry 0: the session ends on disconnect (later backlogs are not queued for it)
+    c.connect(broker.host, broker.port, clean_start=False, properties=connect_props(0))
     cpu0, broker0 = time.process_time(), cpu_s(broker.pid)
     c.loop_start()
     ok = done.wait(timeout_s)
@@ -204,14 +215,35 @@ def drain_bare(broker: Broker, n: int, timeout_s: float) -> tuple[float, float]:
 
 
 def drain_ingest(
-    broker: Broker, influx: Influx, n: int, timeout_s: float, ingest: dict[str, Any]
+    broker: Broker,
+    influx: Influx,
+    n: int,
+    timeout_s: float,
+    ingest: dict[str, Any],
+    *,
+    acks: bool = False,
+    run: int = 1,
 ) -> tuple[float, float]:
-    """Drain the ingest's backlog into InfluxDB; (sustained, whole) frames/s."""
+    """Drain the ingest's backlog into InfluxDB; (sustained, whole) frames/s.
+
+    Progress counts frames written to InfluxDB (each batch's MQTT acknowledgement
+    follows its 204 at once); with ``acks`` the ack messages the ingest receives
+    back are not frames and are not counted.
+    """
+    group = ("ingest_acks" if acks else "ingest") + ("" if run == 1 else str(run))
+    db = "bench" if group == "ingest" else f"bench_{group}"
     cfg = parse_central_config(
         {
-            "mqtt": {"url": broker.url, "share_group": "ingest", "client_id": "bench-ingest"},
-            "influxdb": {"url": influx.url, "database": "bench"},
-            "ingest": {"stats_interval_s": 5, **ingest},
+            # session expiry 0: the session ends when the drain disconnects, so the
+            # next run's backlog is not queued for it as well
+            "mqtt": {
+                "url": broker.url,
+                "share_group": group,
+                "client_id": f"bench-{group}",
+                "session_expiry_s": 0,
+            },
+            "influxdb": {"url": influx.url, "database": db},
+            "ingest": {"stats_interval_s": 5, **ingest, "acks": acks},
         }
     )
     svc = IngestService(cfg)
@@ -239,7 +271,7 @@ def drain_ingest(
     workers0 = sum(cpu_s(pid) for pid in workers_pids)
     deadline = time.monotonic() + timeout_s
     progress: list[tuple[float, int]] = []
-    while (acked := svc.stats.acked) < n:  # written to InfluxDB, then acknowledged
+    while (acked := svc.stats.points_written) < n:  # written to InfluxDB, then acknowledged
         if not progress or acked != progress[-1][1]:
             progress.append((time.perf_counter(), acked))
         if time.monotonic() > deadline:
@@ -248,14 +280,22 @@ def drain_ingest(
         time.sleep(0.002)
     end = time.perf_counter()
     progress.append((end, n))
-    cpu_per_frame["ingest main"] = (time.process_time() - cpu0) / n * 1e6
-    cpu_per_frame["ingest encoders"] = (sum(cpu_s(p) for p in workers_pids) - workers0) / n * 1e6
-    cpu_per_frame["influxd"] = (cpu_s(influx.pid) - influx0) / n * 1e6
-    cpu_per_frame["broker (ingest)"] = (cpu_s(broker.pid) - broker0) / n * 1e6
+    tag = (" acks" if acks else "") + ("" if run == 1 else f" #{run}")
+    cpu_per_frame[f"ingest{tag} main"] = (time.process_time() - cpu0) / n * 1e6
+    cpu_per_frame[f"ingest{tag} encoders"] = (
+        (sum(cpu_s(p) for p in workers_pids) - workers0) / n * 1e6
+    )
+    cpu_per_frame[f"influxd{tag}"] = (cpu_s(influx.pid) - influx0) / n * 1e6
+    cpu_per_frame[f"broker (ingest{tag})"] = (cpu_s(broker.pid) - broker0) / n * 1e6
     svc.stop()
+    node_acks = svc.stats.node_acks  # the last ones go out as the flusher stops
+    if acks:
+        print(f"(ingest with acks published {node_acks} ack messages to the nodes)", flush=True)
+        if node_acks == 0:
+            raise RuntimeError("the ingest with acks on published no ack")
     got = 0
     for _ in range(20):
-        rows = influx.rows('SELECT count("LAeq") FROM "raw"."second"', db="bench")
+        rows = influx.rows('SELECT count("LAeq") FROM "raw"."second"', db=db)
         got = rows[0]["count"] if rows else 0
         if got == n:
             break
@@ -276,7 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--workers", type=int, help="[ingest] workers (default: the config's)")
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (2000 frames)")
+    ap.add_argument(
+        "--repeat", type=int, default=2,
+        help="rounds of off, on, on, off drains for the acks comparison (default 2; --quick: 1)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    if args.quick:
+        args.repeat = 1
     n_frames = 2000 if args.quick else args.frames
     n_nodes = min(args.nodes, n_frames)
     n_seconds = n_frames // n_nodes
@@ -315,7 +361,43 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cfg.workers} encoder process(es))"
             )
             ratio = ingest / bare
-            print(f"ratio ingest/bare    : {ratio:10.2f}  (targets: >= 10000 frames/s, >= 0.80)")
+            print(
+                f"ratio ingest/bare    : {ratio:10.2f}  (targets: >= 10000 frames/s, >= 0.80; run 1)"
+            )
+            # acks off and on are drained alternately, off, on, on, off (--repeat times),
+            # so that a drift of the machine's load or of InfluxDB's state favours
+            # neither; each from the same backlog, published again for its own session
+            # only (each drained session ends on disconnect), into its own database. On
+            # a shared machine other load only ever slows a run: the best run of each
+            # counts.
+            off = [(ingest, ingest_whole)]
+            on: list[tuple[float, float]] = []
+            order = ([False, True, True, False] * args.repeat)[1:]
+            for acks in order:
+                k = len(on if acks else off) + 1
+                group = ("ingest_acks" if acks else "ingest") + ("" if k == 1 else str(k))
+                make_session(broker, f"bench-{group}", f"$share/{group}/{SUBSCRIPTION}")
+                publish_all(broker, n_nodes, n_seconds, work)
+                r = drain_ingest(broker, influx, n, timeout, settings, acks=acks, run=k)
+                (on if acks else off).append(r)
+            print(
+                "runs, acks off: "
+                + ", ".join(f"{r[0]:.0f}" for r in off)
+                + " frames/s; acks on: "
+                + ", ".join(f"{r[0]:.0f}" for r in on)
+                + f" frames/s (sustained; order {'off on on off ' * args.repeat}"[:-1]
+                + ")"
+            )
+            ingest, ingest_whole = max(off)
+            acked, acked_whole = max(on)
+            ratio_acks = acked / ingest
+            print(
+                f"ingest, acks off     : {ingest:10.0f} frames/s sustained "
+                f"({ingest_whole:.0f} over the whole drain)\n"
+                f"ingest, acks on      : {acked:10.0f} frames/s sustained "
+                f"({acked_whole:.0f} over the whole drain; end-to-end acks to the nodes)\n"
+                f"ratio acks on/off    : {ratio_acks:10.2f}  (target >= 0.90)"
+            )
             print(
                 "CPU per frame (us): "
                 + ", ".join(f"{k} {v:.0f}" for k, v in cpu_per_frame.items()),
@@ -323,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(json.dumps({"frames": n, "bare_fps": round(bare), "ingest_fps": round(ingest),
                               "ratio": round(ratio, 3), "bare_fps_whole": round(bare_whole),
+                              "ingest_acks_fps": round(acked), "ratio_acks": round(ratio_acks, 3),
                               "ingest_fps_whole": round(ingest_whole),
                               "workers": cfg.workers, "cpus": os.cpu_count()}))  # fmt: skip
         finally:

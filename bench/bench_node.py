@@ -17,7 +17,16 @@ Two figures, both printed with their targets (issue 4):
    in its steady state; **B**, back to back as fast as possible (a backlog). Each is
    the best of two runs (noise on a shared machine only adds CPU time); the load
    average is printed before and after.
-2. **Resident memory of a running node**: ``klankkast-sensor run`` as a subprocess
+2. **End-to-end acknowledgements** (issue 18): the paced loop A again with ``[outbox]
+   confirm = "ingest"``: a PUBACK only marks a frame published, and an acker in
+   another process (standing in for the ingest: it subscribes to the node's frames
+   and publishes one ack per frame received on ``klankkast/v1/lab/bench/ack``, as a
+   node measuring in real time gets one per second) confirms it, which deletes it.
+   The loop's CPU per audio second with acks against the same loop with ``confirm =
+   "broker"`` (today's: deleted on PUBACK), run alternately (broker, ingest, ingest,
+   broker) with the acker running throughout, best of two runs each. Target: ratio
+   <= 1.10.
+3. **Resident memory of a running node**: ``klankkast-sensor run`` as a subprocess
    publishing to the same broker, ``VmRSS`` after ``--rss-seconds``, with two test
    microphones: the ALSA ``file``-plugin one with a plain ALSA configuration (as a
    USB microphone on ``hw:`` on a Pi: the representative figure) and the private
@@ -25,6 +34,7 @@ Two figures, both printed with their targets (issue 4):
    more). Target: < 120 MB. A microphone that cannot be started is reported.
 
 Usage: ``.venv/bin/python bench/bench_node.py [--seconds 120] [--pace 10] [--quick]``
+(``--acker URL`` is the helper process of figure 2.)
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
+import json
 import queue
 import subprocess
 import sys
@@ -197,15 +208,19 @@ def bench_loop(
     *,
     warm: bool = False,
     pace: float = 0.0,
+    confirm: str = "broker",
 ) -> tuple[float, float, int, float]:
-    """(CPU from READY to the end, CPU including start-up, frames, wall seconds)."""
+    """(CPU from READY to the end, CPU including start-up, frames, wall seconds).
+
+    ``confirm`` "ingest" needs an acker process (:func:`start_acker`) on the broker.
+    """
     cfg = parse_config(
         {
             "node": {"id": "bench", "site": "lab", "status_interval_s": 60},
             "audio": {"samplerate": FS, "block_ms": BLOCK_MS},
             "calibration": {"offset_db": 120.0},
             "mqtt": {"url": broker.url},
-            "outbox": {"path": str(workdir / "outbox.sqlite")},
+            "outbox": {"path": str(workdir / "outbox.sqlite"), "confirm": confirm},
         },
         workdir,
     )
@@ -233,6 +248,54 @@ def bench_loop(
     end = time.process_time()
     ready = notifier.ready_cpu if notifier.ready_cpu is not None else t0
     return end - ready, end - t0, node.frames, time.monotonic() - wall0
+
+
+def run_acker(url: str) -> int:
+    """The ``--acker`` process: confirm every frame of node lab/bench once received.
+
+    Stands in for the ingest (no InfluxDB): one ack message per frame, so that a
+    node paced at k times real time gets as many acks per audio second as a node in
+    real time does from the ingest (at most one per second, one frame per second).
+    """
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from klankkast.sensor import wire
+
+    host, port = url.removeprefix("mqtt://").rsplit(":", 1)
+    ack_topic = wire.topic("lab", "bench", "ack")
+    ready = False
+
+    def on_message(c: Any, u: Any, msg: Any) -> None:
+        kind = msg.topic.rsplit("/", 1)[1]
+        if kind in wire.FRAME_KINDS:
+            seq = json.loads(msg.payload)["seq"]
+            c.publish(ack_topic, wire.encode_ack(kind, [(seq, seq)]), qos=1)
+
+    def on_subscribe(*a: Any) -> None:
+        nonlocal ready
+        if not ready:
+            ready = True
+            print("acker ready", flush=True)
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-acker", protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    c.on_subscribe = on_subscribe
+    c.on_connect = lambda cl, *a: cl.subscribe("klankkast/v1/lab/bench/+", qos=1)
+    c.connect(host, int(port))
+    c.loop_forever()
+    return 0
+
+
+def start_acker(broker: Any) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--acker", broker.url], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "acker ready":
+        proc.kill()
+        raise RuntimeError("the acker process did not start")
+    return proc
 
 
 #: mapped files worth naming: PulseAudio client, scipy parts the node should not load
@@ -330,7 +393,10 @@ def main() -> int:
         help="speed of the paced loop runs, times real time (default 10)",
     )
     ap.add_argument("--quick", action="store_true", help="smoke run: 10 s of audio, 5 s RSS")
+    ap.add_argument("--acker", metavar="URL", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.acker:
+        return run_acker(args.acker)
     seconds = 10.0 if args.quick else args.seconds
     rss_s = 5.0 if args.quick else args.rss_seconds
     pace = args.pace
@@ -351,6 +417,22 @@ def main() -> int:
         burst.append(bench_loop(blocks, broker, work / "burst2"))
         cores_p.append(bench_core(blocks, pace))
         paced.append(bench_loop(blocks, broker, work / "paced2", warm=True, pace=pace))
+        # acks: the same loop A with confirm = "ingest" and "broker" alternately (broker,
+        # ingest, ingest, broker), all four with the acker process running (it acks
+        # the broker runs' frames too; those nodes do not subscribe, so only the node
+        # side differs)
+        acker = start_acker(broker)
+        acked: list[tuple[float, float, int, float]] = []
+        plain: list[tuple[float, float, int, float]] = []
+        try:
+            for k, confirm in enumerate(("broker", "ingest", "ingest", "broker")):
+                (acked if confirm == "ingest" else plain).append(
+                    bench_loop(blocks, broker, work / f"e2e{k}", warm=True, pace=pace,
+                               confirm=confirm)
+                )  # fmt: skip
+        finally:
+            acker.kill()
+            acker.wait(10)
         core_hot, core_paced = min(cores), min(cores_p)
         loop, loop_all, frames, wall = min(paced)
         loop_burst = min(b[0] for b in burst)
@@ -384,6 +466,20 @@ def main() -> int:
         print(f"     ratio loop / core:         {verdict(ratio_burst)}")
         print("  (A is the node's situation: audio arrives in real time.)")
         print(f"  real-time load on this CPU:  {loop / seconds:7.1%} of one core")
+        loop_acked, _all, frames_acked, _wall = min(acked)
+        loop_plain = min(plain)[0]
+        ratio_acks = loop_acked / loop_plain
+        print('  2. end-to-end acks: loop A with confirm = "ingest" against confirm = "broker":')
+        print(
+            f"     confirm = broker (today):  {ms(loop_plain)}  "
+            f"(runs: {runs([p[0] for p in plain])})\n"
+            f"     confirm = ingest (acks):   {ms(loop_acked)}  "
+            f"(runs: {runs([a[0] for a in acked])}; {frames_acked} frames confirmed)"
+        )
+        print(
+            f"     ratio acks / broker:       {ratio_acks:5.2f}  (target <= 1.10)  "
+            f"{'OK' if ratio_acks <= 1.10 else 'OVER'}"
+        )
         results = {}
         for kind in ("unpaced", "paced"):
             results[kind] = rss_of_running_node(broker, work, rss_s, kind)

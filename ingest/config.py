@@ -109,6 +109,8 @@ class IngestConfig:
     rejected_payload_max: int = 1000
     log_level: str = "INFO"
     workers: int = 2
+    #: publish end-to-end acknowledgements to the nodes (``klankkast/v1/{site}/{node}/ack``)
+    acks: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +312,7 @@ def _parse_ingest(sec: _Section) -> IngestConfig:
         rejected_payload_max=sec.int_("rejected_payload_max", d.rejected_payload_max, 0, 16_384),
         log_level=sec.str_("log_level", d.log_level, _check_level).upper(),
         workers=sec.int_("workers", d.workers, 0, 16),
+        acks=sec.bool_("acks", d.acks),
     )
     sec.reject_unknown()
     return cfg

@@ -17,7 +17,14 @@ Threads and processes
   PUBACKs of a batch in one write) in the order they arrived. A crash at any moment
   therefore loses nothing: unacknowledged messages stay in the broker's persistent
   session and are redelivered; a redelivered message has the same series and
-  timestamp and overwrites itself, so nothing is duplicated either.
+  timestamp and overwrites itself, so nothing is duplicated either;
+* with ``[ingest] acks`` on (the default), the flusher then also tells each node
+  which of its frames are stored, on ``klankkast/v1/{site}/{node}/ack``
+  (:mod:`klankkast.ingest.acks`: coalesced, at most one message per node per
+  second, QoS 1, published with the same client). A node with ``[outbox] confirm =
+  "ingest"`` deletes a frame only then, so delivery no longer depends on how well
+  the broker keeps what it acknowledged. The ack topics fall under the
+  subscription; what comes back on them is acknowledged and ignored.
 
 Write failures are sorted as Telegraf's InfluxDB output sorts them: 429, 5xx and
 connection errors -> keep the batch, back off (honouring ``Retry-After``) and retry,
@@ -51,6 +58,7 @@ from klankkast.influx import (
     line,
 )
 from klankkast.ingest._pahofast import Publish, ReadBuffer, bulk_ack
+from klankkast.ingest.acks import AckCoalescer
 from klankkast.ingest.config import (
     CentralConfig,
     default_client_id,
@@ -83,6 +91,8 @@ class _Inbound:
     payload: bytes
     recv_ms: int
     gen: int
+    #: (site, node, kind, seq) of a frame the ingest finished with: acknowledged to the node
+    frame: tuple[str, str, str, int] | None = None
 
 
 @dataclass(slots=True)
@@ -149,6 +159,22 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def _frame_id(topic: str, payload: bytes) -> tuple[str, str, str, int] | None:
+    """(site, node, kind, seq) of a refused ``second``/``minute`` frame, if it names one.
+
+    A frame refused for good is acknowledged too, so the node stops sending it
+    (sending it again cannot change the outcome); one without a readable seq cannot be.
+    """
+    try:
+        site, node, kind = wire.parse_topic(topic)
+        seq = json.loads(payload).get("seq") if kind in wire.FRAME_KINDS else None
+    except (wire.SchemaError, ValueError, AttributeError, TypeError):
+        return None
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return None
+    return site, node, kind, seq
+
+
 class _Done:
     """An already-computed result with the ``done()``/``result()`` of a Future."""
 
@@ -176,6 +202,7 @@ class Stats:
         self._latencies_ms: list[float] = []
         self.taken = 0  # taken from the queue by the writer thread
         self.acked = 0  # acknowledged by the flusher thread
+        self.node_acks = 0  # ack messages published to nodes
 
     def add_latency(self, ms: float) -> None:
         self._latencies_ms.append(ms)
@@ -195,6 +222,7 @@ class Stats:
             "retries": self.retries,
             "rejected": sum(self.rejected.values()),
             "backlog": backlog,
+            "node_acks": self.node_acks,
         }
         if lat:
             fields["write_latency_ms_mean"] = sum(lat) / len(lat)
@@ -244,6 +272,8 @@ class IngestService:
         self._flusher: threading.Thread | None = None
         self._raw_ms: int | None = cfg.influxdb.raw_retention_days * 86_400_000
         self._pool: ProcessPoolExecutor | None = None
+        # acknowledgements to the nodes (flusher thread only)
+        self._acker: AckCoalescer | None = AckCoalescer() if cfg.ingest.acks else None
 
     # -- paho callbacks (network thread: never block) ---------------------------------
     def _on_connect(
@@ -400,11 +430,22 @@ class IngestService:
     def _flusher_main(self) -> None:
         try:
             while True:
-                job = self._flushq.get()
+                timeout = None
+                if self._acker is not None:
+                    due = self._acker.next_due_s()
+                    if due is not None:
+                        timeout = max(0.0, due - time.monotonic())
+                try:
+                    job = self._flushq.get(timeout=timeout)
+                except queue.Empty:
+                    self._send_node_acks()
+                    continue
                 if job is None:
+                    self._send_node_acks(final=True)
                     return
                 if not self._flush(*job):
                     return  # stopped during an outage: the rest stays unacknowledged
+                self._send_node_acks()
         except BaseException as err:  # pragma: no cover - logged, process exits
             self.writer_error = err
             log.exception("ingest flusher died")
@@ -557,6 +598,7 @@ class IngestService:
                 n += 1
                 if kind in wire.FRAME_KINDS:
                     observe_frame(kind, site, node, t, seq, item.recv_ms)
+                    item.frame = (site, node, kind, seq)
                 else:
                     payload = {"t": t, "seq": seq, "state": state}
                     self.health.observe(wire.Message(kind, site, node, payload), item.recv_ms)
@@ -574,6 +616,8 @@ class IngestService:
 
     def _reject(self, reason: str, message: str, item: _Inbound) -> None:
         self.stats.rejected[reason] += 1
+        if self._acker is not None:
+            item.frame = _frame_id(item.topic, item.payload)
         now = time.monotonic()
         last = self._last_reject_log.get(reason)
         if last is None or now - last >= 60.0:
@@ -635,7 +679,27 @@ class IngestService:
         self.stats.batches += 1
         self._ack(acks)
         self.stats.acked += len(acks)
+        if self._acker is not None:
+            self._acker.add([it.frame for it in acks if it.frame is not None], time.monotonic())
         return True
+
+    def _send_node_acks(self, *, final: bool = False) -> None:
+        """Publish the acknowledgements that are due (flusher thread); ``final``: wait for all.
+
+        At most one message per node per second, so the final round may take a second.
+        """
+        acker, client = self._acker, self._client
+        if acker is None or client is None:
+            return
+        deadline = time.monotonic() + 2.5 * acker.interval_s
+        while True:
+            for topic, payload in acker.due(time.monotonic()):
+                client.publish(topic, payload, qos=1)
+                self.stats.node_acks += 1
+            due = acker.next_due_s()
+            if not final or due is None or time.monotonic() >= deadline:
+                return
+            time.sleep(max(0.0, min(due, deadline) - time.monotonic()))
 
     def _ack(self, acks: list[_Inbound]) -> None:
         client = self._client

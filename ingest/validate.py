@@ -55,6 +55,7 @@ _INT_FIELDS: Final = frozenset(
         "xruns",
         "outbox_depth",
         "outbox_evictions",
+        "unconfirmed",
         "reanchors",
     }
 )
@@ -72,8 +73,11 @@ class Point:
 
 
 def is_ignored_topic(topic: str) -> bool:
-    """Topics under the subscription that are not node data: ``klankkast/v1/{site}/alerts``."""
+    """Topics under the subscription that are not node data: ``klankkast/v1/{site}/alerts``
+    and the ingest's own acknowledgements ``klankkast/v1/{site}/{node}/ack``."""
     parts = topic.split("/")
+    if len(parts) == 5 and parts[4] == "ack":
+        return "/".join(parts[:2]) == wire.TOPIC_ROOT
     return len(parts) == 4 and parts[3] == "alerts" and "/".join(parts[:2]) == wire.TOPIC_ROOT
 
 

@@ -89,6 +89,10 @@ class MqttConfig:
 class OutboxConfig:
     path: Path = Path(DEFAULT_OUTBOX_PATH)
     max_mb: float = 2048.0
+    #: ``"ingest"``: a frame is deleted when the ingest confirms it stored it (the ack
+    #: topic); ``"broker"``: deleted on the broker's PUBACK (no acks from the ingest).
+    confirm: str = "ingest"
+    confirm_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,7 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
         "max_inflight",
         "reconnect_max_s",
     ),
-    "outbox": ("path", "max_mb"),
+    "outbox": ("path", "max_mb", "confirm", "confirm_timeout_s"),
 }
 _REQUIRED = {"node": ("id", "site"), "mqtt": ("url",)}
 _CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -312,10 +316,18 @@ def _mqtt(s: _Section) -> MqttConfig:
     )
 
 
+CONFIRM_MODES = ("ingest", "broker")
+
+
 def _outbox(s: _Section) -> OutboxConfig:
+    confirm = s.table.get("confirm", "ingest")
+    if confirm not in CONFIRM_MODES:
+        raise s.fail("confirm", confirm, '"ingest" or "broker"')
     return OutboxConfig(
         path=s.path("path", DEFAULT_OUTBOX_PATH) or Path(DEFAULT_OUTBOX_PATH),
         max_mb=s.number("max_mb", 2048.0, 0.01, 1_000_000.0, " MB"),
+        confirm=str(confirm),
+        confirm_timeout_s=s.number("confirm_timeout_s", 120.0, 1.0, 86_400.0, " s"),
     )
 
 

@@ -2,10 +2,21 @@
 
 One thread owns all delivery state. It publishes outbox entries with QoS 1, never
 more in flight than the publisher's window (the broker's Receive Maximum, capped by
-``max_inflight``), and deletes an entry only when its PUBACK arrives. After a
+``max_inflight``), and removes an entry from flight only when its PUBACK arrives. After a
 reconnect paho re-sends what was in flight (same session), and the backlog goes
 out oldest-first; while a backlog is draining a quarter of the window carries the
 newest frames, so live data keeps flowing.
+
+Who confirms a frame (``confirm``): with ``"broker"`` a PUBACK deletes the entry;
+with ``"ingest"`` (end to end) a PUBACK only marks it published
+(:meth:`~klankkast.sensor.outbox.Outbox.published`), and the entry is deleted when
+the ingest confirms its ``(stream, seq)`` (:meth:`Dispatcher.confirmed`, fed from
+the node's ack topic). An entry published but unconfirmed for ``confirm_timeout_s``
+goes back to pending and is published again, same ``seq`` and payload. While
+nothing at all is being confirmed (the ingest is away), each further round of
+re-sending waits twice as long, up to 32 × ``confirm_timeout_s``, so that an
+outage of hours does not fill the broker's queues with copies; the first
+confirmation resets it.
 
 Status messages (retained, not durable: only the latest matters) go through
 :meth:`Dispatcher.publish_status` and are sent when connected.
@@ -26,9 +37,17 @@ from dataclasses import dataclass
 from klankkast.sensor.outbox import Entry, Outbox
 from klankkast.sensor.publisher import Publisher
 
-__all__ = ["DeliveryStats", "Dispatcher"]
+__all__ = ["MAX_RESEND_BACKOFF", "DeliveryStats", "Dispatcher"]
 
 log = logging.getLogger(__name__)
+
+#: Largest factor by which re-sending backs off while nothing is confirmed.
+MAX_RESEND_BACKOFF = 32
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
 
 #: PUBACK reason codes that will never succeed on retry (MQTT v5 §3.4.2.1):
 #: not authorized, topic name invalid, packet too large, payload format invalid.
@@ -42,6 +61,8 @@ class DeliveryStats:
     rejected: int = 0
     retried: int = 0
     refused_by_client: int = 0
+    confirmed: int = 0
+    resent: int = 0
 
 
 class Dispatcher:
@@ -54,10 +75,24 @@ class Dispatcher:
         *,
         retry_s: float = 1.0,
         on_connect: Callable[[], None] | None = None,
+        confirm: str = "broker",
+        confirm_timeout_s: float = 120.0,
+        clock_ms: Callable[[], int] = _wall_ms,
     ) -> None:
+        if confirm not in ("broker", "ingest"):
+            raise ValueError(f"confirm must be 'broker' or 'ingest'; got {confirm!r}")
         self.outbox = outbox
         self.publisher = publisher
         self.retry_s = retry_s
+        self.confirm = confirm
+        self.confirm_timeout_s = confirm_timeout_s
+        self._clock_ms = clock_ms
+        self._confirmations: collections.deque[tuple[str, list[tuple[int, int]]]] = (
+            collections.deque()
+        )
+        self._backoff = 1
+        self._confirmed_since_resend = False
+        self._next_requeue = 0.0
         self.stats = DeliveryStats()
         self._cv = threading.Condition()
         self._acks: collections.deque[tuple[int, int]] = collections.deque()
@@ -87,6 +122,15 @@ class Dispatcher:
             self._on_connect_hook()
         self._wake()
 
+    def confirmed(self, stream: str, ranges: list[tuple[int, int]]) -> None:
+        """The ingest confirmed ``stream``'s ``seq`` ranges (any thread; handled on ours).
+
+        Not urgent, so it does not wake the delivery thread: the deletes ride along
+        with its next round (the next frame, PUBACK or its idle tick, <= 0.5 s), which
+        saves the node a wake-up per ack (``bench/bench_node.py``).
+        """
+        self._confirmations.append((stream, ranges))
+
     def notify(self) -> None:
         """Tell the dispatcher that new entries are in the outbox."""
         self._wake()
@@ -102,6 +146,13 @@ class Dispatcher:
         return len(self._inflight) + len(self._status_mids)
 
     def start(self) -> None:
+        if self.confirm == "broker":
+            # frames left awaiting the ingest's confirmation by a run with confirm =
+            # "ingest": without acks they would wait for ever, so publish them again
+            # (and delete them on their PUBACK)
+            n = self.outbox.requeue(2**62)
+            if n:
+                log.info("confirm = broker: %d frame(s) left unconfirmed are published again", n)
         self._thread = threading.Thread(target=self._run, name="klankkast-delivery", daemon=True)
         self._thread.start()
 
@@ -144,7 +195,7 @@ class Dispatcher:
                 with self._cv:
                     if self._stop:
                         return
-                    if not self._acks:
+                    if not self._acks and not self._confirmations:
                         self._idle.set()
                         timeout = 0.5
                         if self._retry_at:
@@ -154,6 +205,7 @@ class Dispatcher:
     def _step(self) -> bool:
         """One round: handle acks, send status, fill the window. True if work was done."""
         done: list[int] = []
+        published: list[int] = []
         worked = False
         while self._acks:
             mid, reason = self._acks.popleft()
@@ -166,7 +218,7 @@ class Dispatcher:
                 continue
             self._inflight_ids.discard(oid)
             if reason < 0x80:
-                done.append(oid)
+                (published if self.confirm == "ingest" else done).append(oid)
                 self.stats.acked += 1
             elif reason in _PERMANENT:
                 log.error(
@@ -180,6 +232,15 @@ class Dispatcher:
                 self._retry_at = time.monotonic() + self.retry_s
         if done:
             self.outbox.ack(done)
+        if published:
+            self.outbox.published(published, self._clock_ms())
+        while self._confirmations:
+            stream, ranges = self._confirmations.popleft()
+            worked = True
+            self.stats.confirmed += self.outbox.confirm(stream, ranges)
+            self._backoff, self._confirmed_since_resend = 1, True
+        if self.confirm == "ingest":
+            self._requeue_due()
         if not self.publisher.connected:
             return worked
         with self._cv:
@@ -212,3 +273,24 @@ class Dispatcher:
             self.stats.published += 1
             worked = True
         return worked
+
+    def _requeue_due(self) -> None:
+        """Put frames unconfirmed for the (backed-off) timeout back to pending."""
+        now = time.monotonic()
+        if now < self._next_requeue:
+            return
+        timeout_s = self.confirm_timeout_s * self._backoff
+        self._next_requeue = now + min(5.0, max(0.05, self.confirm_timeout_s / 4))
+        n = self.outbox.requeue(self._clock_ms() - int(timeout_s * 1000))
+        if not n:
+            return
+        self.stats.resent += n
+        log.warning(
+            "%d frame(s) published but not confirmed by the ingest within %.0f s; "
+            "publishing them again",
+            n,
+            timeout_s,
+        )
+        if not self._confirmed_since_resend:
+            self._backoff = min(self._backoff * 2, MAX_RESEND_BACKOFF)
+        self._confirmed_since_resend = False

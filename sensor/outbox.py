@@ -1,11 +1,22 @@
 """The durable outbox: every frame is stored here before it is published.
 
 A frame is appended (with its per-stream ``seq`` assigned in the same transaction,
-so ``seq`` is monotonic across restarts and crashes), published with QoS 1 by
-:class:`klankkast.sensor.delivery.Dispatcher`, and deleted only when the broker
-acknowledges it (PUBACK). The store is bounded: when the payload bytes exceed the
+so ``seq`` is monotonic across restarts and crashes) and published with QoS 1 by
+:class:`klankkast.sensor.delivery.Dispatcher`. What happens on the broker's PUBACK
+depends on who confirms delivery (``[outbox] confirm``):
+
+* ``"broker"``: :meth:`Outbox.ack` deletes the frame;
+* ``"ingest"`` (end to end): :meth:`Outbox.published` moves it from *pending* to
+  *published, awaiting confirmation* (with the time), :meth:`Outbox.confirm` deletes
+  it when the ingest names its ``(stream, seq)`` in an ack message, and
+  :meth:`Outbox.requeue` moves what waited too long back to *pending*, to be
+  published again with the same ``seq`` and payload.
+
+States are stored, so a node that restarts keeps both pending and unconfirmed
+frames. The store is bounded over all of them: when the payload bytes exceed the
 limit, the oldest ``second`` frames are evicted first and ``minute`` summaries
-last; evictions are counted (persistently) and reported in the node status.
+last, whatever their state; evictions are counted (persistently) and reported in
+the node status.
 
 Two implementations of the :class:`Outbox` role share one contract suite:
 :class:`SqliteOutbox` (SQLite in WAL mode, the node's) and :class:`MemoryOutbox`
@@ -33,7 +44,7 @@ _EVICT_RANK = {"second": 0, "minute": 1}
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One stored message, waiting for its PUBACK."""
+    """One stored message, waiting for its PUBACK or its confirmation."""
 
     id: int
     stream: str
@@ -58,7 +69,11 @@ class NewFrame:
 
 
 class Outbox(Protocol):
-    """Role: durable FIFO of encoded frames, deleted on acknowledgement."""
+    """Role: durable FIFO of encoded frames, deleted on acknowledgement.
+
+    ``pending`` lists only frames not yet published (or put back by ``requeue``);
+    ``depth``, ``size_bytes`` and the bound count every stored frame.
+    """
 
     def append(self, frame: NewFrame) -> Entry: ...
 
@@ -69,6 +84,14 @@ class Outbox(Protocol):
     ) -> list[Entry]: ...
 
     def ack(self, ids: Iterable[int]) -> int: ...
+
+    def published(self, ids: Iterable[int], now_ms: int) -> int: ...
+
+    def confirm(self, stream: str, ranges: Iterable[tuple[int, int]]) -> int: ...
+
+    def requeue(self, sent_before_ms: int) -> int: ...
+
+    def unconfirmed(self) -> tuple[int, int | None]: ...
 
     def depth(self) -> int: ...
 
@@ -88,6 +111,8 @@ class MemoryOutbox:
     def __init__(self, max_bytes: int = 2048 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self._rows: OrderedDict[int, Entry] = OrderedDict()
+        self._sent: dict[int, int] = {}  # id -> time of the last PUBACK (ms): awaiting
+        self._first: dict[int, int] = {}  # id -> time of the first PUBACK (ms)
         self._seq: dict[str, int] = {}
         self._next_id = 1
         self._bytes = 0
@@ -119,9 +144,17 @@ class MemoryOutbox:
         while self._bytes > self.max_bytes and self._rows:
             rank = min(_EVICT_RANK.get(e.kind, 2) for e in self._rows.values())
             victim = next(e for e in self._rows.values() if _EVICT_RANK.get(e.kind, 2) == rank)
-            del self._rows[victim.id]
-            self._bytes -= len(victim.payload)
+            self._drop(victim.id)
             self._evictions += 1
+
+    def _drop(self, i: int) -> bool:
+        e = self._rows.pop(i, None)
+        if e is None:
+            return False
+        self._bytes -= len(e.payload)
+        self._sent.pop(i, None)
+        self._first.pop(i, None)
+        return True
 
     def pending(
         self, limit: int, exclude: Collection[int] = (), *, newest: bool = False
@@ -132,19 +165,44 @@ class MemoryOutbox:
             for e in rows:
                 if len(out) >= limit:
                     break
-                if e.id not in exclude:
+                if e.id not in exclude and e.id not in self._sent:
                     out.append(e)
             return out
 
     def ack(self, ids: Iterable[int]) -> int:
+        with self._lock:
+            return sum(self._drop(i) for i in ids)
+
+    def published(self, ids: Iterable[int], now_ms: int) -> int:
         n = 0
         with self._lock:
             for i in ids:
-                e = self._rows.pop(i, None)
-                if e is not None:
-                    self._bytes -= len(e.payload)
+                if i in self._rows and i not in self._sent:
+                    self._sent[i] = now_ms
+                    self._first.setdefault(i, now_ms)
                     n += 1
         return n
+
+    def confirm(self, stream: str, ranges: Iterable[tuple[int, int]]) -> int:
+        spans = list(ranges)
+        with self._lock:
+            victims = [
+                e.id
+                for e in self._rows.values()
+                if e.stream == stream and any(a <= e.seq <= b for a, b in spans)
+            ]
+            return sum(self._drop(i) for i in victims)
+
+    def requeue(self, sent_before_ms: int) -> int:
+        with self._lock:
+            due = [i for i, t in self._sent.items() if t <= sent_before_ms]
+            for i in due:
+                del self._sent[i]
+            return len(due)
+
+    def unconfirmed(self) -> tuple[int, int | None]:
+        with self._lock:
+            return len(self._first), min(self._first.values(), default=None)
 
     def depth(self) -> int:
         return len(self._rows)
@@ -173,11 +231,22 @@ CREATE TABLE IF NOT EXISTS outbox (
     kind TEXT NOT NULL,
     topic TEXT NOT NULL,
     seq INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    sent_ms INTEGER,
+    first_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind, id);
 CREATE TABLE IF NOT EXISTS streams (stream TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+#: Index of the confirmation by (stream, seq). The state columns (``sent_ms``: time of
+#: the last PUBACK, NULL while pending; ``first_ms``: of the first) are added to an
+#: older file on open. They have no index: requeue (every few seconds) and the status
+#: count (every minute) scan the table, which costs less than keeping an index up to
+#: date on every PUBACK and confirmation.
+_STATE_SQL = """
+CREATE INDEX IF NOT EXISTS outbox_stream_seq ON outbox(stream, seq);
 """
 
 
@@ -213,10 +282,15 @@ class SqliteOutbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.executescript(_SCHEMA_SQL)
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+            for col in ("sent_ms", "first_ms"):  # an outbox written before acks
+                if col not in cols:
+                    self._db.execute(f"ALTER TABLE outbox ADD COLUMN {col} INTEGER")
+            self._db.executescript(_STATE_SQL)
             row = self._db.execute(
-                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
+                "SELECT count(*), coalesce(sum(length(payload)), 0), count(sent_ms) FROM outbox"
             ).fetchone()
-            self._depth, self._bytes = int(row[0]), int(row[1])
+            self._depth, self._bytes, self._waiting = int(row[0]), int(row[1]), int(row[2])
             ev = self._db.execute("SELECT value FROM counters WHERE name='evictions'").fetchone()
             self._evictions = int(ev[0]) if ev else 0
             # Deletes go through a second connection without the fsync: a delete lost in
@@ -232,11 +306,14 @@ class SqliteOutbox:
         except sqlite3.Error as err:
             raise OutboxError(f"outbox {str(self.path)!r} cannot be opened: {err}") from None
         self._seq_cache: dict[str, int] = {}
-        # In-memory copy of the rows while the outbox is small (the normal case: a few
-        # frames waiting for their PUBACK), so pending() needs no SELECT. Valid only
-        # while complete: built from empty, dropped when it would exceed _MIRROR_MAX
-        # rows or on eviction, rebuilt when the outbox is empty again.
-        self._mirror: OrderedDict[int, Entry] | None = OrderedDict() if self._depth == 0 else None
+        # In-memory copy of the pending rows (not yet published) while they are few (the
+        # normal case: a few frames waiting for their PUBACK), so pending() needs no
+        # SELECT. Valid only while complete: built from empty, dropped when it would
+        # exceed _MIRROR_MAX rows, on eviction or requeue, rebuilt when no row is
+        # pending again. (_waiting counts the published rows awaiting confirmation.)
+        self._mirror: OrderedDict[int, Entry] | None = (
+            OrderedDict() if self._depth == self._waiting else None
+        )
 
     def _seq_of(self, stream: str) -> int:
         if stream not in self._seq_cache:
@@ -272,7 +349,7 @@ class SqliteOutbox:
                     assert cur.lastrowid is not None
                     out.append(Entry(cur.lastrowid, f.stream, f.kind, f.topic, payload, seq))
                     added += len(payload)
-                evicted_n, evicted_b = self._evict(self._bytes + added)
+                evicted_n, evicted_b, evicted_w = self._evict(self._bytes + added)
                 self._db.execute("COMMIT")
             except BaseException as err:
                 self._seq_cache = cache
@@ -284,6 +361,9 @@ class SqliteOutbox:
             self._depth += len(out) - evicted_n
             self._bytes += added - evicted_b
             self._evictions += evicted_n
+            self._waiting -= evicted_w
+            if self._mirror is None and self._depth - len(out) == self._waiting:
+                self._mirror = OrderedDict()  # nothing else pending: start a new copy
             if self._mirror is not None:
                 if evicted_n or len(self._mirror) + len(out) > _MIRROR_MAX:
                     self._mirror = None
@@ -292,25 +372,29 @@ class SqliteOutbox:
                         self._mirror[e.id] = e
         return out
 
-    def _evict(self, total: int) -> tuple[int, int]:
-        """Delete oldest rows (``second`` first, then ``minute``, then the rest)."""
+    def _evict(self, total: int) -> tuple[int, int, int]:
+        """Delete oldest rows (``second`` first, then ``minute``, then the rest), any state.
+
+        Returns the rows deleted, their payload bytes and how many were published.
+        """
         if total <= self.max_bytes:
-            return 0, 0
-        n = freed = 0
+            return 0, 0, 0
+        n = freed = waiting = 0
         for kind_clause in ("kind='second'", "kind='minute'", "kind NOT IN ('second','minute')"):
             while total - freed > self.max_bytes:
                 rows = self._db.execute(
-                    f"SELECT id, length(payload) FROM outbox WHERE {kind_clause} "
+                    f"SELECT id, length(payload), sent_ms FROM outbox WHERE {kind_clause} "
                     "ORDER BY id LIMIT 256"
                 ).fetchall()
                 if not rows:
                     break
                 victims = []
-                for rid, size in rows:
+                for rid, size, sent in rows:
                     if total - freed <= self.max_bytes:
                         break
                     victims.append(rid)
                     freed += size
+                    waiting += sent is not None
                 self._db.executemany("DELETE FROM outbox WHERE id=?", [(v,) for v in victims])
                 n += len(victims)
         if n:
@@ -319,7 +403,7 @@ class SqliteOutbox:
                 "ON CONFLICT(name) DO UPDATE SET value=value+excluded.value",
                 (n,),
             )
-        return n, freed
+        return n, freed, waiting
 
     def pending(
         self, limit: int, exclude: Collection[int] = (), *, newest: bool = False
@@ -338,7 +422,9 @@ class SqliteOutbox:
                 return found
         order = "DESC" if newest else "ASC"
         ex = list(exclude)
-        where = f"WHERE id NOT IN ({','.join('?' * len(ex))})" if ex else ""
+        where = "WHERE sent_ms IS NULL"
+        if ex:
+            where += f" AND id NOT IN ({','.join('?' * len(ex))})"
         with self._lock:
             rows = self._db.execute(
                 f"SELECT id, stream, kind, topic, payload, seq FROM outbox {where} "
@@ -354,36 +440,119 @@ class SqliteOutbox:
         db = self._db_del
         with self._lock:
             try:
-                removed = n = 0
+                removed = n = waiting = 0
+                sql = "DELETE FROM outbox WHERE id=? RETURNING length(payload), sent_ms"
                 if len(ids) == 1:  # the usual case: one statement, its own transaction
-                    rows = db.execute(
-                        "DELETE FROM outbox WHERE id=? RETURNING length(payload)", (ids[0],)
-                    ).fetchall()
-                    for (size,) in rows:
-                        removed += int(size)
-                        n += 1
+                    rows = db.execute(sql, (ids[0],)).fetchall()
                 else:
                     db.execute("BEGIN IMMEDIATE")
-                    for i in ids:
-                        rows = db.execute(
-                            "DELETE FROM outbox WHERE id=? RETURNING length(payload)", (i,)
-                        ).fetchall()
-                        for (size,) in rows:
-                            removed += int(size)
-                            n += 1
+                    rows = [r for i in ids for r in db.execute(sql, (i,)).fetchall()]
+                    db.execute("COMMIT")
+                for size, sent in rows:
+                    removed += int(size)
+                    n += 1
+                    waiting += sent is not None
+            except sqlite3.Error as err:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise OutboxError(f"outbox {str(self.path)!r} delete failed: {err}") from None
+            self._deleted(ids, n, removed, waiting)
+        return n
+
+    def _deleted(self, ids: Iterable[int], n: int, removed: int, waiting: int) -> None:
+        """Book-keeping after deleting ``n`` rows (``waiting`` of them published); locked."""
+        self._depth -= n
+        self._bytes -= removed
+        self._waiting -= waiting
+        if self._mirror is not None:
+            for i in ids:
+                self._mirror.pop(i, None)
+        elif self._depth == self._waiting:
+            self._mirror = OrderedDict()
+
+    def published(self, ids: Iterable[int], now_ms: int) -> int:
+        """PUBACK: pending rows ``ids`` now await confirmation (ids gone meanwhile: skipped)."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        db = self._db_del
+        sql = (
+            "UPDATE outbox SET sent_ms=?, first_ms=coalesce(first_ms, ?) "
+            "WHERE id=? AND sent_ms IS NULL"
+        )
+        with self._lock:
+            try:
+                if len(ids) == 1:
+                    n = db.execute(sql, (now_ms, now_ms, ids[0])).rowcount
+                else:
+                    db.execute("BEGIN IMMEDIATE")
+                    n = sum(db.execute(sql, (now_ms, now_ms, i)).rowcount for i in ids)
+                    db.execute("COMMIT")
+            except sqlite3.Error as err:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise OutboxError(f"outbox {str(self.path)!r} update failed: {err}") from None
+            self._waiting += n
+            if self._mirror is not None:
+                for i in ids:
+                    self._mirror.pop(i, None)
+            elif self._depth == self._waiting:
+                self._mirror = OrderedDict()
+        return n
+
+    def confirm(self, stream: str, ranges: Iterable[tuple[int, int]]) -> int:
+        """Delete the rows of ``stream`` whose ``seq`` lies in an inclusive range, any state."""
+        spans = list(ranges)
+        if not spans:
+            return 0
+        db = self._db_del
+        sql = (
+            "DELETE FROM outbox WHERE stream=? AND seq BETWEEN ? AND ? "
+            "RETURNING id, length(payload), sent_ms"
+        )
+        with self._lock:
+            try:
+                if len(spans) == 1:  # the usual case: one statement, its own transaction
+                    rows = db.execute(sql, (stream, *spans[0])).fetchall()
+                else:
+                    db.execute("BEGIN IMMEDIATE")
+                    rows = [r for a, b in spans for r in db.execute(sql, (stream, a, b)).fetchall()]
                     db.execute("COMMIT")
             except sqlite3.Error as err:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise OutboxError(f"outbox {str(self.path)!r} delete failed: {err}") from None
-            self._depth -= n
-            self._bytes -= removed
-            if self._mirror is not None:
-                for i in ids:
-                    self._mirror.pop(i, None)
-            elif self._depth == 0:
-                self._mirror = OrderedDict()
-        return n
+            self._deleted(
+                [r[0] for r in rows],
+                len(rows),
+                sum(int(r[1]) for r in rows),
+                sum(r[2] is not None for r in rows),
+            )
+        return len(rows)
+
+    def requeue(self, sent_before_ms: int) -> int:
+        """Published rows whose last PUBACK is at or before ``sent_before_ms`` become pending."""
+        db = self._db_del
+        with self._lock:
+            try:
+                n = db.execute(
+                    "UPDATE outbox SET sent_ms=NULL WHERE sent_ms IS NOT NULL AND sent_ms<=?",
+                    (sent_before_ms,),
+                ).rowcount
+            except sqlite3.Error as err:
+                raise OutboxError(f"outbox {str(self.path)!r} update failed: {err}") from None
+            if n:
+                self._waiting -= n
+                self._mirror = None  # the copy lacks the requeued rows
+        return int(n)
+
+    def unconfirmed(self) -> tuple[int, int | None]:
+        """Rows published at least once and not confirmed, and the earliest first PUBACK (ms)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count(*), min(first_ms) FROM outbox WHERE first_ms IS NOT NULL"
+            ).fetchone()
+        return int(row[0]), None if row[1] is None else int(row[1])
 
     def depth(self) -> int:
         return self._depth

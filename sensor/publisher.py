@@ -20,12 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["AckHandler", "FakePublisher", "PahoPublisher", "Publisher", "Will"]
+__all__ = ["AckHandler", "FakePublisher", "MessageHandler", "PahoPublisher", "Publisher", "Will"]
 
 log = logging.getLogger(__name__)
 
 #: ``on_ack(mid, reason_code_value)``; values >= 0x80 are failures (MQTT v5 §3.4.2.1).
 AckHandler = Callable[[int, int], None]
+#: ``on_message(topic, payload)`` for a subscribed topic, called on the network thread.
+MessageHandler = Callable[[str, bytes], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,8 @@ class Publisher(Protocol):
         on_connect: Callable[[], None],
         on_disconnect: Callable[[], None],
     ) -> None: ...
+
+    def subscribe(self, topic: str, on_message: MessageHandler) -> None: ...
 
     def start(self) -> None: ...
 
@@ -99,6 +103,11 @@ class PahoPublisher:
         self.last_error: str | None = None
         self.connects = 0
         self._closing = False
+        self._subscriptions: dict[str, MessageHandler] = {}
+
+    def subscribe(self, topic: str, on_message: MessageHandler) -> None:
+        """Subscribe (QoS 1, in the persistent session) on every connect; call before start."""
+        self._subscriptions[topic] = on_message
 
     def set_handlers(
         self,
@@ -151,6 +160,7 @@ class PahoPublisher:
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_publish = self._handle_publish
+        c.on_message = self._handle_message
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.session_expiry_s
         self._client = c
@@ -179,8 +189,17 @@ class PahoPublisher:
             getattr(flags, "session_present", "?"),
             self._window,
         )
+        for topic in self._subscriptions:
+            # again on every connect: a broker that lost its state (no persistence
+            # file, or one saved before this subscription) would not route to us
+            client.subscribe(topic, qos=1)
         self._connected.set()
         self._on_connect()
+
+    def _handle_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        handler = self._subscriptions.get(msg.topic)
+        if handler is not None:
+            handler(msg.topic, bytes(msg.payload))
 
     def _handle_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
@@ -238,6 +257,14 @@ class FakePublisher:
         self._on_disconnect: Callable[[], None] = lambda: None
         self.max_outstanding = 0
         self._outstanding: set[int] = set()
+        self.subscriptions: dict[str, MessageHandler] = {}
+
+    def subscribe(self, topic: str, on_message: MessageHandler) -> None:
+        self.subscriptions[topic] = on_message
+
+    def deliver(self, topic: str, payload: bytes) -> None:
+        """Hand a message to the handler of a subscribed topic (what the broker would do)."""
+        self.subscriptions[topic](topic, payload)
 
     def set_handlers(
         self,

@@ -219,20 +219,30 @@ class Node:
         meter_factory: Callable[[], MeterLike],
         notifier: SystemdNotifier | None = None,
         clock_synced: Callable[[], bool | None] = ntp_synchronized,
-        drain_s: float = 3.0,
+        drain_s: float | None = None,
         audio_backoff_s: float = 1.0,
     ) -> None:
         self.cfg = cfg
         self.source = source
         self.outbox = outbox
         self.publisher = publisher
-        self.dispatcher = Dispatcher(outbox, publisher, on_connect=self._on_connect)
+        self.dispatcher = Dispatcher(
+            outbox,
+            publisher,
+            on_connect=self._on_connect,
+            confirm=cfg.outbox.confirm,
+            confirm_timeout_s=cfg.outbox.confirm_timeout_s,
+        )
         self.meter_factory = meter_factory
         self.notifier = notifier or SystemdNotifier({})
         self._clock_synced_fn = clock_synced
         self._clock_synced: bool | None = None
         self._clock_checked = -1e9
-        self.drain_s = drain_s
+        # how long shutdown waits for the outbox to empty: a confirmation from the
+        # ingest takes a batch (1 s) and an ack slot (1 s) longer than a PUBACK
+        self.drain_s = (
+            drain_s if drain_s is not None else (10.0 if cfg.outbox.confirm == "ingest" else 3.0)
+        )
         self.audio_backoff_s = audio_backoff_s
         self.stop_event = threading.Event()
         self.started = time.monotonic()
@@ -247,6 +257,19 @@ class Node:
         self._xruns_reported = 0
         self._error: str | None = None
         self._audio_attempts = 0
+        self.bad_acks = 0
+        if cfg.outbox.confirm == "ingest":
+            publisher.subscribe(wire.topic(self.site, self.node, "ack"), self._on_ack_message)
+
+    def _on_ack_message(self, topic: str, payload: bytes) -> None:
+        """The ingest confirmed frames (paho's network thread: decode and queue only)."""
+        try:
+            kind, ranges = wire.decode_ack(payload)
+        except wire.SchemaError as err:
+            self.bad_acks += 1
+            log.warning("ignoring a malformed ack on %s: %s", topic, err)
+            return
+        self.dispatcher.confirmed(stream_of(self.site, self.node, kind), ranges)
 
     def _on_connect(self) -> None:
         # called on paho's network thread: only queue the status
@@ -281,6 +304,7 @@ class Node:
             "xruns": xruns,
             "outbox_depth": int(self.outbox.depth()),
             "outbox_evictions": int(self.outbox.evictions),
+            **self._unconfirmed_fields(),
             "calibrated_at": self.cfg.calibration.calibrated_at,
             "cpu_temp_c": cpu_temp_c(),
             "audio": audio,
@@ -300,6 +324,14 @@ class Node:
         if isinstance(p["error"], str):
             p["error"] = p["error"][:200]
         return p
+
+    def _unconfirmed_fields(self) -> dict[str, Any]:
+        """Frames published but not yet confirmed by the ingest, and the oldest one's age."""
+        if self.cfg.outbox.confirm != "ingest":
+            return {}
+        n, first_ms = self.outbox.unconfirmed()
+        age_s = 0.0 if first_ms is None else max(0.0, (int(now_ms()) - first_ms) / 1000.0)
+        return {"unconfirmed": int(n), "unconfirmed_age_s": round(age_s, 1)}
 
     def _send_status(self, state: str | None = None) -> dict[str, Any]:
         p = self._status_payload(state)
@@ -404,8 +436,8 @@ class Node:
             if now >= next_status:
                 p = self._send_status()
                 self.notifier.notify(
-                    f"STATUS={p['state']}: audio {p['audio']}, outbox {p['outbox_depth']}, "
-                    f"xruns {p['xruns']}"
+                    f"STATUS={p['state']}: audio {p['audio']}, outbox {p['outbox_depth']}"
+                    f" ({p.get('unconfirmed', 0)} unconfirmed), xruns {p['xruns']}"
                 )
                 next_status = now + self.cfg.node.status_interval_s
             if not audio_ok:
@@ -472,7 +504,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run the node: capture from the configured microphone, measure calibrated levels "
         "every second (and a summary per [audio] summary_s), store every frame in the "
-        "durable outbox and publish it over MQTT (QoS 1; deleted on PUBACK). Survives "
+        "durable outbox and publish it over MQTT (QoS 1); a frame is deleted once the "
+        "ingest confirms it stored it ([outbox] confirm = ingest, the default) or on the "
+        "broker's PUBACK (confirm = broker). Survives "
         "broker outages, lost audio devices and restarts without losing or renumbering "
         "frames. SIGTERM/SIGINT: stop audio, flush the partial second, publish the "
         "retained 'offline' status, disconnect. Speaks systemd's notify protocol "

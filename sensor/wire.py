@@ -8,6 +8,7 @@ Topics
 ``klankkast/v1/{site}/{node}/second``  one frame per 1-s interval
 ``klankkast/v1/{site}/{node}/minute``  one summary per longer interval (default 60 s)
 ``klankkast/v1/{site}/{node}/status``  retained node status; the MQTT last will sets ``offline``
+``klankkast/v1/{site}/{node}/ack``     the ingest's confirmations to the node (see below)
 ``klankkast/v1/{site}/alerts``          retained live alert state (written by ``klankkast-alerts``)
 ``klankkast/v1/_rejected``              what the ingest refused, with the reason
 
@@ -44,6 +45,25 @@ levels cover exactly [t, t + dur_ms). A ``minute`` frame's bands are the energy
 mean of its seconds' bands. Schema 1 frames from nodes before this definition
 (issue 14) weighted each second's bands from -0.5 s to +1 s (centred 0.25 s
 early) with a third-order shape; the field names and ranges are unchanged.
+
+Acknowledgements (ingest → node)
+--------------------------------
+After InfluxDB has confirmed a write (HTTP 204), the ingest publishes to each node
+it wrote for, QoS 1, at most one message per node per second, on
+``klankkast/v1/{site}/{node}/ack``::
+
+    {"schema":1,"kind":"second","ranges":[[0,41],[43,43]]}
+
+``kind`` is ``second`` or ``minute``; ``ranges`` are inclusive ``[first_seq,
+last_seq]`` pairs of that kind's ``seq`` (sorted, disjoint, at most
+:data:`ACK_MAX_RANGES` per message; one message per kind). They name the frames the
+ingest is done with: stored in InfluxDB, or refused for good (a frame that breaks
+this contract, counted and republished on ``_rejected``), where sending it again
+cannot change the outcome. A node with ``[outbox] confirm = "ingest"`` keeps every
+frame until it is named here and publishes it again (same ``seq`` and payload, so
+InfluxDB overwrites the same point) when no confirmation came in time. Only the
+ingest may publish here and only the node may read it (``deploy/mosquitto/acl``).
+Use :func:`encode_ack` / :func:`decode_ack`; :func:`topic` with kind ``ack``.
 """
 
 from __future__ import annotations
@@ -55,6 +75,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
+    "ACK_MAX_RANGES",
     "ALERT_TOPIC_FMT",
     "BAND_NOMINALS",
     "FRAME_KINDS",
@@ -72,7 +93,10 @@ __all__ = [
     "SchemaError",
     "band_field",
     "decode",
+    "decode_ack",
     "encode",
+    "encode_ack",
+    "is_ack_topic",
     "parse_topic",
     "topic",
     "validate",
@@ -84,6 +108,10 @@ REJECTED_TOPIC: Final = f"{TOPIC_ROOT}/_rejected"
 ALERT_TOPIC_FMT: Final = TOPIC_ROOT + "/{site}/alerts"
 FRAME_KINDS: Final = ("second", "minute")
 KINDS: Final = ("second", "minute", "status")
+#: Topic kinds: node messages plus the ingest's ``ack`` to the node.
+TOPIC_KINDS: Final = (*KINDS, "ack")
+#: Most ``[first, last]`` ranges in one ack message (about 30 bytes each: < 16 kB).
+ACK_MAX_RANGES: Final = 500
 STATUS_STATES: Final = ("online", "degraded", "offline")
 
 #: IEC 61260-1 nominal mid-band frequencies of the one-third-octave bands 20 Hz-20 kHz,
@@ -119,6 +147,7 @@ STATUS_REQUIRED: Final = (*_COMMON, "state", "version", "uptime_s")
 STATUS_OPTIONAL: Final = (
     "xruns", "outbox_depth", "outbox_evictions", "clock_synced", "calibrated_at",
     "cpu_temp_c", "audio", "reanchors", "drift_ms", "error", "disk_free_mb",
+    "unconfirmed", "unconfirmed_age_s",
 )  # fmt: skip
 
 #: Fields that hold a level in dB (validated against the allowed range by the ingest).
@@ -131,11 +160,11 @@ LEQ_FIELDS: Final = ("LAeq", "LCeq", "LZeq")
 
 _INT_FIELDS: Final = (
     "schema", "t", "seq", "dur_ms", "overload", "nonfinite", "xruns",
-    "outbox_depth", "outbox_evictions", "reanchors",
+    "outbox_depth", "outbox_evictions", "reanchors", "unconfirmed",
 )  # fmt: skip
 _NUM_FIELDS: Final = (
     *LEVEL_FIELDS, "bass", "impulsive", "tonality", "uptime_s", "cpu_temp_c",
-    "drift_ms", "disk_free_mb",
+    "drift_ms", "disk_free_mb", "unconfirmed_age_s",
 )  # fmt: skip
 _STR_FIELDS: Final = ("site", "node", "state", "version", "calibrated_at", "audio", "error")
 _NULLABLE: Final = ("tonal_band", "calibrated_at", "cpu_temp_c", "error", "drift_ms")
@@ -187,9 +216,11 @@ def valid_id(value: str) -> bool:
 
 
 def topic(site: str, node: str, kind: str) -> str:
-    """Topic of a node's messages: ``klankkast/v1/{site}/{node}/{kind}``."""
-    if kind not in KINDS:
-        raise SchemaError("unknown_kind", f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    """Topic of a node's messages: ``klankkast/v1/{site}/{node}/{kind}`` (``ack``: to it)."""
+    if kind not in TOPIC_KINDS:
+        raise SchemaError(
+            "unknown_kind", f"kind must be one of {', '.join(TOPIC_KINDS)}; got {kind!r}"
+        )
     for name, value in (("site", site), ("node", node)):
         if not valid_id(value):
             raise SchemaError(
@@ -340,3 +371,67 @@ def decode(topic_name: str, data: bytes) -> Message:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def is_ack_topic(value: str) -> bool:
+    """True for ``klankkast/v1/{site}/{node}/ack`` (cheap: no id validation)."""
+    return value.endswith("/ack") and value.startswith(TOPIC_ROOT + "/") and value.count("/") == 4
+
+
+def encode_ack(kind: str, ranges: list[tuple[int, int]] | list[list[int]]) -> bytes:
+    """Serialise one acknowledgement: ``{"schema":1,"kind":...,"ranges":[[a,b],...]}``.
+
+    ``ranges`` are inclusive, sorted, disjoint ``(first_seq, last_seq)`` pairs,
+    1 to :data:`ACK_MAX_RANGES` of them.
+    """
+    _check_ack(kind, ranges)
+    body = ",".join(f"[{int(a)},{int(b)}]" for a, b in ranges)
+    return b'{"schema":%d,"kind":"%s","ranges":[%s]}' % (SCHEMA, kind.encode(), body.encode())
+
+
+def decode_ack(data: bytes) -> tuple[str, list[tuple[int, int]]]:
+    """Parse one acknowledgement into ``(kind, ranges)``; :class:`SchemaError` otherwise."""
+    if len(data) > _MAX_PAYLOAD:
+        raise SchemaError("too_large", f"ack is {len(data)} bytes; at most {_MAX_PAYLOAD}")
+    try:
+        payload = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
+        raise SchemaError("bad_json", f"ack is not UTF-8 JSON: {err}") from None
+    if not isinstance(payload, dict):
+        raise SchemaError("not_object", f"ack must be a JSON object; got {type(payload).__name__}")
+    unknown = sorted(set(payload) - {"schema", "kind", "ranges"})
+    if unknown:
+        raise SchemaError("unknown_field", f"ack has unknown field(s): {', '.join(unknown)}")
+    if payload.get("schema") != SCHEMA or isinstance(payload.get("schema"), bool):
+        raise SchemaError(
+            "schema_version", f"schema must be {SCHEMA}; got {payload.get('schema')!r}"
+        )
+    kind, ranges = payload.get("kind"), payload.get("ranges")
+    if not isinstance(ranges, list) or not all(isinstance(r, list) and len(r) == 2 for r in ranges):
+        raise SchemaError("bad_type", "ranges must be a list of [first_seq, last_seq] pairs")
+    pairs = [(r[0], r[1]) for r in ranges]
+    _check_ack(kind, pairs)
+    return str(kind), pairs
+
+
+def _check_ack(kind: Any, ranges: Any) -> None:
+    if kind not in FRAME_KINDS:
+        raise SchemaError(
+            "unknown_kind", f"ack kind must be one of {', '.join(FRAME_KINDS)}; got {kind!r}"
+        )
+    if not 1 <= len(ranges) <= ACK_MAX_RANGES:
+        raise SchemaError(
+            "bad_ranges", f"ack must hold 1 to {ACK_MAX_RANGES} ranges; got {len(ranges)}"
+        )
+    last = -1
+    for a, b in ranges:
+        for v in (a, b):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise SchemaError("bad_type", f"ack seq must be a non-negative integer; got {v!r}")
+        if not last < a <= b:
+            raise SchemaError(
+                "bad_ranges",
+                f"ack ranges must be sorted, disjoint and first <= last; got [{a}, {b}] "
+                f"after seq {last}",
+            )
+        last = b

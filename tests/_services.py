@@ -239,10 +239,16 @@ def setup_acl_dir(directory: Path) -> tuple[Path, Path, dict[str, str]]:
     return password_file, acl_file, passwords
 
 
-def start_acl_broker(base_dir: Path | None = None, *, tls: TlsFiles | None = None) -> AclBroker:
+def start_acl_broker(
+    base_dir: Path | None = None,
+    *,
+    tls: TlsFiles | None = None,
+    autosave_interval_s: int | None = 1,
+) -> AclBroker:
     """Start a broker from the production ``deploy/mosquitto/mosquitto.conf`` with its
     ACL and users ingest, alerts, dispatch, yard1-n1, yard1-n2 (plain listener unless
-    ``tls``; ``autosave_interval 1`` instead of production's 10 s)."""
+    ``tls``; ``autosave_interval 1`` instead of production's 10 s unless
+    ``autosave_interval_s`` says otherwise: None keeps production's)."""
     base = (
         Path(tempfile.mkdtemp(prefix="klankkast-mosquitto-acl-")) if base_dir is None else base_dir
     )
@@ -263,7 +269,9 @@ def start_acl_broker(base_dir: Path | None = None, *, tls: TlsFiles | None = Non
                 log_file=base / "mosquitto.log",
                 tls=tls,
                 # Tests kill the broker: save every second as the plain fixture does.
-                overrides={"autosave_interval": "1"},
+                overrides={}
+                if autosave_interval_s is None
+                else {"autosave_interval": str(autosave_interval_s)},
             )
             .replace("{", "{{")
             .replace("}", "}}")

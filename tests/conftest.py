@@ -9,6 +9,7 @@ Fixture API (implementation in ``tests/_services.py`` and ``deploy/local/service
 
 ``mosquitto``          plain broker, anonymous, persistence on (autosave 1 s)
 ``mosquitto_acl``      production config + password file + ACL; ``.credentials(user)``
+``mosquitto_production``  the same with production's persistence timing too (autosave 10 s)
 ``mosquitto_tls``      TLS listener with a throwaway CA; ``.ca_file``, ``.client_cert``, ``.client_key``
 ``mosquitto_factory``  ``(**opts) -> Broker`` for extra/custom brokers
 ``influxdb``           InfluxDB 1.x; ``.write``, ``.query``, ``.rows``, ``.create_database``
@@ -114,6 +115,17 @@ def mosquitto_acl(request: pytest.FixtureRequest) -> Iterator[Broker]:
     plain loopback listener; users ingest, alerts, dispatch, yard1-n1, yard1-n2."""
     require("mosquitto", "mosquitto_passwd")
     broker = _start(start_acl_broker)
+    yield broker
+    _finish(request, broker)
+
+
+@pytest.fixture
+def mosquitto_production(request: pytest.FixtureRequest) -> Iterator[Broker]:
+    """``mosquitto_acl`` with every production setting, persistence timing included
+    (``autosave_interval 10``): a SIGKILL loses what the broker acknowledged since
+    its last save, as in production."""
+    require("mosquitto", "mosquitto_passwd")
+    broker = _start(lambda: start_acl_broker(autosave_interval_s=None))
     yield broker
     _finish(request, broker)
 

@@ -849,8 +849,46 @@ def fleet_health() -> dict[str, Any]:
                     ),
                 ],
                 unit="none",
-                description="Frames waiting on the node for the broker, and frames dropped "
-                "because the outbox was full (data lost on the node).",
+                description="Frames stored on the node (waiting to be published, or published "
+                "and awaiting the ingest's confirmation), and frames dropped because the outbox "
+                "was full (data lost on the node).",
+            ),
+            12,
+            8,
+        ),
+        lay.place(
+            timeseries(
+                "Unconfirmed frames",
+                [
+                    target(
+                        f'SELECT max("unconfirmed") AS "unconfirmed" FROM {STATUS} '
+                        f"WHERE {where} "
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="unconfirmed $tag_node",
+                    ),
+                ],
+                unit="none",
+                description="Frames the broker acknowledged but the ingest has not yet confirmed "
+                'as stored in InfluxDB ([outbox] confirm = "ingest"). A few is normal; a '
+                "steady rise means the ingest or InfluxDB is down or acks cannot reach the node.",
+            ),
+            12,
+            8,
+        ),
+        lay.place(
+            timeseries(
+                "Oldest unconfirmed frame",
+                [
+                    target(
+                        f'SELECT max("unconfirmed_age_s") AS "age" FROM {STATUS} '
+                        f"WHERE {where} "
+                        'GROUP BY time($__interval), "node" fill(none)',
+                        alias="age $tag_node",
+                    ),
+                ],
+                unit="s",
+                description="Age of the oldest frame awaiting the ingest's confirmation, since "
+                "its first PUBACK. Above confirm_timeout_s (120 s) the node publishes it again.",
             ),
             12,
             8,

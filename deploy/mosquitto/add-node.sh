@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Add a klankkast node to the production Mosquitto: create its MQTT user with a
 # random password (mosquitto_passwd), append its ACL block (publish only under
-# klankkast/v1/{site}/{node}/#), save the password for the installer, reload
+# klankkast/v1/{site}/{node}/#, read only its ack topic klankkast/v1/{site}/{node}/ack),
+# save the password for the installer, reload
 # mosquitto and print the node's node.toml snippet on stdout.
 #
 #   add-node.sh SITE NODE [--host HOST] [--port PORT] [--rotate] [--no-reload]
@@ -24,7 +25,7 @@
 # broker host, which should have no other users.
 set -euo pipefail
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "add-node.sh: $*" >&2; exit 1; }
 
 site="" node="" host="" port=8883 rotate=0 reload=1
@@ -92,6 +93,7 @@ if ! grep -qx "user $user" "$acl_file"; then
         echo "# node $user (add-node.sh, $(date -u +%Y-%m-%dT%H:%M:%SZ))"
         echo "user $user"
         echo "topic write klankkast/v1/$site/$node/#"
+        echo "topic read klankkast/v1/$site/$node/ack"
     } >>"$acl_file"
 fi
 

@@ -140,6 +140,31 @@ def test_acl_lets_ingest_read_all_nodes_also_shared(mosquitto_acl: Any) -> None:
             probe.close()
 
 
+def test_acl_ack_topics_ingest_writes_each_node_reads_only_its_own(mosquitto_acl: Any) -> None:
+    """The ingest may publish on every node's ack topic; yard1-n1 receives its own acks
+    and not yard1-n2's (mosquitto 2.0 grants the SUBACK and enforces "read" on
+    delivery); a node cannot write another node's ack topic, nor the ingest a frame."""
+    ingest = _probe(mosquitto_acl, "ingest")
+    n1 = _probe(mosquitto_acl, "yard1-n1")
+    n2 = _probe(mosquitto_acl, "yard1-n2")
+    try:
+        assert ingest.subscribe("$share/ingest/klankkast/v1/+/+/#") == [1]
+        assert n1.subscribe("klankkast/v1/yard1/n1/ack") == [1]
+        n1.subscribe("klankkast/v1/yard1/n2/ack")
+        n2.subscribe("klankkast/v1/yard1/n1/ack")
+        for node in ("n1", "n2"):
+            body = b'{"schema":1,"kind":"second","ranges":[[0,9]]}'
+            assert ingest.publish(f"klankkast/v1/yard1/{node}/ack", body) in ACCEPTED
+        got = n1.drain(1.0)
+        assert [m.topic for m in got] == ["klankkast/v1/yard1/n1/ack"]
+        assert n2.drain(0.3) == []
+        assert n1.publish("klankkast/v1/yard1/n2/ack", b"{}") == NOT_AUTHORIZED
+        assert ingest.publish("klankkast/v1/yard1/n1/second", b"{}") == NOT_AUTHORIZED
+    finally:
+        for probe in (n2, n1, ingest):
+            probe.close()
+
+
 def test_acl_alerts_and_dispatch(mosquitto_acl: Any) -> None:
     """alerts writes klankkast/v1/{site}/alerts (retained); dispatch reads it and
     may neither read levels nor write alerts."""
@@ -238,7 +263,10 @@ def test_add_node_snippet_is_a_valid_node_config(tmp_path: Path) -> None:
     assert (cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.tls) == ("mqtt.example.nl", 8884, True)
     assert cfg.mqtt.username == "binnenhof-n-3.a"
     acl = (tmp_path / "acl").read_text()
-    assert "user binnenhof-n-3.a\ntopic write klankkast/v1/binnenhof/n-3.a/#\n" in acl
+    assert (
+        "user binnenhof-n-3.a\ntopic write klankkast/v1/binnenhof/n-3.a/#\n"
+        "topic read klankkast/v1/binnenhof/n-3.a/ack\n"
+    ) in acl
     secret = tmp_path / "nodes" / "binnenhof-n-3.a.password"
     assert len(secret.read_text()) == 32
     assert secret.stat().st_mode & 0o077 == 0

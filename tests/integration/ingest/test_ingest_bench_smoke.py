@@ -21,3 +21,6 @@ def test_bench_ingest_quick() -> None:
     figures = json.loads(res.stdout.strip().splitlines()[-1])
     assert figures["frames"] == 2000
     assert figures["bare_fps"] > 0 and figures["ingest_fps"] > 0 and figures["ratio"] > 0
+    # acks on and off, side by side (issue 18)
+    assert figures["ingest_acks_fps"] > 0 and figures["ratio_acks"] > 0
+    assert "ratio acks on/off" in res.stdout

@@ -44,7 +44,12 @@ def write_config(
     max_mb: float = 50.0,
     status_interval_s: float = 2.0,
     extra_mqtt: str = "",
+    confirm: str = "broker",
+    confirm_timeout_s: float = 120.0,
+    summary_s: int = 60,
 ) -> Path:
+    """A node config. ``confirm`` defaults to ``"broker"`` (delete on PUBACK) because most
+    node tests run without an ingest; the end-to-end tests pass ``"ingest"``."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
         "[node]",
@@ -55,6 +60,7 @@ def write_config(
         f'device = "{device}"',
         f"samplerate = {samplerate}",
         "block_ms = 100",
+        f"summary_s = {summary_s}",
         "[calibration]",
         f"offset_db = {offset_db}",
         "[mqtt]",
@@ -67,7 +73,13 @@ def write_config(
         lines += [f'username = "{username}"', 'password_file = "mqtt.password"']
     if extra_mqtt:
         lines.append(extra_mqtt)
-    lines += ["[outbox]", 'path = "outbox.sqlite"', f"max_mb = {max_mb}"]
+    lines += [
+        "[outbox]",
+        'path = "outbox.sqlite"',
+        f"max_mb = {max_mb}",
+        f'confirm = "{confirm}"',
+        f"confirm_timeout_s = {confirm_timeout_s}",
+    ]
     path = directory / "node.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

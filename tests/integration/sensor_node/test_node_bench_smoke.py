@@ -23,3 +23,4 @@ def test_bench_node_quick_prints_both_figures() -> None:
     out = res.stdout
     assert "pure core" in out and "whole node loop" in out and "ratio loop / core" in out
     assert "RSS of a running node" in out
+    assert "confirm = ingest (acks)" in out and "ratio acks / broker" in out

@@ -230,7 +230,11 @@ def test_acl_blocks() -> None:
     ``pattern`` lines (their %u substitution would apply to every user)."""
     acl = _parse_acl((DEPLOY / "acl").read_text())
     assert acl[None] == set()
-    assert acl["ingest"] == {("read", "klankkast/v1/#"), ("write", "klankkast/v1/_rejected")}
+    assert acl["ingest"] == {
+        ("read", "klankkast/v1/#"),
+        ("write", "klankkast/v1/_rejected"),
+        ("write", "klankkast/v1/+/+/ack"),  # end-to-end acks to every node (issue 18)
+    }
     assert acl["alerts"] == {("read", "klankkast/v1/#"), ("write", "klankkast/v1/+/alerts")}
     assert acl["dispatch"] == {("read", "klankkast/v1/+/alerts")}
     assert set(acl) == {None, "ingest", "alerts", "dispatch"}

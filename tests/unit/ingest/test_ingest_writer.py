@@ -217,3 +217,71 @@ def test_shutdown_takes_in_what_had_arrived_and_acks_it() -> None:
     assert mq.acked == list(range(1, 8))
     assert len([ln for rp, ln in fake.stored if rp == "raw"]) == 7
     assert svc.backlog() == 0 and svc.stats.taken == svc.stats.acked == 7
+
+
+# ---- acknowledgements to the nodes (end to end) ------------------------------------
+
+ACK = "klankkast/v1/yard1/n1/ack"
+TOPIC = "klankkast/v1/yard1/n1/second"
+
+
+def make_acking(acks: bool = True) -> tuple[IngestService, FakeMqtt, FakeInfluxWriter]:
+    fake = FakeInfluxWriter()
+    cfg = parse_central_config({"ingest": {"max_backoff_s": 0.1, "acks": acks}})
+    svc = IngestService(cfg, influx=fake, clock_ms=lambda: NOW_MS)
+    mq = FakeMqtt()
+    svc._client = mq
+    svc.client_id = "test"
+    return svc, mq, fake
+
+
+def node_acks(mq: FakeMqtt) -> list[tuple[str, tuple[str, list[tuple[int, int]]]]]:
+    return [(t, wire.decode_ack(p)) for t, p in mq.published if t.endswith("/ack")]  # type: ignore[arg-type]
+
+
+def test_frames_are_confirmed_to_their_node_only_after_the_204() -> None:
+    """Seq 0, 1 (refused: level out of range) and 2; InfluxDB fails twice, then 204:
+    nothing is confirmed before; after, one message names seq 0-2 (the refused frame
+    too: sending it again cannot change the outcome). An ack coming back on the
+    subscription is ignored, and a frame without a readable seq is not confirmed."""
+    svc, mq, fake = make_acking()
+    fake.down = 2
+    points: dict[str | None, list[str]] = {}
+    items = [
+        _Inbound(1, 1, TOPIC, frame(0), NOW_MS, 0),
+        _Inbound(2, 1, TOPIC, frame(1, LAeq=250.0), NOW_MS, 0),
+        _Inbound(3, 1, TOPIC, b"{not json", NOW_MS, 0),
+        _Inbound(4, 1, ACK, wire.encode_ack("second", [(0, 0)]), NOW_MS, 0),
+        _Inbound(5, 1, TOPIC, frame(2), NOW_MS, 0),
+    ]
+    assert sum(svc._process(it, points) for it in items) == 2
+    assert svc.stats.ignored == 1
+    svc._send_node_acks()
+    assert node_acks(mq) == []
+    assert svc._flush(points, items)
+    assert node_acks(mq) == []  # the flusher thread sends them (here: by hand)
+    svc._send_node_acks()
+    assert node_acks(mq) == [(ACK, ("second", [(0, 2)]))]
+    assert svc.stats.node_acks == 1
+
+
+def test_nothing_is_confirmed_when_the_write_never_succeeds() -> None:
+    svc, mq, fake = make_acking()
+    fake.down = 10**9
+    points: dict[str | None, list[str]] = {}
+    item = _Inbound(1, 1, TOPIC, frame(0), NOW_MS, 0)
+    svc._process(item, points)
+    svc._stop.set()
+    assert svc._flush(points, [item]) is False
+    svc._send_node_acks(final=True)
+    assert node_acks(mq) == []
+
+
+def test_acks_off_sends_none() -> None:
+    svc, mq, _fake = make_acking(acks=False)
+    points: dict[str | None, list[str]] = {}
+    item = _Inbound(1, 1, TOPIC, frame(0), NOW_MS, 0)
+    svc._process(item, points)
+    assert svc._flush(points, [item])
+    svc._send_node_acks(final=True)
+    assert node_acks(mq) == [] and mq.acked == [1]

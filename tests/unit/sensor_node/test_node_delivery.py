@@ -131,3 +131,123 @@ def test_status_is_sent_retained_latest_wins() -> None:
         assert pub.sent == [("klankkast/v1/s/n/status", b"2", True)]
     finally:
         d.stop()
+
+
+# ---- confirm = "ingest": a PUBACK is not enough, the ingest's ack deletes ----------
+
+
+class Clock:
+    """Injected wall clock for the confirmation timeout (ms)."""
+
+    def __init__(self) -> None:
+        self.ms = 1_000_000
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def test_ingest_mode_keeps_frames_after_puback_until_the_ingest_confirms() -> None:
+    box = MemoryOutbox()
+    fill(box, 10)
+    pub = FakePublisher(window=20)
+    d = Dispatcher(box, pub, confirm="ingest", confirm_timeout_s=120, clock_ms=Clock())
+    d.start()
+    pub.start()
+    try:
+        assert until(lambda: box.unconfirmed()[0] == 10)
+        assert box.depth() == 10 and box.pending(100) == []
+        assert not d.wait_drained(0.1, include_status=False)
+        d.confirmed("s/n/second", [(0, 3), (5, 9)])
+        assert until(lambda: box.depth() == 1)
+        assert d.stats.confirmed == 9
+        assert box.unconfirmed()[0] == 1
+        d.confirmed("s/n/second", [(4, 4)])
+        assert d.wait_drained(2.0, include_status=False)
+        assert len(pub.sent) == 10  # published once each: nothing timed out
+    finally:
+        d.stop()
+
+
+def test_unconfirmed_frames_are_published_again_after_the_timeout_with_same_bytes() -> None:
+    """Timeout 2 s on an injected clock: at +1.9 s nothing is re-sent, at +2.0 s all
+    three are, with identical topic and payload; then an ack deletes them."""
+    box = MemoryOutbox()
+    fill(box, 3)
+    pub = FakePublisher(window=20)
+    clock = Clock()
+    d = Dispatcher(box, pub, confirm="ingest", confirm_timeout_s=2.0, clock_ms=clock)
+    d.start()
+    pub.start()
+    try:
+        assert until(lambda: box.unconfirmed()[0] == 3)
+        first = list(pub.sent)
+        clock.ms += 1_900
+        time.sleep(0.7)  # more than the dispatcher's re-check period (timeout / 4)
+        assert len(pub.sent) == 3
+        clock.ms += 100
+        assert until(lambda: len(pub.sent) == 6)
+        assert pub.sent[3:] == first
+        assert d.stats.resent == 3
+        d.confirmed("s/n/second", [(0, 2)])
+        assert d.wait_drained(2.0, include_status=False)
+    finally:
+        d.stop()
+
+
+def test_resending_backs_off_while_nothing_is_confirmed_and_resets_on_an_ack() -> None:
+    """Timeout 1 s: without any confirmation re-sends come after 1 s, then 2 s, then
+    4 s of injected time; a confirmation resets the wait to 1 s."""
+    box = MemoryOutbox()
+    fill(box, 2)
+    pub = FakePublisher(window=20)
+    clock = Clock()
+    d = Dispatcher(box, pub, confirm="ingest", confirm_timeout_s=1.0, clock_ms=clock)
+    d.start()
+    pub.start()
+    try:
+        assert until(lambda: len(pub.sent) == 2)
+        sent = 2
+        for wait_ms in (1_000, 2_000, 4_000):
+            clock.ms += wait_ms - 1
+            time.sleep(0.7)  # more than the idle wake-up (0.5 s) and the re-check period
+            assert len(pub.sent) == sent, wait_ms
+            clock.ms += 1
+            assert until(lambda n=sent: len(pub.sent) == n + 2), wait_ms
+            sent += 2
+        d.confirmed("s/n/second", [(0, 0)])
+        assert until(lambda: box.depth() == 1)
+        clock.ms += 1_000
+        assert until(lambda: len(pub.sent) == sent + 1)
+    finally:
+        d.stop()
+
+
+def test_broker_mode_deletes_on_puback_as_before() -> None:
+    box = MemoryOutbox()
+    fill(box, 5)
+    pub = FakePublisher(window=20)
+    d = Dispatcher(box, pub, confirm="broker")
+    d.start()
+    pub.start()
+    try:
+        assert d.wait_drained(2.0, include_status=False)
+        assert box.unconfirmed() == (0, None)
+    finally:
+        d.stop()
+
+
+def test_switching_back_to_broker_mode_publishes_and_deletes_what_waited_for_acks() -> None:
+    """Frames left awaiting a confirmation by an ingest-mode run would never get one
+    once the node uses confirm = broker: they are published again and deleted."""
+    box = MemoryOutbox()
+    ids = fill(box, 3)
+    box.published(ids, 5)
+    pub = FakePublisher(window=20)
+    d = Dispatcher(box, pub, confirm="broker")
+    d.start()
+    pub.start()
+    try:
+        assert d.wait_drained(2.0, include_status=False)
+        assert len(pub.sent) == 3
+    finally:
+        d.stop()

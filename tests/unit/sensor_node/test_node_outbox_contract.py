@@ -161,3 +161,149 @@ def test_sqlite_survives_a_killed_process(tmp_path: Path) -> None:
     assert [e.seq for e in box.pending(100)] == list(range(10, 50))
     assert box.append(NewFrame("s/n/second", "second", "t", lambda s: b"x")).seq == 50
     box.close()
+
+
+# ---- end-to-end confirmation states: pending -> published -> confirmed (or requeued)
+
+
+def test_published_frames_leave_pending_but_stay_stored_until_confirmed(make: Factory) -> None:
+    """PUBACK of 3 of 5 frames: 2 stay pending, all 5 are stored (depth, bytes); the
+    ingest then confirms seq 0-1 and 3: exactly those rows go, in any state."""
+    box = make(10**9)
+    entries = [box.append(frame()) for _ in range(5)]
+    assert box.published([entries[0].id, entries[1].id, entries[2].id], 1_000) == 3
+    assert [e.seq for e in box.pending(10)] == [3, 4]
+    assert (box.depth(), box.size_bytes()) == (5, 500)
+    assert box.unconfirmed() == (3, 1_000)
+    assert box.published([entries[0].id], 2_000) == 0  # a second PUBACK changes nothing
+    # seq 3 is still pending (in flight): a confirmation deletes it all the same
+    assert box.confirm("s/n/second", [(0, 1), (3, 3)]) == 3
+    assert [e.seq for e in box.pending(10)] == [4]
+    assert (box.depth(), box.size_bytes()) == (2, 200)
+    assert box.unconfirmed() == (1, 1_000)
+    assert box.published([entries[3].id], 3_000) == 0  # its late PUBACK: row is gone
+    assert box.confirm("s/n/second", [(0, 3)]) == 1  # repeated ack: only seq 2 was left
+    assert box.confirm("s/n/minute", [(0, 100)]) == 0  # another stream: nothing
+
+
+def test_confirm_is_per_stream(make: Factory) -> None:
+    box = make(10**9)
+    s = box.append(frame())
+    m = box.append(frame("minute", "s/n/minute"))
+    box.published([s.id, m.id], 5)
+    assert box.confirm("s/n/minute", [(0, 0)]) == 1
+    assert [e.id for e in box.pending(10)] == []
+    assert box.unconfirmed() == (1, 5)
+    assert box.depth() == 1
+
+
+def test_requeue_puts_back_frames_whose_puback_is_old_enough(make: Factory) -> None:
+    """PUBACKs at 10 s and 70 s; requeue at the 60-s mark moves back only the first, which
+    is published again with the same seq and payload; its first-PUBACK time stays."""
+    box = make(10**9)
+    a, b, c = (box.append(frame()) for _ in range(3))
+    box.published([a.id], 10_000)
+    box.published([b.id], 70_000)
+    assert box.requeue(60_000) == 1
+    again = box.pending(10)
+    assert [(e.id, e.seq, e.payload) for e in again] == [
+        (a.id, a.seq, a.payload),
+        (c.id, c.seq, c.payload),
+    ]
+    assert box.unconfirmed() == (2, 10_000)  # a is still unconfirmed, since 10 s
+    assert box.published([a.id], 130_000) == 1
+    assert box.requeue(60_000) == 0
+    assert box.requeue(130_000) == 2
+
+
+def test_bound_and_eviction_cover_unconfirmed_frames(make: Factory) -> None:
+    """Limit 500 B, 100-B frames: 4 published (awaiting) + 1 pending fill it; a sixth
+    evicts the oldest second even though it is published, and it is counted."""
+    box = make(500)
+    entries = [box.append(frame()) for _ in range(5)]
+    box.published([e.id for e in entries[:4]], 1)
+    box.append(frame())
+    assert box.evictions == 1
+    assert box.depth() == 5
+    assert box.unconfirmed() == (3, 1)
+    assert box.confirm("s/n/second", [(0, 0)]) == 0  # the evicted one is gone
+    assert [e.seq for e in box.pending(10)] == [4, 5]
+
+
+def test_sqlite_reopen_keeps_confirmation_states(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = SqliteOutbox(path)
+    entries = [box.append(frame()) for _ in range(4)]
+    box.published([entries[0].id, entries[1].id], 7_000)
+    box.close()
+    again = SqliteOutbox(path)
+    assert [e.seq for e in again.pending(10)] == [2, 3]
+    assert again.unconfirmed() == (2, 7_000)
+    assert again.requeue(7_000) == 2
+    assert [e.seq for e in again.pending(10)] == [0, 1, 2, 3]
+    again.close()
+
+
+def test_sqlite_confirmation_states_survive_a_killed_process(tmp_path: Path) -> None:
+    """A child appends 20 frames, marks 15 published, gets seq 0-9 confirmed and dies
+    with os._exit. The parent finds 10 frames: 5 awaiting confirmation, 5 pending."""
+    path = tmp_path / "killed.sqlite"
+    code = textwrap.dedent(
+        f"""
+        import os
+        from klankkast.sensor.outbox import NewFrame, SqliteOutbox
+        box = SqliteOutbox({str(path)!r})
+        ids = [box.append(NewFrame("s/n/second", "second", "t", lambda s: b"p%d" % s)).id
+               for _ in range(20)]
+        box.published(ids[:15], 42)
+        box.confirm("s/n/second", [(0, 9)])
+        os._exit(9)
+        """
+    )
+    rc = subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode
+    assert rc == 9
+    box = SqliteOutbox(path)
+    assert box.depth() == 10
+    assert box.unconfirmed() == (5, 42)
+    assert [e.seq for e in box.pending(100)] == list(range(15, 20))
+    assert box.requeue(42) == 5
+    assert [e.seq for e in box.pending(100)] == list(range(10, 20))
+    box.close()
+
+
+def test_sqlite_opens_an_outbox_written_before_acks(tmp_path: Path) -> None:
+    """A file with the old table (no state columns) opens; its rows are pending."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL,"
+        " kind TEXT NOT NULL, topic TEXT NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL);"
+        "INSERT INTO outbox(stream, kind, topic, seq, payload) VALUES ('s/n/second','second','t',0,x'00');"
+    )
+    db.commit()
+    db.close()
+    box = SqliteOutbox(path)
+    assert [e.seq for e in box.pending(10)] == [0]
+    assert box.published([box.pending(1)[0].id], 3) == 1
+    assert box.unconfirmed() == (1, 3)
+    box.close()
+
+
+def test_states_hold_beyond_the_in_memory_copy(make: Factory) -> None:
+    """300 frames (more than the SQLite outbox mirrors in memory): 280 published,
+    20 pending; requeue and confirmation behave as with few frames."""
+    box = make(10**9)
+    entries = box.append_many([frame() for _ in range(300)])
+    box.published([e.id for e in entries[:280]], 1)
+    assert [e.seq for e in box.pending(1000)] == list(range(280, 300))
+    assert box.confirm("s/n/second", [(0, 99)]) == 100
+    assert box.requeue(1) == 180
+    assert [e.seq for e in box.pending(1000)] == list(range(100, 300))
+    box.published([e.id for e in entries[100:300]], 2)
+    assert box.pending(1000) == []
+    assert box.confirm("s/n/second", [(100, 299)]) == 200
+    assert box.depth() == 0
+    assert box.append(frame()).seq == 300
+    assert [e.seq for e in box.pending(10)] == [300]

@@ -26,6 +26,8 @@ def config(**audio: Any) -> Any:
             "audio": {"samplerate": FS, "block_ms": 100, **audio},
             "calibration": {"offset_db": 94.0},
             "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+            # deleted on PUBACK: these tests have no ingest (test_node_delivery covers acks)
+            "outbox": {"confirm": "broker"},
         }
     )
 
@@ -256,3 +258,37 @@ def test_an_error_in_the_loop_restarts_the_stream_instead_of_dying() -> None:
         s["state"] == "degraded" and "PortAudio" in (s.get("error") or "")
         for s in decoded(pub, "status")
     )
+
+
+def test_status_reports_unconfirmed_frames_and_the_oldest_age() -> None:
+    """confirm = ingest: 3 frames published 90 s ago (injected into the outbox's state)
+    and 1 pending give unconfirmed 3 and an age of 90 s (+- 5 s of test run time)."""
+    import time as _time
+
+    from klankkast.sensor.outbox import NewFrame
+
+    cfg = parse_config(
+        {
+            "node": {"id": "n1", "site": "yard1"},
+            "audio": {"samplerate": FS},
+            "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+        }
+    )
+    assert cfg.outbox.confirm == "ingest" and cfg.outbox.confirm_timeout_s == 120.0
+    box = MemoryOutbox()
+    pub = FakePublisher()
+    node = Node(cfg, source=FakeSource(np.zeros(FS), FS), outbox=box, publisher=pub,
+                meter_factory=lambda: make_meter(cfg), clock_synced=lambda: True)  # fmt: skip
+    assert list(pub.subscriptions) == ["klankkast/v1/yard1/n1/ack"]
+    ids = [box.append(NewFrame("yard1/n1/second", "second", "t", lambda s: b"x")).id
+           for _ in range(4)]  # fmt: skip
+    box.published(ids[:3], _time.time_ns() // 1_000_000 - 90_000)
+    p = node._status_payload()
+    assert p["unconfirmed"] == 3 and p["outbox_depth"] == 4
+    assert abs(p["unconfirmed_age_s"] - 90.0) < 5.0
+    wire.encode("status", p)  # the contract accepts both fields
+    # an ack on the node's topic reaches the dispatcher as (stream, ranges)
+    pub.deliver("klankkast/v1/yard1/n1/ack", wire.encode_ack("second", [(0, 1)]))
+    assert list(node.dispatcher._confirmations) == [("yard1/n1/second", [(0, 1)])]
+    pub.deliver("klankkast/v1/yard1/n1/ack", b"not json")
+    assert node.bad_acks == 1
