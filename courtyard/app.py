@@ -1,0 +1,503 @@
+"""The web application (Starlette; pages rendered by Jinja2 on the server, no JavaScript).
+
+Routes (below the path of ``base_url``):
+
+``GET /i/{token}``            opens an invitation: sets the session cookie, welcome page
+``GET /s/{site}``             last night and today (needs the session of that site)
+``GET /s/{site}/week``        this week
+``POST /s/{site}/mark``       "ik heb nu last": CSRF token, optional kind and severity
+``GET /how``                  how it works (no session needed)
+``GET /``                     where to start
+``GET /healthz``              ``ok`` (plain text; the benchmark's peer)
+``GET /static/style.css``     the only asset
+
+Every response carries the security headers of :data:`SECURITY_HEADERS` (a CSP with
+no third-party origin and no script at all). The session cookie is HttpOnly and
+SameSite=Strict. Requests are logged as method, path (an invitation token
+redacted), status and duration: never an IP address, a query string or a cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Final, Protocol
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from klankkast.courtyard import chart, model, texts, tokens
+from klankkast.courtyard.config import Config
+from klankkast.courtyard.errors import StorageError
+from klankkast.courtyard.influxstore import SiteData
+from klankkast.courtyard.invitations import Invitation, InvitationRefused, SqliteInvitations
+
+__all__ = ["SECURITY_HEADERS", "CourtyardStore", "Services", "create_app"]
+
+log = logging.getLogger("klankkast.courtyard")
+access_log = logging.getLogger("klankkast.courtyard.access")
+
+SECURITY_HEADERS: Final = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; object-src 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+}
+
+SESSION_COOKIE: Final = "kk_session"
+LANG_COOKIE: Final = "kk_lang"
+#: the mark form is three short fields: anything longer is not from our form
+MAX_FORM_BYTES: Final = 2048
+MAX_FIELD_CHARS: Final = 128
+_FORM_FIELDS: Final = frozenset({"csrf", "kind", "severity", "lang"})
+_WEEK_MS: Final = 7 * 86_400_000
+
+
+class CourtyardStore(Protocol):
+    """The InfluxDB port (:class:`~klankkast.courtyard.influxstore.InfluxCourtyard`)."""
+
+    def read_site(self, site: str, since_ms: int, now_ms: int) -> SiteData: ...
+
+    def write_mark(
+        self, site: str, household: str, t_ms: int, kind: str | None, severity: int | None
+    ) -> None: ...
+
+
+@dataclass
+class _Cached:
+    data: SiteData
+    minutes: list[model.Minute]
+    background_db: float
+    fetched_s: float
+
+
+@dataclass
+class Services:
+    """What the app needs, built by :mod:`klankkast.courtyard.cli` (or a test)."""
+
+    cfg: Config
+    key: bytes
+    invitations: SqliteInvitations
+    store: CourtyardStore
+    limits: model.Limits
+    #: per site: the plan's weekly windows ``(weekday_iso, "HH:MM", "HH:MM")``
+    patrol_windows: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
+    now_ms: Callable[[], int] = lambda: int(time.time() * 1000)
+    monotonic_s: Callable[[], float] = time.monotonic
+
+
+class _Page(Exception):
+    """Stop handling and answer with the error page (status, title key, message key)."""
+
+    def __init__(self, status: int, what: str) -> None:
+        super().__init__(what)
+        self.status = status
+        self.what = what
+
+
+_ERRORS: Final[dict[str, tuple[str, str, str, str]]] = {
+    # what: (nl title, nl text, en title, en text)
+    "no_session": (
+        "Open eerst uw uitnodiging",
+        "Deze pagina is alleen voor bewoners van de binnenplaats. Open de link of scan de QR-code uit uw brief.",
+        "Open your invitation first",
+        "This page is only for the residents of the courtyard. Open the link or scan the QR code in your letter.",
+    ),
+    "unknown": (
+        "Deze uitnodiging is niet geldig",
+        "Deze link hoort niet bij een uitnodiging. Controleer of u de hele link uit uw brief hebt overgenomen.",
+        "This invitation is not valid",
+        "This link does not belong to an invitation. Check that you copied the whole link from your letter.",
+    ),
+    "revoked": (
+        "Deze uitnodiging is ingetrokken",
+        "Deze uitnodiging werkt niet meer. Vraag de gemeente om een nieuwe brief als u nog op deze binnenplaats woont.",
+        "This invitation has been withdrawn",
+        "This invitation no longer works. Ask the municipality for a new letter if you still live at this courtyard.",
+    ),
+    "expired": (
+        "Deze uitnodiging is verlopen",
+        "Deze uitnodiging is niet meer geldig. Vraag de gemeente om een nieuwe brief.",
+        "This invitation has expired",
+        "This invitation is no longer valid. Ask the municipality for a new letter.",
+    ),
+    "other_site": (
+        "Dit is niet uw binnenplaats",
+        "Uw uitnodiging opent alleen de pagina van uw eigen binnenplaats.",
+        "This is not your courtyard",
+        "Your invitation opens only the page of your own courtyard.",
+    ),
+    "unknown_site": (
+        "Onbekende binnenplaats",
+        "Deze binnenplaats bestaat niet op deze site.",
+        "Unknown courtyard",
+        "There is no such courtyard on this site.",
+    ),
+    "csrf": (
+        "Melding niet verwerkt",
+        "Het formulier was verlopen of kwam niet van deze pagina. Er is niets opgeslagen. Ga terug naar de pagina en probeer het opnieuw.",
+        "Mark not processed",
+        "The form had expired or did not come from this page. Nothing was stored. Go back to the page and try again.",
+    ),
+    "bad_form": (
+        "Melding niet verwerkt",
+        "Het formulier bevatte een ongeldige waarde. Er is niets opgeslagen.",
+        "Mark not processed",
+        "The form contained an invalid value. Nothing was stored.",
+    ),
+    "too_large": (
+        "Melding te groot",
+        "Het formulier was groter dan toegestaan. Er is niets opgeslagen.",
+        "Mark too large",
+        "The form was larger than allowed. Nothing was stored.",
+    ),
+    "storage": (
+        "Metingen nu niet bereikbaar",
+        "De meetgegevens zijn op dit moment niet bereikbaar. Er is niets opgeslagen; probeer het over een paar minuten opnieuw.",
+        "Measurements unavailable",
+        "The measurements cannot be reached right now. Nothing was stored; please try again in a few minutes.",
+    ),
+    "not_found": (
+        "Pagina niet gevonden",
+        "Deze pagina bestaat niet.",
+        "Page not found",
+        "This page does not exist.",
+    ),
+    "method": (
+        "Niet toegestaan",
+        "Deze pagina kan zo niet worden gebruikt.",
+        "Not allowed",
+        "This page cannot be used this way.",
+    ),
+}
+
+
+class _Security:
+    """ASGI middleware: security headers on every response; the access log without IPs."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.headers = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        if hsts:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [0]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = list(message.get("headers", [])) + self.headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                path = str(scope.get("path", ""))
+                if "/i/" in path:
+                    path = path[: path.index("/i/") + 3] + "<token>"
+                access_log.info(
+                    "%s %s %d %.1fms", scope.get("method"), path[:200], status[0],
+                    1000 * (time.perf_counter() - t0),
+                )  # fmt: skip
+
+
+def _env() -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(resources.files("klankkast.courtyard") / "templates"))
+    env = jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    return env
+
+
+def create_app(svc: Services) -> ASGIApp:
+    """The ASGI application (wrapped in the security middleware)."""
+    cfg = svc.cfg
+    prefix = cfg.root_path
+    env = _env()
+    tz = svc.limits.tz
+    cache: dict[str, _Cached] = {}
+    locks: dict[str, asyncio.Lock] = {}
+    mark_lock = asyncio.Lock()
+    css = (resources.files("klankkast.courtyard") / "static" / "style.css").read_bytes()
+    cookie_path = prefix or "/"
+
+    # -- helpers ---------------------------------------------------------------
+    def lang_of(request: Request) -> str:
+        q = request.query_params.get("lang")
+        if q in texts.LANGS:
+            return q
+        c = request.cookies.get(LANG_COOKIE)
+        return c if c in texts.LANGS else "nl"
+
+    def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        lang = ctx.pop("lang", None) or lang_of(request)
+        other = "en" if lang == "nl" else "nl"
+        here = prefix + request.url.path[len(prefix) :] if request.method == "GET" else ""
+        body = env.get_template(name).render(
+            lang=lang,
+            other_lang=other,
+            switch_url=(here or prefix + "/how") + "?lang=" + other,
+            t=lambda key, **kw: texts.t(key, lang, **kw),
+            p=prefix,
+            **ctx,
+        )
+        resp = HTMLResponse(body, status_code=status)
+        resp.headers["cache-control"] = "no-store"
+        resp.headers["content-language"] = lang
+        if request.query_params.get("lang") in texts.LANGS:
+            resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path=cookie_path,
+                            httponly=True, samesite="strict", secure=cfg.cookie_secure)  # fmt: skip
+        return resp
+
+    def error(request: Request, status: int, what: str) -> HTMLResponse:
+        lang = lang_of(request)
+        nl_title, nl_text, en_title, en_text = _ERRORS[what]
+        title, text = (en_title, en_text) if lang == "en" else (nl_title, nl_text)
+        return render(request, "error.html", status, title=title, message=text, what=what)
+
+    def session_invitation(request: Request) -> tuple[Invitation, str]:
+        value = request.cookies.get(SESSION_COOKIE, "")
+        now = svc.now_ms()
+        inv_id = tokens.verify_session(svc.key, value, now // 1000, cfg.session_days * 86400)
+        if inv_id is None:
+            raise _Page(403, "no_session")
+        inv = svc.invitations.get(inv_id)
+        if inv is None:
+            raise _Page(403, "unknown")
+        try:
+            inv.check(now)
+        except InvitationRefused as err:
+            raise _Page(403, err.reason) from None
+        return inv, value
+
+    def site_for(request: Request) -> tuple[str, Invitation, str]:
+        site = request.path_params["site"]
+        if site not in cfg.sites:
+            raise _Page(404, "unknown_site")
+        inv, session = session_invitation(request)
+        if inv.site != site:
+            raise _Page(403, "other_site")
+        return site, inv, session
+
+    async def site_data(site: str) -> _Cached:
+        entry = cache.get(site)
+        if entry is not None and svc.monotonic_s() - entry.fetched_s < cfg.cache_s:
+            return entry
+        lock = locks.setdefault(site, asyncio.Lock())
+        async with lock:
+            entry = cache.get(site)
+            if entry is not None and svc.monotonic_s() - entry.fetched_s < cfg.cache_s:
+                return entry
+            now = svc.now_ms()
+            try:
+                data = await run_in_threadpool(svc.store.read_site, site, now - _WEEK_MS, now)
+            except StorageError as err:
+                log.warning("reading InfluxDB for %s failed: %s", site, err)
+                raise _Page(503, "storage") from None
+            minutes = model.combine_nodes(data.node_minutes)
+            bg = model.usual_background_db(
+                [m.laeq_db for m in minutes], svc.limits.background_quantile
+            )
+            entry = _Cached(data, minutes, bg, svc.monotonic_s())
+            cache[site] = entry
+            return entry
+
+    def guard(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except _Page as page:
+                return error(request, page.status, page.what)
+
+        return wrapped
+
+    # -- pages -----------------------------------------------------------------
+    async def home(request: Request) -> Response:
+        try:
+            inv, _ = session_invitation(request)
+        except _Page:
+            return render(request, "landing.html", sites=cfg.sites)
+        return Response(status_code=303, headers={"location": f"{prefix}/s/{inv.site}"})
+
+    async def invitation(request: Request) -> Response:
+        token = request.path_params["token"]
+        now = svc.now_ms()
+        try:
+            inv = svc.invitations.by_token(token)
+            inv.check(now)
+        except InvitationRefused as err:
+            code = 404 if err.reason == "unknown" else 403
+            return error(request, code, err.reason)
+        resp = render(
+            request, "welcome.html", site=inv.site, site_name=cfg.sites.get(inv.site, inv.site)
+        )
+        resp.set_cookie(
+            SESSION_COOKIE, tokens.session_value(svc.key, inv.id, now // 1000),
+            max_age=cfg.session_days * 86400, path=cookie_path, httponly=True,
+            samesite="strict", secure=cfg.cookie_secure,
+        )  # fmt: skip
+        return resp
+
+    def plan_spans(site: str, start_ms: int, end_ms: int) -> list[model.Span]:
+        return model.patrol_spans(svc.patrol_windows.get(site, []), start_ms, end_ms, tz)
+
+    async def today(request: Request) -> Response:
+        site, _inv, session = site_for(request)
+        entry = await site_data(site)
+        now = svc.now_ms()
+        d = entry.data
+        view = model.day_view(
+            now, svc.limits, entry.minutes, entry.background_db,
+            episodes=d.episodes, marks=d.marks, alerts=d.alerts,
+            patrols=plan_spans(site, now - 86_400_000, now), visits_ms=d.visits_ms,
+        )  # fmt: skip
+        lang = lang_of(request)
+        labels = {
+            "title": texts.t("chart_title", lang),
+            "marks": texts.t("row_marks", lang),
+            "alerts": texts.t("row_alerts", lang),
+            "patrols": texts.t("row_patrols", lang),
+            "visits": texts.t("row_visits", lang),
+        }
+        reading = model.now_reading(entry.minutes, now, svc.limits, entry.background_db, d.alerts)
+        return render(
+            request, "today.html", site=site, site_name=cfg.sites[site], view=view,
+            svg=chart.day_svg(view, tz, labels), csrf=tokens.csrf_token(svc.key, session),
+            kinds=texts.KINDS, clock=lambda t_ms: texts.clock(t_ms, tz),
+            now_lines=texts.describe_now(reading, lang, tz), fmt_db=_fmt_db,
+            limits=svc.limits, active="today",
+        )  # fmt: skip
+
+    async def week(request: Request) -> Response:
+        site, _inv, _session = site_for(request)
+        entry = await site_data(site)
+        now = svc.now_ms()
+        d = entry.data
+        grid = model.week_grid(
+            now, svc.limits, entry.minutes, (t for t, _ in d.marks), d.complaints_ms
+        )
+        return render(
+            request, "week.html", site=site, site_name=cfg.sites[site], grid=grid,
+            totals=[sum(r) for r in grid.nuisance_min], marks_total=[sum(r) for r in grid.marks],
+            complaints_total=[sum(r) for r in grid.complaints], active="week",
+        )  # fmt: skip
+
+    async def how(request: Request) -> Response:
+        return render(request, "how.html", active="how", limits=svc.limits, sites=cfg.sites)
+
+    async def read_form(request: Request) -> dict[str, str]:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise _Page(400, "bad_form")
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_FORM_BYTES):
+            raise _Page(413, "too_large")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise _Page(413, "too_large")
+        try:
+            pairs = urllib.parse.parse_qsl(
+                body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(body),
+                max_num_fields=len(_FORM_FIELDS),
+            )  # fmt: skip
+        except (UnicodeDecodeError, ValueError):
+            raise _Page(400, "bad_form") from None
+        form: dict[str, str] = {}
+        for k, v in pairs:
+            if k not in _FORM_FIELDS or k in form or len(v) > MAX_FIELD_CHARS:
+                raise _Page(400, "bad_form")
+            form[k] = v
+        return form
+
+    async def mark(request: Request) -> Response:
+        site, inv, session = site_for(request)
+        form = await read_form(request)
+        if not tokens.verify_csrf(svc.key, session, form.get("csrf", "")):
+            raise _Page(403, "csrf")
+        kind = form.get("kind", "")
+        if kind and kind not in texts.KINDS:
+            raise _Page(400, "bad_form")
+        sev_text = form.get("severity", "")
+        if sev_text and sev_text not in ("1", "2", "3", "4", "5"):
+            raise _Page(400, "bad_form")
+        severity = int(sev_text) if sev_text else None
+        entry = await site_data(site)  # 503 before anything is written when InfluxDB is down
+        household = tokens.household_hash(svc.key, inv.id)
+        async with mark_lock:
+            now = svc.now_ms()
+            last = svc.invitations.last_mark_ms(inv.id)
+            counted = last is None or now - last >= model.MARK_INTERVAL_S * 1000
+            if counted:
+                try:
+                    await run_in_threadpool(
+                        svc.store.write_mark, site, household, now, kind or None, severity
+                    )
+                except StorageError as err:
+                    log.warning("writing a mark of %s failed: %s", site, err)
+                    raise _Page(503, "storage") from None
+                svc.invitations.set_last_mark(inv.id, now)
+                entry.data.marks.append((now, household))
+        lang = lang_of(request)
+        reading = model.now_reading(
+            entry.minutes, now, svc.limits, entry.background_db, entry.data.alerts
+        )
+        return render(
+            request, "confirm.html", site=site, site_name=cfg.sites[site], counted=counted,
+            already_at=None if counted or last is None else texts.clock(last, tz),
+            now_lines=texts.describe_now(reading, lang, tz), active="today",
+        )  # fmt: skip
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def style(request: Request) -> Response:
+        return Response(css, media_type="text/css", headers={"cache-control": "max-age=3600"})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(request, 404, "not_found")
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return error(request, 405, "method")
+
+    routes = [
+        Route(prefix + "/", guard(home)),
+        Route(prefix + "/how", guard(how)),
+        Route(prefix + "/healthz", healthz),
+        Route(prefix + "/static/style.css", style),
+        Route(prefix + "/i/{token}", guard(invitation)),
+        Route(prefix + "/s/{site}", guard(today)),
+        Route(prefix + "/s/{site}/week", guard(week)),
+        Route(prefix + "/s/{site}/mark", guard(mark), methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    return _Security(app, hsts=cfg.cookie_secure)
+
+
+def _fmt_db(x: float) -> str:
+    return f"{x:.0f}" if math.isfinite(x) else "-"
