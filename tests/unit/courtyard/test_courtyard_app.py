@@ -20,7 +20,7 @@ import pytest
 
 with warnings.catch_warnings():
     # Starlette 1.x nudges towards httpx2 for its test client; httpx works the same here
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from klankkast.courtyard.app import SECURITY_HEADERS, Services, create_app
