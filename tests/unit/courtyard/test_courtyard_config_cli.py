@@ -185,3 +185,21 @@ def test_help_lists_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 0
     text = capsys.readouterr().out
     assert "exit status" in text and "3  InfluxDB" in text
+
+
+def test_the_compose_service_and_its_config() -> None:
+    import yaml
+
+    central = REPO / "deploy" / "central"
+    services = yaml.safe_load((central / "docker-compose.yml").read_text())["services"]
+    svc = services["courtyard"]
+    assert svc["command"][:3] == ["klankkast-courtyard", "--config", "/etc/klankkast/central.toml"]
+    assert svc["ports"] == ["127.0.0.1:8090:8090"]  # loopback only, behind the web server
+    cfg = load_config(central / "central.compose.toml")
+    assert cfg.listen_port == 8090 and cfg.cookie_secure
+    assert set(svc["secrets"]) == {
+        cfg.secret_file.name,
+        cfg.influxdb.password_file.name if cfg.influxdb.password_file else "",
+        cfg.influxdb.write_password_file.name if cfg.influxdb.write_password_file else "",
+    }
+    assert "COPY courtyard ./courtyard" in (central / "Dockerfile").read_text()
