@@ -83,10 +83,18 @@ class CourtyardStore(Protocol):
 
 @dataclass
 class _Cached:
+    """One InfluxDB read of a site and what is derived from it.
+
+    ``derived`` holds the views (day view and its SVG, week grid, 'now' reading) per
+    language and clock minute: they are the same for every resident of the site, so
+    500 residents cost one computation per minute and refresh, not 500.
+    """
+
     data: SiteData
     minutes: list[model.Minute]
     background_db: float
     fetched_s: float
+    derived: dict[tuple[str, str, int], Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -365,41 +373,67 @@ def create_app(svc: Services) -> ASGIApp:
     def plan_spans(site: str, start_ms: int, end_ms: int) -> list[model.Span]:
         return model.patrol_spans(svc.patrol_windows.get(site, []), start_ms, end_ms, tz)
 
+    def derive(entry: _Cached, what: str, lang: str, now: int, make: Callable[[], Any]) -> Any:
+        key = (what, lang, now // 60_000)
+        value = entry.derived.get(key)
+        if value is None:
+            if len(entry.derived) > 64:
+                entry.derived.clear()
+            value = entry.derived[key] = make()
+        return value
+
+    def reading_lines(entry: _Cached, site: str, lang: str, now: int) -> list[str]:
+        def make() -> list[str]:
+            r = model.now_reading(
+                entry.minutes, now, svc.limits, entry.background_db, entry.data.alerts
+            )
+            return texts.describe_now(r, lang, tz)
+
+        lines: list[str] = derive(entry, "now", lang, now, make)
+        return lines
+
     async def today(request: Request) -> Response:
         site, _inv, session = site_for(request)
         entry = await site_data(site)
         now = svc.now_ms()
-        d = entry.data
-        view = model.day_view(
-            now, svc.limits, entry.minutes, entry.background_db,
-            episodes=d.episodes, marks=d.marks, alerts=d.alerts,
-            patrols=plan_spans(site, now - 86_400_000, now), visits_ms=d.visits_ms,
-        )  # fmt: skip
         lang = lang_of(request)
-        labels = {
-            "title": texts.t("chart_title", lang),
-            "marks": texts.t("row_marks", lang),
-            "alerts": texts.t("row_alerts", lang),
-            "patrols": texts.t("row_patrols", lang),
-            "visits": texts.t("row_visits", lang),
-        }
-        reading = model.now_reading(entry.minutes, now, svc.limits, entry.background_db, d.alerts)
+
+        def make() -> tuple[model.DayView, str]:
+            d = entry.data
+            view = model.day_view(
+                now, svc.limits, entry.minutes, entry.background_db,
+                episodes=d.episodes, marks=d.marks, alerts=d.alerts,
+                patrols=plan_spans(site, now - 86_400_000, now), visits_ms=d.visits_ms,
+            )  # fmt: skip
+            labels = {
+                k: texts.t(v, lang)
+                for k, v in (("title", "chart_title"), ("marks", "row_marks"),
+                             ("alerts", "row_alerts"), ("patrols", "row_patrols"),
+                             ("visits", "row_visits"))
+            }  # fmt: skip
+            return view, chart.day_svg(view, tz, labels)
+
+        view, svg = derive(entry, "today", lang, now, make)
         return render(
             request, "today.html", site=site, site_name=cfg.sites[site], view=view,
-            svg=chart.day_svg(view, tz, labels), csrf=tokens.csrf_token(svc.key, session),
+            svg=svg, csrf=tokens.csrf_token(svc.key, session),
             kinds=texts.KINDS, clock=lambda t_ms: texts.clock(t_ms, tz),
-            now_lines=texts.describe_now(reading, lang, tz), fmt_db=_fmt_db,
-            limits=svc.limits, active="today",
+            now_lines=reading_lines(entry, site, lang, now), fmt_db=_fmt_db,
+            limits=svc.limits, active="today", lang=lang,
         )  # fmt: skip
 
     async def week(request: Request) -> Response:
         site, _inv, _session = site_for(request)
         entry = await site_data(site)
         now = svc.now_ms()
-        d = entry.data
-        grid = model.week_grid(
-            now, svc.limits, entry.minutes, (t for t, _ in d.marks), d.complaints_ms
-        )
+
+        def make() -> model.WeekGrid:
+            d = entry.data
+            return model.week_grid(
+                now, svc.limits, entry.minutes, (t for t, _ in d.marks), d.complaints_ms
+            )
+
+        grid = derive(entry, "week", "", now, make)
         return render(
             request, "week.html", site=site, site_name=cfg.sites[site], grid=grid,
             totals=[sum(r) for r in grid.nuisance_min], marks_total=[sum(r) for r in grid.marks],
