@@ -6,6 +6,7 @@ Routes (below the path of ``base_url``):
 ``GET /s/{site}``             last night and today (needs the session of that site)
 ``GET /s/{site}/week``        this week
 ``POST /s/{site}/mark``       "ik heb nu last": CSRF token, optional kind and severity
+``POST /s/{site}/mark/detail``   then, optionally, kind and severity of that counted mark
 ``GET /how``                  how it works (no session needed)
 ``GET /``                     where to start
 ``GET /healthz``              ``ok`` (plain text; the benchmark's peer)
@@ -182,6 +183,12 @@ _ERRORS: Final[dict[str, tuple[str, str, str, str]]] = {
         "De meetgegevens zijn op dit moment niet bereikbaar. Er is niets opgeslagen; probeer het over een paar minuten opnieuw.",
         "Measurements unavailable",
         "The measurements cannot be reached right now. Nothing was stored; please try again in a few minutes.",
+    ),
+    "no_mark": (
+        "Geen melding om aan te vullen",
+        'Er is de laatste 10 minuten geen melding van uw huishouden geteld. Tik eerst op "Ik heb nu last". Er is niets opgeslagen.',
+        "No mark to add to",
+        'No mark of your household was counted in the last 10 minutes. Tap "It bothers me now" first. Nothing was stored.',
     ),
     "not_found": (
         "Pagina niet gevonden",
@@ -438,6 +445,7 @@ def create_app(svc: Services) -> ASGIApp:
             request, "week.html", site=site, site_name=cfg.sites[site], grid=grid,
             totals=[sum(r) for r in grid.nuisance_min], marks_total=[sum(r) for r in grid.marks],
             complaints_total=[sum(r) for r in grid.complaints], active="week",
+            day_label=texts.day_label,
         )  # fmt: skip
 
     async def how(request: Request) -> Response:
@@ -469,8 +477,9 @@ def create_app(svc: Services) -> ASGIApp:
             form[k] = v
         return form
 
-    async def mark(request: Request) -> Response:
-        site, inv, session = site_for(request)
+    async def checked_form(
+        request: Request, session: str
+    ) -> tuple[dict[str, str], str | None, int | None]:
         form = await read_form(request)
         if not tokens.verify_csrf(svc.key, session, form.get("csrf", "")):
             raise _Page(403, "csrf")
@@ -480,7 +489,23 @@ def create_app(svc: Services) -> ASGIApp:
         sev_text = form.get("severity", "")
         if sev_text and sev_text not in ("1", "2", "3", "4", "5"):
             raise _Page(400, "bad_form")
-        severity = int(sev_text) if sev_text else None
+        return form, kind or None, int(sev_text) if sev_text else None
+
+    def confirm(
+        request: Request, form: dict[str, str], entry: _Cached, site: str, session: str,
+        now: int, **ctx: Any,
+    ) -> HTMLResponse:  # fmt: skip
+        lang = form["lang"] if form.get("lang") in texts.LANGS else lang_of(request)
+        return render(
+            request, "confirm.html", site=site, site_name=cfg.sites[site], lang=lang,
+            now_lines=reading_lines(entry, site, lang, now), active="today",
+            csrf=tokens.csrf_token(svc.key, session), kinds=texts.KINDS, **ctx,
+        )  # fmt: skip
+
+    async def mark(request: Request) -> Response:
+        """One tap: a mark (with kind and severity when the resident gave them)."""
+        site, inv, session = site_for(request)
+        form, kind, severity = await checked_form(request, session)
         entry = await site_data(site)  # 503 before anything is written when InfluxDB is down
         household = tokens.household_hash(svc.key, inv.id)
         async with mark_lock:
@@ -490,21 +515,44 @@ def create_app(svc: Services) -> ASGIApp:
             if counted:
                 try:
                     await run_in_threadpool(
-                        svc.store.write_mark, site, household, now, kind or None, severity
+                        svc.store.write_mark, site, household, now, kind, severity
                     )
                 except StorageError as err:
                     log.warning("writing a mark of %s failed: %s", site, err)
                     raise _Page(503, "storage") from None
                 svc.invitations.set_last_mark(inv.id, now)
                 entry.data.marks.append((now, household))
-        lang = lang_of(request)
-        reading = model.now_reading(
-            entry.minutes, now, svc.limits, entry.background_db, entry.data.alerts
-        )
-        return render(
-            request, "confirm.html", site=site, site_name=cfg.sites[site], counted=counted,
+        return confirm(
+            request, form, entry, site, session, now, counted=counted,
             already_at=None if counted or last is None else texts.clock(last, tz),
-            now_lines=texts.describe_now(reading, lang, tz), active="today",
+            detail=(kind, severity), can_add=counted and not (kind and severity),
+        )  # fmt: skip
+
+    async def detail(request: Request) -> Response:
+        """Then, optionally: kind and severity added to the household's counted mark.
+
+        The point is rewritten with the same series and time, so InfluxDB adds the
+        fields to the mark already written; nothing new is counted.
+        """
+        site, inv, session = site_for(request)
+        form, kind, severity = await checked_form(request, session)
+        if kind is None and severity is None:
+            raise _Page(400, "bad_form")
+        entry = await site_data(site)
+        household = tokens.household_hash(svc.key, inv.id)
+        async with mark_lock:
+            now = svc.now_ms()
+            last = svc.invitations.last_mark_ms(inv.id)
+            if last is None or now - last >= model.MARK_INTERVAL_S * 1000:
+                raise _Page(409, "no_mark")
+            try:
+                await run_in_threadpool(svc.store.write_mark, site, household, last, kind, severity)
+            except StorageError as err:
+                log.warning("adding to a mark of %s failed: %s", site, err)
+                raise _Page(503, "storage") from None
+        return confirm(
+            request, form, entry, site, session, now, counted=True, added=True,
+            already_at=None, detail=(kind, severity), can_add=False,
         )  # fmt: skip
 
     async def healthz(request: Request) -> Response:
@@ -528,6 +576,7 @@ def create_app(svc: Services) -> ASGIApp:
         Route(prefix + "/s/{site}", guard(today)),
         Route(prefix + "/s/{site}/week", guard(week)),
         Route(prefix + "/s/{site}/mark", guard(mark), methods=["POST"]),
+        Route(prefix + "/s/{site}/mark/detail", guard(detail), methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     return _Security(app, hsts=cfg.cookie_secure)

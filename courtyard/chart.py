@@ -18,9 +18,9 @@ from klankkast.courtyard.model import DayView
 
 __all__ = ["day_svg"]
 
-_W: Final = 760
+_W: Final = 780
 _H: Final = 300
-_L: Final = 84  # left margin (axis and row labels)
+_L: Final = 112  # left margin (axis and row labels)
 _R: Final = 10
 _T: Final = 10
 _B: Final = 90  # bottom: time axis and the event rows

@@ -17,12 +17,14 @@ import segno
 __all__ = ["write_letters"]
 
 _CSS = """
-@page { size: A4; margin: 20mm; }
-body { font: 11pt/1.45 system-ui, sans-serif; color: #000; max-width: 170mm; margin: 0 auto; }
-h1 { font-size: 16pt; } .qr svg { width: 45mm; height: 45mm; }
+@page { size: A4; margin: 15mm 18mm; }
+body { font: 10pt/1.4 system-ui, sans-serif; color: #000; max-width: 174mm; margin: 0 auto; }
+h1 { font-size: 13pt; margin: 0 0 2mm; } p { margin: 0 0 2mm; }
+.access { display: flex; gap: 6mm; align-items: center; margin: 3mm 0 4mm; }
+.qr svg { width: 42mm; height: 42mm; display: block; }
 .link { font-family: monospace; font-size: 9pt; word-break: break-all; }
-.lang { page-break-inside: avoid; } hr { margin: 8mm 0; }
-.id { color: #444; font-size: 9pt; }
+.lang { page-break-inside: avoid; } hr { margin: 4mm 0; }
+.id { color: #444; font-size: 8.5pt; }
 """
 
 _NL = """<section class="lang" lang="nl">
@@ -58,7 +60,8 @@ def write_letters(
     base_url: str,
     created: dt.date,
 ) -> list[Path]:
-    """Write ``letter-<id>.html`` per ``(invitation id, token)`` and ``index.csv``."""
+    """Write ``letter-<id>.html`` per ``(invitation id, token)`` (one A4 page when printed)
+    and append to ``index.csv``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for inv_id, token in invitations:
@@ -69,7 +72,8 @@ def write_letters(
                 '<!doctype html><html lang="nl"><head><meta charset="utf-8">',
                 f"<title>klankkast {escape(site)} {inv_id}</title><style>{_CSS}</style></head><body>",
                 _NL.format(name=escape(site_name), id=inv_id),
-                f'<p class="qr">{qr}</p><p class="link">{escape(link)}</p>',
+                f'<div class="access"><div class="qr">{qr}</div>',
+                f'<p class="link">{escape(link)}</p></div>',
                 "<hr>",
                 _EN.format(name=escape(site_name), id=inv_id),
                 f'<p class="id">{escape(site)} · {inv_id} · {created.isoformat()}</p>',

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from klankkast.courtyard.model import NowReading
 
-__all__ = ["KINDS", "LANGS", "clock", "describe_now", "t"]
+__all__ = ["KINDS", "LANGS", "clock", "day_label", "describe_now", "t"]
 
 LANGS: Final = ("nl", "en")
 KINDS: Final = ("music", "voices", "bangs", "machine", "other")
@@ -42,6 +42,8 @@ _T: Final[dict[str, tuple[str, str]]] = {
         "How bad (1 = a little, 5 = unbearable)",
     ),
     "thanks": ("Dank u, uw melding is geteld.", "Thank you, your mark has been counted."),
+    "added": ("Dank u, uw melding is aangevuld.", "Thank you, your mark has been completed."),
+    "add_detail": ("Aanvullen", "Add to my mark"),
     "already": (
         "Uw huishouden heeft om {time} al gemeld; een huishouden telt één keer per 10 minuten. Deze melding is niet opnieuw geteld.",
         "Your household already marked at {time}; a household counts once per 10 minutes. This mark was not counted again.",
@@ -83,6 +85,17 @@ _T: Final[dict[str, tuple[str, str]]] = {
     "row_patrols": ("surveillance", "patrols"),
     "row_visits": ("bezoeken", "visits"),
 }
+
+
+_WEEKDAYS: Final = (
+    ("ma", "di", "wo", "do", "vr", "za", "zo"),
+    ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+)
+
+
+def day_label(day: dt.date, lang: str) -> str:
+    """``do 11-06`` / ``Thu 11-06``: weekday and date without the machine's locale."""
+    return f"{_WEEKDAYS[1 if lang == 'en' else 0][day.weekday()]} {day:%d-%m}"
 
 
 def t(key: str, lang: str, **kw: object) -> str:

@@ -14,6 +14,7 @@ mean of 60 and 54 dB; alerted at 21:10).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +192,45 @@ def test_kind_and_severity_and_a_second_mark_counts_once(
     ctx.close()
 
 
+def test_one_tap_then_the_kind_on_the_confirmation(
+    world: tuple[Server, Influx], browser: Any
+) -> None:
+    """The issue's order: one tap, then optionally kind and severity; InfluxDB holds one
+    point (the fields added to the mark already written)."""
+    server, influx = world
+    inv_id, link = server.take()
+    ctx = browser.new_context(viewport=SIZES["phone"], java_script_enabled=False)
+    page = ctx.new_page()
+    page.goto(link + "?lang=en")
+    page.locator("main a.button").click()
+    page.get_by_role("button", name="It bothers me now").first.click()
+    assert EXPECT["en"]["counted"] in page.locator("main").inner_text()
+    page.get_by_label("voices").check()
+    page.get_by_label("2", exact=True).check()
+    page.get_by_role("button", name="Add to my mark").click()
+    assert "your mark has been completed" in page.locator("main").inner_text()
+    rows = marks_of(influx, server.household(inv_id))
+    assert len(rows) == 1
+    assert rows[0]["kind"] == "voices" and rows[0]["severity"] == 2
+    ctx.close()
+
+
+def test_the_letter_prints_on_one_a4_page(world: tuple[Server, Influx], browser: Any) -> None:
+    server, _ = world
+    letters = sorted(server.cfg.parent.glob("letters-yard1/letter-*.html"))
+    assert letters
+    page = browser.new_page()
+    page.goto(letters[0].as_uri())
+    assert page.locator("svg").count() == 1  # the QR code, inline
+    assert (
+        page.locator("section[lang=nl]").count() == 1
+        and page.locator("section[lang=en]").count() == 1
+    )
+    pdf = page.pdf(format="A4")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == 1
+    page.close()
+
+
 def test_works_with_javascript_disabled(world: tuple[Server, Influx], browser: Any) -> None:
     server, influx = world
     inv_id, link = server.take()
@@ -203,6 +243,7 @@ def test_works_with_javascript_disabled(world: tuple[Server, Influx], browser: A
     assert page.locator("table.week tbody tr").count() == 7
     # 21:05-21:29 on Thursday 11 June: 25 minutes above the evening limit; 1 complaint
     assert page.locator("[data-day-total='2026-06-11']").inner_text().startswith("25 min")
+    assert page.locator("table.week tbody tr th").last.inner_text() == "Thu 11-06"
     page.get_by_role("link", name="Last night and today").click()
     page.get_by_role("button", name="It bothers me now").first.click()
     assert EXPECT["en"]["level"] in page.locator("main").inner_text()

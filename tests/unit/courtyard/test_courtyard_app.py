@@ -267,3 +267,43 @@ def test_pages_in_both_languages(world: World) -> None:
     how = world.client.get("/how?lang=en")
     assert "No audio is ever recorded" in how.text and "365 days" in how.text
     assert "<script" not in how.text + nl.text + en.text
+
+
+def test_one_tap_then_kind_and_severity_complete_the_same_mark(world: World) -> None:
+    """The detail is written at the time of the counted mark (the same InfluxDB point),
+    so it never counts as a second mark."""
+    csrf = _open(world)
+    r = world.client.post("/s/yard1/mark", data={"csrf": csrf})
+    assert 'data-counted="yes"' in r.text and 'action="/s/yard1/mark/detail"' in r.text
+    world.clock[0] = NOW + 2 * MIN
+    r = world.client.post(
+        "/s/yard1/mark/detail", data={"csrf": csrf, "kind": "bangs", "severity": "5"}
+    )
+    assert r.status_code == 200 and "aangevuld" in r.text
+    assert [(m[2], m[3], m[4]) for m in world.store.marks] == [
+        (NOW, None, None),
+        (NOW, "bangs", 5),
+    ]
+    assert world.invitations.last_mark_ms(world.ids["yard1"]) == NOW
+
+
+def test_detail_needs_a_counted_mark_and_something_to_add(world: World) -> None:
+    csrf = _open(world)
+    r = world.client.post("/s/yard1/mark/detail", data={"csrf": csrf, "kind": "music"})
+    assert r.status_code == 409 and 'data-error="no_mark"' in r.text
+    world.client.post("/s/yard1/mark", data={"csrf": csrf})
+    r = world.client.post("/s/yard1/mark/detail", data={"csrf": csrf})
+    assert r.status_code == 400
+    r = world.client.post("/s/yard1/mark/detail", data={"kind": "music"})
+    assert r.status_code == 403
+    world.clock[0] = NOW + 10 * MIN  # the mark's 10 minutes are over
+    r = world.client.post("/s/yard1/mark/detail", data={"csrf": csrf, "kind": "music"})
+    assert r.status_code == 409
+    assert len(world.store.marks) == 1
+
+
+def test_week_day_labels_do_not_depend_on_the_locale() -> None:
+    from klankkast.courtyard.texts import day_label
+
+    assert day_label(dt.date(2026, 6, 11), "nl") == "do 11-06"
+    assert day_label(dt.date(2026, 6, 11), "en") == "Thu 11-06"
