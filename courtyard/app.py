@@ -57,7 +57,9 @@ SECURITY_HEADERS: Final = {
     ),
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    # same-origin (not no-referrer): with no-referrer browsers send "Origin: null" on our
+    # own form posts, which the origin check must refuse; nothing links elsewhere
+    "referrer-policy": "same-origin",
     "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
@@ -98,7 +100,7 @@ class _Cached:
     derived: dict[tuple[str, str, int], Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Services:
     """What the app needs, built by :mod:`klankkast.courtyard.cli` (or a test)."""
 
@@ -111,6 +113,8 @@ class Services:
     patrol_windows: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
     now_ms: Callable[[], int] = lambda: int(time.time() * 1000)
     monotonic_s: Callable[[], float] = time.monotonic
+    #: when set, called for the current windows instead (``PlanFile``: re-read on change)
+    plan: Callable[[], dict[str, list[tuple[int, str, str]]]] | None = None
 
 
 class _Page(Exception):
@@ -378,7 +382,8 @@ def create_app(svc: Services) -> ASGIApp:
         return resp
 
     def plan_spans(site: str, start_ms: int, end_ms: int) -> list[model.Span]:
-        return model.patrol_spans(svc.patrol_windows.get(site, []), start_ms, end_ms, tz)
+        windows = svc.plan() if svc.plan is not None else svc.patrol_windows
+        return model.patrol_spans(windows.get(site, []), start_ms, end_ms, tz)
 
     def derive(entry: _Cached, what: str, lang: str, now: int, make: Callable[[], Any]) -> Any:
         key = (what, lang, now // 60_000)
@@ -477,9 +482,19 @@ def create_app(svc: Services) -> ASGIApp:
             form[k] = v
         return form
 
+    public = urllib.parse.urlsplit(cfg.base_url)
+    public_origin = f"{public.scheme}://{public.netloc}"
+
     async def checked_form(
         request: Request, session: str
     ) -> tuple[dict[str, str], str | None, int | None]:
+        # defence in depth next to the CSRF token: a browser's Origin must be ours
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in (
+            public_origin,
+            f"{request.url.scheme}://{request.url.netloc}",
+        ):
+            raise _Page(403, "csrf")
         form = await read_form(request)
         if not tokens.verify_csrf(svc.key, session, form.get("csrf", "")):
             raise _Page(403, "csrf")

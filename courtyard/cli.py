@@ -90,21 +90,6 @@ def _invitations(cfg: Config) -> SqliteInvitations:
     return store
 
 
-def _plan_windows(cfg: Config) -> dict[str, list[tuple[int, str, str]]]:
-    if cfg.plan is None:
-        return {}
-    try:
-        doc = json.loads(cfg.plan.read_text("utf-8"))
-        out: dict[str, list[tuple[int, str, str]]] = {}
-        for w in doc.get("windows", []):
-            out.setdefault(str(w["site"]), []).append(
-                (int(w["weekday_iso"]), str(w["start"]), str(w["end"]))
-            )
-        return out
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError("plan", str(cfg.plan), f"must be a readable plan.json ({err})") from None
-
-
 def _serve(cfg: Config, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -113,13 +98,14 @@ def _serve(cfg: Config, args: argparse.Namespace) -> int:
     from klankkast.courtyard.app import Services, create_app
     from klankkast.courtyard.influxstore import InfluxCourtyard
     from klankkast.courtyard.model import Limits
+    from klankkast.courtyard.planfile import PlanFile
 
     key = cfg.secret_key()
     try:
         rules = load_rules(cfg.rules)
     except RulesError as err:
         raise ConfigError("rules", str(cfg.rules), f"must be a valid rules file ({err})") from None
-    windows = _plan_windows(cfg)
+    plan = PlanFile(cfg.plan)
     now_ms = _now_ms
     if args.now:
         frozen = _frozen(args.now)
@@ -130,7 +116,10 @@ def _serve(cfg: Config, args: argparse.Namespace) -> int:
     store = _invitations(cfg)
     influx = InfluxCourtyard(cfg.influxdb)
     influx.start()
-    svc = Services(cfg, key, store, influx, Limits.from_rules(rules), windows, now_ms)
+    svc = Services(
+        cfg=cfg, key=key, invitations=store, store=influx, limits=Limits.from_rules(rules),
+        plan=plan, now_ms=now_ms,
+    )  # fmt: skip
     app = create_app(svc)
     host = args.host or cfg.listen_host
     port = args.port or cfg.listen_port

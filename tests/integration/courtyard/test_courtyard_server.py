@@ -90,3 +90,24 @@ def test_check(influxdb, tmp_path) -> None:
     influxdb.stop()
     res = server.cli("check")
     assert res.returncode == 3 and "unreachable" in res.stderr
+
+
+def test_serve_tells_systemd_when_it_is_ready(influxdb, tmp_path) -> None:
+    """Type=notify: READY=1 on $NOTIFY_SOCKET once uvicorn listens."""
+    import socket
+
+    setup_influx(influxdb, users=False)
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(30)
+    try:
+        server = start_server(
+            tmp_path, influxdb, {}, invitations=1, extra_env={"NOTIFY_SOCKET": str(path)}
+        )
+        try:
+            assert sock.recv(64) == b"READY=1"
+        finally:
+            server.stop()
+    finally:
+        sock.close()

@@ -91,7 +91,10 @@ def world(tmp_path: Path) -> World:
     toks["expired"], ids["expired"] = old_tok, old.id
     store = FakeStore()
     clock = [NOW]
-    svc = Services(cfg, cfg.secret_key(), inv, store, Limits(), {}, lambda: clock[0])
+    svc = Services(
+        cfg=cfg, key=cfg.secret_key(), invitations=inv, store=store, limits=Limits(),
+        now_ms=lambda: clock[0],
+    )  # fmt: skip
     client = TestClient(create_app(svc), base_url="http://testserver")
     yield World(client, store, inv, toks, ids, clock)
     inv.close()
@@ -307,3 +310,18 @@ def test_week_day_labels_do_not_depend_on_the_locale() -> None:
 
     assert day_label(dt.date(2026, 6, 11), "nl") == "do 11-06"
     assert day_label(dt.date(2026, 6, 11), "en") == "Thu 11-06"
+
+
+def test_a_foreign_origin_is_refused_even_with_the_token(world: World) -> None:
+    csrf = _open(world)
+    r = world.client.post(
+        "/s/yard1/mark", data={"csrf": csrf}, headers={"origin": "https://evil.example"}
+    )
+    assert r.status_code == 403 and 'data-error="csrf"' in r.text
+    r = world.client.post("/s/yard1/mark", data={"csrf": csrf}, headers={"origin": "null"})
+    assert r.status_code == 403
+    r = world.client.post(
+        "/s/yard1/mark", data={"csrf": csrf}, headers={"origin": "http://testserver"}
+    )
+    assert r.status_code == 200
+    assert len(world.store.marks) == 1
