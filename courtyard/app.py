@@ -12,10 +12,11 @@ Routes (below the path of ``base_url``):
 ``GET /healthz``              ``ok`` (plain text; the benchmark's peer)
 ``GET /static/style.css``     the only asset
 
-Every response carries the security headers of :data:`SECURITY_HEADERS` (a CSP with
-no third-party origin and no script at all). The session cookie is HttpOnly and
-SameSite=Strict. Requests are logged as method, path (an invitation token
-redacted), status and duration: never an IP address, a query string or a cookie.
+Every response carries the security headers of
+:data:`klankkast.courtyard.security.SECURITY_HEADERS`; requests are logged without
+addresses (:class:`~klankkast.courtyard.security.SecurityMiddleware`). The session
+cookie is HttpOnly and SameSite=Strict; a post needs the session's CSRF token and,
+when the browser sends one, our own Origin.
 """
 
 from __future__ import annotations
@@ -36,34 +37,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from klankkast.courtyard import chart, model, texts, tokens
 from klankkast.courtyard.config import Config
 from klankkast.courtyard.errors import StorageError
 from klankkast.courtyard.influxstore import SiteData
 from klankkast.courtyard.invitations import Invitation, InvitationRefused, SqliteInvitations
+from klankkast.courtyard.security import SECURITY_HEADERS, SecurityMiddleware
 
 __all__ = ["SECURITY_HEADERS", "CourtyardStore", "Services", "create_app"]
 
 log = logging.getLogger("klankkast.courtyard")
-access_log = logging.getLogger("klankkast.courtyard.access")
 
-SECURITY_HEADERS: Final = {
-    "content-security-policy": (
-        "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
-        "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'; object-src 'none'"
-    ),
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    # same-origin (not no-referrer): with no-referrer browsers send "Origin: null" on our
-    # own form posts, which the origin check must refuse; nothing links elsewhere
-    "referrer-policy": "same-origin",
-    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-    "cross-origin-opener-policy": "same-origin",
-    "cross-origin-resource-policy": "same-origin",
-}
 
 SESSION_COOKIE: Final = "kk_session"
 LANG_COOKIE: Final = "kk_lang"
@@ -126,124 +112,6 @@ class _Page(Exception):
         self.what = what
 
 
-_ERRORS: Final[dict[str, tuple[str, str, str, str]]] = {
-    # what: (nl title, nl text, en title, en text)
-    "no_session": (
-        "Open eerst uw uitnodiging",
-        "Deze pagina is alleen voor bewoners van de binnenplaats. Open de link of scan de QR-code uit uw brief.",
-        "Open your invitation first",
-        "This page is only for the residents of the courtyard. Open the link or scan the QR code in your letter.",
-    ),
-    "unknown": (
-        "Deze uitnodiging is niet geldig",
-        "Deze link hoort niet bij een uitnodiging. Controleer of u de hele link uit uw brief hebt overgenomen.",
-        "This invitation is not valid",
-        "This link does not belong to an invitation. Check that you copied the whole link from your letter.",
-    ),
-    "revoked": (
-        "Deze uitnodiging is ingetrokken",
-        "Deze uitnodiging werkt niet meer. Vraag de gemeente om een nieuwe brief als u nog op deze binnenplaats woont.",
-        "This invitation has been withdrawn",
-        "This invitation no longer works. Ask the municipality for a new letter if you still live at this courtyard.",
-    ),
-    "expired": (
-        "Deze uitnodiging is verlopen",
-        "Deze uitnodiging is niet meer geldig. Vraag de gemeente om een nieuwe brief.",
-        "This invitation has expired",
-        "This invitation is no longer valid. Ask the municipality for a new letter.",
-    ),
-    "other_site": (
-        "Dit is niet uw binnenplaats",
-        "Uw uitnodiging opent alleen de pagina van uw eigen binnenplaats.",
-        "This is not your courtyard",
-        "Your invitation opens only the page of your own courtyard.",
-    ),
-    "unknown_site": (
-        "Onbekende binnenplaats",
-        "Deze binnenplaats bestaat niet op deze site.",
-        "Unknown courtyard",
-        "There is no such courtyard on this site.",
-    ),
-    "csrf": (
-        "Melding niet verwerkt",
-        "Het formulier was verlopen of kwam niet van deze pagina. Er is niets opgeslagen. Ga terug naar de pagina en probeer het opnieuw.",
-        "Mark not processed",
-        "The form had expired or did not come from this page. Nothing was stored. Go back to the page and try again.",
-    ),
-    "bad_form": (
-        "Melding niet verwerkt",
-        "Het formulier bevatte een ongeldige waarde. Er is niets opgeslagen.",
-        "Mark not processed",
-        "The form contained an invalid value. Nothing was stored.",
-    ),
-    "too_large": (
-        "Melding te groot",
-        "Het formulier was groter dan toegestaan. Er is niets opgeslagen.",
-        "Mark too large",
-        "The form was larger than allowed. Nothing was stored.",
-    ),
-    "storage": (
-        "Metingen nu niet bereikbaar",
-        "De meetgegevens zijn op dit moment niet bereikbaar. Er is niets opgeslagen; probeer het over een paar minuten opnieuw.",
-        "Measurements unavailable",
-        "The measurements cannot be reached right now. Nothing was stored; please try again in a few minutes.",
-    ),
-    "no_mark": (
-        "Geen melding om aan te vullen",
-        'Er is de laatste 10 minuten geen melding van uw huishouden geteld. Tik eerst op "Ik heb nu last". Er is niets opgeslagen.',
-        "No mark to add to",
-        'No mark of your household was counted in the last 10 minutes. Tap "It bothers me now" first. Nothing was stored.',
-    ),
-    "not_found": (
-        "Pagina niet gevonden",
-        "Deze pagina bestaat niet.",
-        "Page not found",
-        "This page does not exist.",
-    ),
-    "method": (
-        "Niet toegestaan",
-        "Deze pagina kan zo niet worden gebruikt.",
-        "Not allowed",
-        "This page cannot be used this way.",
-    ),
-}
-
-
-class _Security:
-    """ASGI middleware: security headers on every response; the access log without IPs."""
-
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
-        self.app = app
-        self.headers = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-        if hsts:
-            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0 = time.perf_counter()
-        status = [0]
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                message["headers"] = list(message.get("headers", [])) + self.headers
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_headers)
-        finally:
-            if access_log.isEnabledFor(logging.INFO):
-                path = str(scope.get("path", ""))
-                if "/i/" in path:
-                    path = path[: path.index("/i/") + 3] + "<token>"
-                access_log.info(
-                    "%s %s %d %.1fms", scope.get("method"), path[:200], status[0],
-                    1000 * (time.perf_counter() - t0),
-                )  # fmt: skip
-
-
 def _env() -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(resources.files("klankkast.courtyard") / "templates"))
     env = jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True)
@@ -292,7 +160,7 @@ def create_app(svc: Services) -> ASGIApp:
 
     def error(request: Request, status: int, what: str) -> HTMLResponse:
         lang = lang_of(request)
-        nl_title, nl_text, en_title, en_text = _ERRORS[what]
+        nl_title, nl_text, en_title, en_text = texts.ERROR_PAGES[what]
         title, text = (en_title, en_text) if lang == "en" else (nl_title, nl_text)
         return render(request, "error.html", status, title=title, message=text, what=what)
 
@@ -594,7 +462,7 @@ def create_app(svc: Services) -> ASGIApp:
         Route(prefix + "/s/{site}/mark/detail", guard(detail), methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
-    return _Security(app, hsts=cfg.cookie_secure)
+    return SecurityMiddleware(app, hsts=cfg.cookie_secure)
 
 
 def _fmt_db(x: float) -> str:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from klankkast.courtyard.model import NowReading
 
-__all__ = ["KINDS", "LANGS", "clock", "day_label", "describe_now", "t"]
+__all__ = ["ERROR_PAGES", "KINDS", "LANGS", "clock", "day_label", "describe_now", "t"]
 
 LANGS: Final = ("nl", "en")
 KINDS: Final = ("music", "voices", "bangs", "machine", "other")
@@ -128,3 +128,86 @@ def describe_now(reading: NowReading, lang: str, tz: ZoneInfo) -> list[str]:
     else:
         out.append(t("not_alerted", lang))
     return out
+
+
+#: the error pages: what -> (nl title, nl text, en title, en text)
+ERROR_PAGES: Final[dict[str, tuple[str, str, str, str]]] = {
+    "no_session": (
+        "Open eerst uw uitnodiging",
+        "Deze pagina is alleen voor bewoners van de binnenplaats. Open de link of scan de QR-code uit uw brief.",
+        "Open your invitation first",
+        "This page is only for the residents of the courtyard. Open the link or scan the QR code in your letter.",
+    ),
+    "unknown": (
+        "Deze uitnodiging is niet geldig",
+        "Deze link hoort niet bij een uitnodiging. Controleer of u de hele link uit uw brief hebt overgenomen.",
+        "This invitation is not valid",
+        "This link does not belong to an invitation. Check that you copied the whole link from your letter.",
+    ),
+    "revoked": (
+        "Deze uitnodiging is ingetrokken",
+        "Deze uitnodiging werkt niet meer. Vraag de gemeente om een nieuwe brief als u nog op deze binnenplaats woont.",
+        "This invitation has been withdrawn",
+        "This invitation no longer works. Ask the municipality for a new letter if you still live at this courtyard.",
+    ),
+    "expired": (
+        "Deze uitnodiging is verlopen",
+        "Deze uitnodiging is niet meer geldig. Vraag de gemeente om een nieuwe brief.",
+        "This invitation has expired",
+        "This invitation is no longer valid. Ask the municipality for a new letter.",
+    ),
+    "other_site": (
+        "Dit is niet uw binnenplaats",
+        "Uw uitnodiging opent alleen de pagina van uw eigen binnenplaats.",
+        "This is not your courtyard",
+        "Your invitation opens only the page of your own courtyard.",
+    ),
+    "unknown_site": (
+        "Onbekende binnenplaats",
+        "Deze binnenplaats bestaat niet op deze site.",
+        "Unknown courtyard",
+        "There is no such courtyard on this site.",
+    ),
+    "csrf": (
+        "Melding niet verwerkt",
+        "Het formulier was verlopen of kwam niet van deze pagina. Er is niets opgeslagen. Ga terug naar de pagina en probeer het opnieuw.",
+        "Mark not processed",
+        "The form had expired or did not come from this page. Nothing was stored. Go back to the page and try again.",
+    ),
+    "bad_form": (
+        "Melding niet verwerkt",
+        "Het formulier bevatte een ongeldige waarde. Er is niets opgeslagen.",
+        "Mark not processed",
+        "The form contained an invalid value. Nothing was stored.",
+    ),
+    "too_large": (
+        "Melding te groot",
+        "Het formulier was groter dan toegestaan. Er is niets opgeslagen.",
+        "Mark too large",
+        "The form was larger than allowed. Nothing was stored.",
+    ),
+    "storage": (
+        "Metingen nu niet bereikbaar",
+        "De meetgegevens zijn op dit moment niet bereikbaar. Er is niets opgeslagen; probeer het over een paar minuten opnieuw.",
+        "Measurements unavailable",
+        "The measurements cannot be reached right now. Nothing was stored; please try again in a few minutes.",
+    ),
+    "no_mark": (
+        "Geen melding om aan te vullen",
+        'Er is de laatste 10 minuten geen melding van uw huishouden geteld. Tik eerst op "Ik heb nu last". Er is niets opgeslagen.',
+        "No mark to add to",
+        'No mark of your household was counted in the last 10 minutes. Tap "It bothers me now" first. Nothing was stored.',
+    ),
+    "not_found": (
+        "Pagina niet gevonden",
+        "Deze pagina bestaat niet.",
+        "Page not found",
+        "This page does not exist.",
+    ),
+    "method": (
+        "Niet toegestaan",
+        "Deze pagina kan zo niet worden gebruikt.",
+        "Not allowed",
+        "This page cannot be used this way.",
+    ),
+}
