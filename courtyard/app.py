@@ -26,7 +26,7 @@ import logging
 import math
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final, Protocol
@@ -42,7 +42,8 @@ from starlette.types import ASGIApp
 from klankkast.courtyard import chart, model, texts, tokens
 from klankkast.courtyard.config import Config
 from klankkast.courtyard.errors import StorageError
-from klankkast.courtyard.influxstore import SiteData
+from klankkast.courtyard.groupcommit import GroupCommit
+from klankkast.courtyard.influxstore import MarkPoint, SiteData
 from klankkast.courtyard.invitations import Invitation, InvitationRefused, SqliteInvitations
 from klankkast.courtyard.security import SECURITY_HEADERS, SecurityMiddleware
 
@@ -65,9 +66,7 @@ class CourtyardStore(Protocol):
 
     def read_site(self, site: str, since_ms: int, now_ms: int) -> SiteData: ...
 
-    def write_mark(
-        self, site: str, household: str, t_ms: int, kind: str | None, severity: int | None
-    ) -> None: ...
+    def write_marks(self, marks: Sequence[MarkPoint]) -> None: ...
 
 
 @dataclass
@@ -127,6 +126,9 @@ def create_app(svc: Services) -> ASGIApp:
     cache: dict[str, _Cached] = {}
     locks: dict[str, asyncio.Lock] = {}
     mark_lock = asyncio.Lock()
+    commit: GroupCommit[MarkPoint] = GroupCommit(svc.store.write_marks)
+    #: households whose counted mark is being written: invitation id -> time
+    pending: dict[str, int] = {}
     css = (resources.files("klankkast.courtyard") / "static" / "style.css").read_bytes()
     cookie_path = prefix or "/"
 
@@ -391,20 +393,24 @@ def create_app(svc: Services) -> ASGIApp:
         form, kind, severity = await checked_form(request, session)
         entry = await site_data(site)  # 503 before anything is written when InfluxDB is down
         household = tokens.household_hash(svc.key, inv.id)
-        async with mark_lock:
+        async with mark_lock:  # check and reserve the household's 10 minutes, no I/O wait
             now = svc.now_ms()
-            last = svc.invitations.last_mark_ms(inv.id)
-            counted = last is None or now - last >= model.MARK_INTERVAL_S * 1000
+            last = pending.get(inv.id) or svc.invitations.last_mark_ms(inv.id)
+            counted = inv.id not in pending and (
+                last is None or now - last >= model.MARK_INTERVAL_S * 1000
+            )
             if counted:
-                try:
-                    await run_in_threadpool(
-                        svc.store.write_mark, site, household, now, kind, severity
-                    )
-                except StorageError as err:
-                    log.warning("writing a mark of %s failed: %s", site, err)
-                    raise _Page(503, "storage") from None
+                pending[inv.id] = now
+        if counted:
+            try:
+                await commit.submit(MarkPoint(site, household, now, kind, severity))
                 svc.invitations.set_last_mark(inv.id, now)
                 entry.data.marks.append((now, household))
+            except StorageError as err:
+                log.warning("writing a mark of %s failed: %s", site, err)
+                raise _Page(503, "storage") from None
+            finally:
+                pending.pop(inv.id, None)
         return confirm(
             request, form, entry, site, session, now, counted=counted,
             already_at=None if counted or last is None else texts.clock(last, tz),
@@ -423,16 +429,15 @@ def create_app(svc: Services) -> ASGIApp:
             raise _Page(400, "bad_form")
         entry = await site_data(site)
         household = tokens.household_hash(svc.key, inv.id)
-        async with mark_lock:
-            now = svc.now_ms()
-            last = svc.invitations.last_mark_ms(inv.id)
-            if last is None or now - last >= model.MARK_INTERVAL_S * 1000:
-                raise _Page(409, "no_mark")
-            try:
-                await run_in_threadpool(svc.store.write_mark, site, household, last, kind, severity)
-            except StorageError as err:
-                log.warning("adding to a mark of %s failed: %s", site, err)
-                raise _Page(503, "storage") from None
+        now = svc.now_ms()
+        last = svc.invitations.last_mark_ms(inv.id)
+        if last is None or now - last >= model.MARK_INTERVAL_S * 1000:
+            raise _Page(409, "no_mark")
+        try:
+            await commit.submit(MarkPoint(site, household, last, kind, severity))
+        except StorageError as err:
+            log.warning("adding to a mark of %s failed: %s", site, err)
+            raise _Page(503, "storage") from None
         return confirm(
             request, form, entry, site, session, now, counted=True, added=True,
             already_at=None, detail=(kind, severity), can_add=False,

@@ -18,9 +18,10 @@ time of the mark in ms; retention policy ``marks_rp`` (``experience``, 365 days)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from klankkast.courtyard.config import InfluxConfig
 from klankkast.courtyard.errors import StorageError
@@ -38,9 +39,19 @@ from klankkast.influx import (
     quote_ident,
 )
 
-__all__ = ["M_EXPERIENCE", "InfluxCourtyard", "SiteData"]
+__all__ = ["M_EXPERIENCE", "InfluxCourtyard", "MarkPoint", "SiteData"]
 
 M_EXPERIENCE: Final = "experience"
+
+
+class MarkPoint(NamedTuple):
+    """One mark as written: ``experience`` point of ``site`` at ``t_ms``."""
+
+    site: str
+    household: str
+    t_ms: int
+    kind: str | None = None
+    severity: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,21 +171,24 @@ class InfluxCourtyard:
             marks=[(int(r["time"]), str(r.get("household") or "")) for r in marks],
         )
 
-    def write_mark(
-        self, site: str, household: str, t_ms: int, kind: str | None, severity: int | None
-    ) -> None:
-        """Write one mark; raises :class:`StorageError` when InfluxDB did not take it."""
+    def write_marks(self, marks: Sequence[MarkPoint]) -> None:
+        """Write marks in one request; :class:`StorageError` when InfluxDB did not take them.
+
+        A mark written again with the same site and time (the optional kind and
+        severity added afterwards) is the same point: InfluxDB merges the fields.
+        """
         if self._writer is None:
             raise RuntimeError("InfluxCourtyard.start() was not called")
-        fields: dict[str, float | int | str | bool] = {"household": household}
-        if kind:
-            fields["kind"] = kind
-        if severity is not None:
-            fields["severity"] = int(severity)
+        lines = []
+        for m in marks:
+            fields: dict[str, float | int | str | bool] = {"household": m.household}
+            if m.kind:
+                fields["kind"] = m.kind
+            if m.severity is not None:
+                fields["severity"] = int(m.severity)
+            lines.append(line(M_EXPERIENCE, {"site": m.site}, fields, m.t_ms))
         try:
-            self._writer.write(
-                [line(M_EXPERIENCE, {"site": site}, fields, t_ms)], rp=self.cfg.marks_rp
-            )
+            self._writer.write(lines, rp=self.cfg.marks_rp)
         except InfluxError as err:
             raise StorageError(str(err)) from None
 

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ with warnings.catch_warnings():
 from klankkast.courtyard.app import SECURITY_HEADERS, Services, create_app
 from klankkast.courtyard.config import parse_config
 from klankkast.courtyard.errors import StorageError
-from klankkast.courtyard.influxstore import SiteData
+from klankkast.courtyard.influxstore import MarkPoint, SiteData
 from klankkast.courtyard.invitations import SqliteInvitations
 from klankkast.courtyard.model import Limits, NodeMinute
 
@@ -55,12 +56,10 @@ class FakeStore:
         ]
         return SiteData(site, since_ms, now_ms, rows, [], [], [], [], [])
 
-    def write_mark(
-        self, site: str, household: str, t_ms: int, kind: str | None, severity: int | None
-    ) -> None:
+    def write_marks(self, marks: Sequence[MarkPoint]) -> None:
         if self.down:
             raise StorageError("InfluxDB at http://127.0.0.1:9 unreachable: refused")
-        self.marks.append((site, household, t_ms, kind, severity))
+        self.marks.extend(tuple(m) for m in marks)
 
 
 @dataclass
