@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu2 = cpu_s(proc.pid)
             burst_lat, burst_errors = asyncio.run(burst(port, residents))
             c = InfluxHTTP(influx.url, DB)
-            written = c.query('SELECT count("household") FROM "experience"."experience"')
+            written = c.query('SELECT count("mark") FROM "experience"."experience"')
             c.close()
             n_written = int(written[0]["count"]) if written else 0
         finally:

@@ -8,12 +8,19 @@ Reads (``klankkast.influx.InfluxHTTP`` with the read-only user; layout in
 * ``"<events_rp>"."episode"`` (field ``end``), ``"alert"`` (tag ``state``, field
   ``started``), ``"complaint"`` and ``"visit"`` (their times only: no ids, categories,
   outcomes or any personal data reach the page);
-* ``"<marks_rp>"."experience"`` (field ``household``).
+* ``"<marks_rp>"."experience"`` (tag ``household``).
 
 Writes (the write user; nothing else is ever written): measurement ``experience``,
-tag ``site``; fields ``household`` (keyed hash, never the token or the invitation
-id), ``kind`` (string, when given) and ``severity`` (integer 1-5, when given); the
-time of the mark in ms; retention policy ``marks_rp`` (``experience``, 365 days).
+tags ``site`` and ``household`` (keyed hash, never the token or the invitation id);
+fields ``mark`` (integer 1, always, so a point has a field), ``kind`` (string, when
+given) and ``severity`` (integer 1-5, when given); the time of the mark in ms;
+retention policy ``marks_rp`` (``experience``, 365 days).
+
+The household is a tag, not a field, for the reason the complaint id is one: two
+households marking in the same millisecond are two series, so neither point
+overwrites the other (a point is identified by measurement, tag set and time). Its
+cardinality is the number of invitations. The same household and time is the same
+point: kind and severity added afterwards merge into it.
 """
 
 from __future__ import annotations
@@ -135,8 +142,8 @@ class InfluxCourtyard:
         )
         visits = self._q(f'SELECT "left" FROM {rp}.{quote_ident(M_VISIT)} WHERE {where}')
         marks = self._q(
-            f'SELECT "household" FROM {quote_ident(self.cfg.marks_rp)}.{quote_ident(M_EXPERIENCE)} '
-            f"WHERE {where}"
+            f'SELECT "mark" FROM {quote_ident(self.cfg.marks_rp)}.{quote_ident(M_EXPERIENCE)} '
+            f'WHERE {where} GROUP BY "household"'
         )
         return SiteData(
             site=site,
@@ -181,12 +188,13 @@ class InfluxCourtyard:
             raise RuntimeError("InfluxCourtyard.start() was not called")
         lines = []
         for m in marks:
-            fields: dict[str, float | int | str | bool] = {"household": m.household}
+            fields: dict[str, float | int | str | bool] = {"mark": 1}
             if m.kind:
                 fields["kind"] = m.kind
             if m.severity is not None:
                 fields["severity"] = int(m.severity)
-            lines.append(line(M_EXPERIENCE, {"site": m.site}, fields, m.t_ms))
+            tags = {"site": m.site, "household": m.household}
+            lines.append(line(M_EXPERIENCE, tags, fields, m.t_ms))
         try:
             self._writer.write(lines, rp=self.cfg.marks_rp)
         except InfluxError as err:

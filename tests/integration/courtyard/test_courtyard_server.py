@@ -111,3 +111,27 @@ def test_serve_tells_systemd_when_it_is_ready(influxdb, tmp_path) -> None:
             server.stop()
     finally:
         sock.close()
+
+
+def test_marks_of_two_households_in_the_same_millisecond_are_two_points(influxdb, tmp_path) -> None:
+    """``serve --now`` freezes the clock: every mark has the same time. A point is
+    identified by measurement, tags and time, so the household must be a tag or the
+    second mark would overwrite the first (InfluxDB line protocol, duplicate points)."""
+    setup_influx(influxdb, users=False)
+    plant(influxdb)
+    server = start_server(tmp_path, influxdb, {}, invitations=3)
+    try:
+        ids = []
+        for _ in range(3):
+            inv_id, link = server.take()
+            ids.append(inv_id)
+            with httpx.Client() as client:
+                csrf = _open(client, server.base, link)
+                r = client.post(f"{server.base}/s/yard1/mark", data={"csrf": csrf, "kind": "music"})
+                assert 'data-counted="yes"' in r.text
+        rows = marks_of(influxdb)
+        assert sorted(r["household"] for r in rows) == sorted(server.household(i) for i in ids)
+        assert len({r["time"] for r in rows}) == 1  # the same millisecond indeed
+        assert all(r["mark"] == 1 and r["kind"] == "music" for r in rows)
+    finally:
+        server.stop()
