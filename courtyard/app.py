@@ -275,7 +275,7 @@ def create_app(svc: Services) -> ASGIApp:
         return lines
 
     async def today(request: Request) -> Response:
-        site, _inv, session = site_for(request)
+        site, inv, session = site_for(request)
         entry = await site_data(site)
         now = svc.now_ms()
         lang = lang_of(request)
@@ -296,12 +296,14 @@ def create_app(svc: Services) -> ASGIApp:
             return view, chart.day_svg(view, tz, labels)
 
         view, svg = derive(entry, "today", lang, now, make)
+        household = tokens.household_hash(svc.key, inv.id)
+        own = sorted(t for t, h in entry.data.marks if h == household and view.start_ms <= t <= now)
         return render(
             request, "today.html", site=site, site_name=cfg.sites[site], view=view,
             svg=svg, csrf=tokens.csrf_token(svc.key, session),
             kinds=texts.KINDS, clock=lambda t_ms: texts.clock(t_ms, tz),
             now_lines=reading_lines(entry, site, lang, now), fmt_db=_fmt_db,
-            limits=svc.limits, active="today", lang=lang,
+            limits=svc.limits, active="today", lang=lang, own_marks=own,
         )  # fmt: skip
 
     async def week(request: Request) -> Response:

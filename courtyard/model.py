@@ -355,7 +355,8 @@ class DayView:
 
 
 def _within(ts: Iterable[int], start_ms: int, end_ms: int) -> list[int]:
-    return sorted(t for t in ts if start_ms <= t < end_ms)
+    """Events of ``[start_ms, end_ms]``: one made at 'now' itself is shown."""
+    return sorted(t for t in ts if start_ms <= t <= end_ms)
 
 
 def day_view(
@@ -385,7 +386,7 @@ def day_view(
         for e in episodes
         if e.start_ms < end_ms and e.end_ms > start_ms
     ]
-    marks_in = [(t, h) for t, h in marks if start_ms <= t < end_ms]
+    marks_in = [(t, h) for t, h in marks if start_ms <= t <= end_ms]
     return DayView(
         start_ms=start_ms,
         end_ms=end_ms,

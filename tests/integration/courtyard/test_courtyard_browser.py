@@ -43,6 +43,7 @@ EXPECT = {
         "counted": "Dank u, uw melding is geteld.",
         "again": "heeft om 21:30 al gemeld",
         "button": "Ik heb nu last",
+        "back": "Terug naar de pagina",
         "revoked": "Deze uitnodiging is ingetrokken",
         "other": "Dit is niet uw binnenplaats",
     },
@@ -52,6 +53,7 @@ EXPECT = {
         "counted": "Thank you, your mark has been counted.",
         "again": "already marked at 21:30",
         "button": "It bothers me now",
+        "back": "Back to the page",
         "revoked": "This invitation has been withdrawn",
         "other": "This is not your courtyard",
     },
@@ -164,6 +166,9 @@ def test_invitation_page_mark_confirmation(
     watch.assert_clean()
     rows = marks_of(influx, server.household(inv_id))
     assert len(rows) == 1 and rows[0]["site"] == "yard1"
+    # back on the page, the household sees its own mark
+    page.get_by_role("link", name=EXPECT[lang]["back"]).click()
+    assert page.locator("[data-fact=own-marks]").inner_text() == "21:30"
     assert "kind" not in rows[0] or rows[0]["kind"] is None  # one tap: no kind given
     ctx.close()
 

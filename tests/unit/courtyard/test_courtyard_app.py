@@ -54,7 +54,9 @@ class FakeStore:
             NodeMinute(start + k * MIN, "n1", 10 ** ((35.0 if k < 50 else self.level_db) / 10))
             for k in range(60)
         ]
-        return SiteData(site, since_ms, now_ms, rows, [], [], [], [], [])
+        # what InfluxDB would hold: one point per (household, time), the detail merged in
+        marks = sorted({(m[2], m[1]) for m in self.marks if m[0] == site})
+        return SiteData(site, since_ms, now_ms, rows, [], [], [], [], marks)
 
     def write_marks(self, marks: Sequence[MarkPoint]) -> None:
         if self.down:
@@ -324,3 +326,18 @@ def test_a_foreign_origin_is_refused_even_with_the_token(world: World) -> None:
     )
     assert r.status_code == 200
     assert len(world.store.marks) == 1
+
+
+def test_the_page_shows_the_households_own_marks(world: World) -> None:
+    """After a mark at 21:30 the household sees it as its own; another household of the
+    same courtyard sees one mark of one household, and none of its own."""
+    csrf = _open(world)
+    world.client.post("/s/yard1/mark", data={"csrf": csrf})
+    page = world.client.get("/s/yard1").text
+    assert re.search(r'data-fact="own-marks">21:30<', page)
+    other = TestClient(world.client.app, base_url="http://testserver")
+    ((_, tok),) = world.invitations.create("yard1", 1, NOW - 86_400_000, 30)
+    assert other.get(f"/i/{tok}").status_code == 200
+    page = other.get("/s/yard1").text
+    assert re.search(r'data-fact="own-marks">geen<', page)
+    assert re.search(r'data-fact="marks">1 \(1 huishoudens\)<', page)
