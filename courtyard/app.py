@@ -83,6 +83,12 @@ class _Cached:
     background_db: float
     fetched_s: float
     derived: dict[tuple[str, str, int], Any] = field(default_factory=dict)
+    #: household hash -> times of its marks (a resident's own marks, without a scan)
+    own: dict[str, list[int]] = field(default_factory=dict)
+
+    def add_mark(self, t_ms: int, household: str) -> None:
+        self.data.marks.append((t_ms, household))
+        self.own.setdefault(household, []).append(t_ms)
 
 
 @dataclass(kw_only=True)
@@ -210,6 +216,8 @@ def create_app(svc: Services) -> ASGIApp:
                 [m.laeq_db for m in minutes], svc.limits.background_quantile
             )
             entry = _Cached(data, minutes, bg, svc.monotonic_s())
+            for t, h in data.marks:
+                entry.own.setdefault(h, []).append(t)
             cache[site] = entry
             return entry
 
@@ -297,7 +305,7 @@ def create_app(svc: Services) -> ASGIApp:
 
         view, svg = derive(entry, "today", lang, now, make)
         household = tokens.household_hash(svc.key, inv.id)
-        own = sorted(t for t, h in entry.data.marks if h == household and view.start_ms <= t <= now)
+        own = sorted(t for t in entry.own.get(household, ()) if view.start_ms <= t <= now)
         return render(
             request, "today.html", site=site, site_name=cfg.sites[site], view=view,
             svg=svg, csrf=tokens.csrf_token(svc.key, session),
@@ -407,7 +415,7 @@ def create_app(svc: Services) -> ASGIApp:
             try:
                 await commit.submit(MarkPoint(site, household, now, kind, severity))
                 svc.invitations.set_last_mark(inv.id, now)
-                entry.data.marks.append((now, household))
+                entry.add_mark(now, household)
             except StorageError as err:
                 log.warning("writing a mark of %s failed: %s", site, err)
                 raise _Page(503, "storage") from None
