@@ -15,7 +15,8 @@ from typing import Final
 #: distribution-level packages that come only with an extra (import names)
 _THIRD_PARTY: Final = frozenset(
     {"numpy", "scipy", "sounddevice", "_cffi_backend", "cffi", "paho", "pandas", "matplotlib",
-     "icalendar", "dateutil", "pytz", "tzdata"}
+     "icalendar", "dateutil", "pytz", "tzdata", "starlette", "jinja2", "markupsafe", "uvicorn",
+     "httptools", "segno", "anyio", "h11", "click"}
 )  # fmt: skip
 
 
@@ -53,3 +54,8 @@ def analyze() -> int:
 def alerts() -> int:
     """``klankkast-alerts``."""
     return _run("klankkast-alerts", "klankkast.alerts.service", "central")
+
+
+def courtyard() -> int:
+    """``klankkast-courtyard``."""
+    return _run("klankkast-courtyard", "klankkast.courtyard.cli", "central")

@@ -16,9 +16,12 @@ umask 077
 
 mkdir -p secrets mosquitto-etc/certs
 gen() { [[ -s secrets/$1 ]] || openssl rand -base64 24 | tr -d '/+=\n' >"secrets/$1"; }
-for name in mqtt-ingest mqtt-alerts mqtt-dispatch influx-admin influx-ingest influx-grafana grafana-admin; do
+for name in mqtt-ingest mqtt-alerts mqtt-dispatch influx-admin influx-ingest influx-grafana grafana-admin \
+    influx-courtyard-read influx-courtyard-write; do
     gen "$name.password"
 done
+# the residents' page's server key (sessions, CSRF, household hashes): 32 random bytes
+[[ -s secrets/courtyard.key ]] || openssl rand -hex 32 >secrets/courtyard.key
 
 cp ../mosquitto/mosquitto.conf mosquitto-etc/mosquitto.conf
 [[ -f mosquitto-etc/acl ]] || cp ../mosquitto/acl mosquitto-etc/acl
@@ -60,6 +63,6 @@ else
     echo "make-secrets.sh: not root, so server.key and passwd are world-readable; chown them to uid 1883 and chmod 0600 on a shared host" >&2
 fi
 chmod 0755 mosquitto-etc "$certs"
-chmod 0644 secrets/*.password   # read by the service users inside the containers
+chmod 0644 secrets/*.password secrets/courtyard.key   # read by the service users inside the containers
 echo "make-secrets.sh: secrets in $here/secrets, broker files in $here/mosquitto-etc"
 echo "Grafana admin password: $(cat secrets/grafana-admin.password)"

@@ -29,6 +29,11 @@
 #   INFLUX_INGEST_PASSWORD  (or INFLUX_INGEST_PASSWORD_FILE); user skipped if unset
 #   INFLUX_GRAFANA_USER     klankkast_grafana
 #   INFLUX_GRAFANA_PASSWORD (or INFLUX_GRAFANA_PASSWORD_FILE); user skipped if unset
+#   INFLUX_EXPERIENCE_DURATION 365d (retention policy "experience": residents' marks)
+#   INFLUX_COURTYARD_READ_USER    courtyard_read   (READ only: the residents' page)
+#   INFLUX_COURTYARD_READ_PASSWORD  (or ..._FILE); user skipped if unset
+#   INFLUX_COURTYARD_WRITE_USER   courtyard_write  (WRITE only: the residents' marks)
+#   INFLUX_COURTYARD_WRITE_PASSWORD (or ..._FILE); user skipped if unset
 #
 # Usage:
 #   INFLUX_ADMIN_USER=admin INFLUX_ADMIN_PASSWORD_FILE=/etc/klankkast/influx-admin \
@@ -46,6 +51,9 @@ shard_raw=${INFLUX_SHARD_RAW:-1d}
 shard_forever=${INFLUX_SHARD_FOREVER:-52w}
 ingest_user=${INFLUX_INGEST_USER:-klankkast_ingest}
 grafana_user=${INFLUX_GRAFANA_USER:-klankkast_grafana}
+experience=${INFLUX_EXPERIENCE_DURATION:-365d}
+cy_read_user=${INFLUX_COURTYARD_READ_USER:-courtyard_read}
+cy_write_user=${INFLUX_COURTYARD_WRITE_USER:-courtyard_write}
 
 die() {
     echo "setup.sh: $*" >&2
@@ -64,11 +72,13 @@ secret() {
 }
 
 ident_re='^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$'
-for pair in "INFLUX_DB=$db" "INFLUX_INGEST_USER=$ingest_user" "INFLUX_GRAFANA_USER=$grafana_user"; do
+for pair in "INFLUX_DB=$db" "INFLUX_INGEST_USER=$ingest_user" "INFLUX_GRAFANA_USER=$grafana_user" \
+    "INFLUX_COURTYARD_READ_USER=$cy_read_user" "INFLUX_COURTYARD_WRITE_USER=$cy_write_user"; do
     [[ ${pair#*=} =~ $ident_re ]] || die "${pair%%=*} must be 1-64 of [A-Za-z0-9_.-]; got '${pair#*=}'"
 done
 dur_re='^[0-9]+(h|d|w)$'
-for pair in "INFLUX_RAW_DURATION=$raw" "INFLUX_SHARD_RAW=$shard_raw" "INFLUX_SHARD_FOREVER=$shard_forever"; do
+for pair in "INFLUX_RAW_DURATION=$raw" "INFLUX_SHARD_RAW=$shard_raw" "INFLUX_SHARD_FOREVER=$shard_forever" \
+    "INFLUX_EXPERIENCE_DURATION=$experience"; do
     [[ ${pair#*=} =~ $dur_re ]] || die "${pair%%=*} must be an InfluxQL duration like 30d, 12h or 52w; got '${pair#*=}'"
 done
 
@@ -76,6 +86,8 @@ admin_user=${INFLUX_ADMIN_USER:-}
 admin_password=$(secret INFLUX_ADMIN_PASSWORD)
 ingest_password=$(secret INFLUX_INGEST_PASSWORD)
 grafana_password=$(secret INFLUX_GRAFANA_PASSWORD)
+cy_read_password=$(secret INFLUX_COURTYARD_READ_PASSWORD)
+cy_write_password=$(secret INFLUX_COURTYARD_WRITE_PASSWORD)
 
 # InfluxQL string literal: backslash and single quote escaped
 quote() {
@@ -134,7 +146,10 @@ QUIET=1 q "CREATE RETENTION POLICY \"raw\" ON \"$db\" DURATION $raw REPLICATION 
 QUIET=1 q "CREATE RETENTION POLICY \"forever\" ON \"$db\" DURATION INF REPLICATION 1 SHARD DURATION $shard_forever" ||
     q "ALTER RETENTION POLICY \"forever\" ON \"$db\" DURATION INF SHARD DURATION $shard_forever" ||
     die "cannot create retention policy forever on $db"
-echo "setup.sh: database $db with retention policies raw ($raw, default) and forever (INF)"
+QUIET=1 q "CREATE RETENTION POLICY \"experience\" ON \"$db\" DURATION $experience REPLICATION 1" ||
+    q "ALTER RETENTION POLICY \"experience\" ON \"$db\" DURATION $experience" ||
+    die "cannot create retention policy experience on $db"
+echo "setup.sh: database $db with retention policies raw ($raw, default), forever (INF) and experience ($experience)"
 
 if [[ -n $ingest_password ]]; then
     QUIET=1 q "CREATE USER \"$ingest_user\" WITH PASSWORD $(quote "$ingest_password")" ||
@@ -150,4 +165,21 @@ if [[ -n $grafana_password ]]; then
     q "REVOKE ALL ON \"$db\" FROM \"$grafana_user\"" || die "cannot revoke from $grafana_user"
     q "GRANT READ ON \"$db\" TO \"$grafana_user\"" || die "cannot grant read on $db to $grafana_user"
     echo "setup.sh: user $grafana_user may read $db"
+fi
+# the residents' page: one user that only reads, one that only writes the marks
+if [[ -n $cy_read_password ]]; then
+    QUIET=1 q "CREATE USER \"$cy_read_user\" WITH PASSWORD $(quote "$cy_read_password")" ||
+        q "SET PASSWORD FOR \"$cy_read_user\" = $(quote "$cy_read_password")" ||
+        die "cannot create user $cy_read_user"
+    q "REVOKE ALL ON \"$db\" FROM \"$cy_read_user\"" || die "cannot revoke from $cy_read_user"
+    q "GRANT READ ON \"$db\" TO \"$cy_read_user\"" || die "cannot grant read on $db to $cy_read_user"
+    echo "setup.sh: user $cy_read_user may read $db"
+fi
+if [[ -n $cy_write_password ]]; then
+    QUIET=1 q "CREATE USER \"$cy_write_user\" WITH PASSWORD $(quote "$cy_write_password")" ||
+        q "SET PASSWORD FOR \"$cy_write_user\" = $(quote "$cy_write_password")" ||
+        die "cannot create user $cy_write_user"
+    q "REVOKE ALL ON \"$db\" FROM \"$cy_write_user\"" || die "cannot revoke from $cy_write_user"
+    q "GRANT WRITE ON \"$db\" TO \"$cy_write_user\"" || die "cannot grant write on $db to $cy_write_user"
+    echo "setup.sh: user $cy_write_user may write (not read) $db"
 fi

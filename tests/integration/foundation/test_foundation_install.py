@@ -27,6 +27,7 @@ SCRIPTS = {
     "klankkast-ingest": "klankkast._entry:ingest",
     "klankkast-analyze": "klankkast._entry:analyze",
     "klankkast-alerts": "klankkast._entry:alerts",
+    "klankkast-courtyard": "klankkast._entry:courtyard",
 }
 #: the extra each program needs
 EXTRA = {
@@ -34,6 +35,7 @@ EXTRA = {
     "klankkast-ingest": "central",
     "klankkast-analyze": "central",
     "klankkast-alerts": "central",
+    "klankkast-courtyard": "central",
 }
 
 
@@ -46,7 +48,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    for name in ("klankkast", "sensor", "ingest", "analysis", "alerts"):
+    for name in ("klankkast", "sensor", "ingest", "analysis", "alerts", "courtyard"):
         shutil.copytree(REPO / name, src / name, ignore=ignore)
     dist = tmp / "dist"
     res = subprocess.run(
@@ -108,17 +110,16 @@ def test_wheel_contents_and_entry_points(installed: tuple[Path, Path]) -> None:
         (ep_name,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         eps = configparser.ConfigParser()
         eps.read_string(zf.read(ep_name).decode())
-    for pkg in ("sensor", "ingest", "analysis", "alerts"):
+    for pkg in ("sensor", "ingest", "analysis", "alerts", "courtyard"):
         assert f"klankkast/{pkg}/__init__.py" in names
         assert f"klankkast/{pkg}/py.typed" in names
     assert "klankkast/sensor/wire.py" in names
     # Every module and package-data file (*.toml, *.html) of the flat folders ships.
-    for folder in ("sensor", "ingest", "analysis", "alerts"):
-        for pattern in ("*.py", "*.toml", "*.html"):
+    for folder in ("sensor", "ingest", "analysis", "alerts", "courtyard"):
+        for pattern in ("*.py", "*.toml", "*.html", "templates/*.html", "static/*"):
             for path in (REPO / folder).glob(pattern):
-                assert f"klankkast/{folder}/{path.name}" in names, (
-                    f"{folder}/{path.name} not in the wheel"
-                )
+                rel = path.relative_to(REPO / folder).as_posix()
+                assert f"klankkast/{folder}/{rel}" in names, f"{folder}/{rel} not in the wheel"
     # Flat layout mapped under klankkast/: nothing installs as a top-level sensor/ etc.
     tops = {n.split("/", 1)[0] for n in names}
     assert tops == {"klankkast", ep_name.split("/", 1)[0]}
@@ -129,7 +130,8 @@ def test_installed_packages_import_from_the_wheel(installed: tuple[Path, Path]) 
     _, venv = installed
     code = (
         "import klankkast.sensor, klankkast.ingest, klankkast.analysis, klankkast.sensor.wire\n"
-        "for m in (klankkast.sensor, klankkast.ingest, klankkast.analysis):\n"
+        "import klankkast.courtyard\n"
+        "for m in (klankkast.sensor, klankkast.ingest, klankkast.analysis, klankkast.courtyard):\n"
         "    print(m.__file__)\n"
     )
     # cwd outside the working tree: its klankkast/ must not shadow the installed one.
@@ -142,7 +144,7 @@ def test_installed_packages_import_from_the_wheel(installed: tuple[Path, Path]) 
     )
     assert res.returncode == 0, res.stderr
     files = res.stdout.split()
-    assert len(files) == 3
+    assert len(files) == 4
     for f in files:
         assert Path(f).is_relative_to(venv), f"{f} imported from outside the new venv"
 

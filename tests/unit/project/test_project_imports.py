@@ -7,6 +7,8 @@ The rooms of the house and who may use whom:
   ``klankkast.influx``;
 - ``analysis`` imports neither ``ingest`` nor ``alerts``;
 - nothing imports ``alerts`` (a program on top: it uses the analysis' rules and detector);
+- nothing imports ``courtyard`` (the residents' page, a program on top: it reads through the
+  storage module and uses the analysis' rules for the limits);
 - the storage module imports no part.
 
 Every ``import``/``from ... import`` in every module is read with :mod:`ast`, including
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-PARTS = ("sensor", "ingest", "analysis", "alerts")
+PARTS = ("sensor", "ingest", "analysis", "alerts", "courtyard")
 
 #: part -> the klankkast modules (prefixes) outside itself that it may import
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -34,6 +36,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "klankkast.sensor.wire",
         "klankkast.ingest",
     ),
+    "courtyard": ("klankkast.analysis", "klankkast.influx"),
     "influx": (),
 }
 
@@ -81,13 +84,14 @@ def test_import_directions(part: str) -> None:
     assert not bad, "\n".join(bad)
 
 
-def test_nothing_imports_alerts() -> None:
+@pytest.mark.parametrize("top", ["alerts", "courtyard"])
+def test_nothing_imports_the_programs_on_top(top: str) -> None:
     bad = [
         f"{path.relative_to(REPO)}:{line}: imports {module}"
         for part, path in modules()
-        if part != "alerts"
+        if part != top
         for line, module in imports_of(path, f"klankkast.{part}")
-        if module.startswith("klankkast.alerts")
+        if module == f"klankkast.{top}" or module.startswith(f"klankkast.{top}.")
     ]
     assert not bad, "\n".join(bad)
 
