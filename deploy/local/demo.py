@@ -510,6 +510,10 @@ def status_payloads(
             "clock_synced": True,
             "calibrated_at": calibrated.isoformat(timespec="seconds"),
             "drift_ms": round(float(rng.normal(0, 3)), 1),
+            # confirm = "ingest" (the default): the last second or two await the
+            # ingest's ack, which comes at most a second after InfluxDB stored them
+            "unconfirmed": int(rng.integers(0, 3)),
+            "unconfirmed_age_s": round(float(rng.uniform(0.0, 1.5)), 1),
         }
         t += HOUR_MS
 
