@@ -55,10 +55,12 @@ from klankkast.analysis.correlate import Coverage, analyse
 from klankkast.analysis.episodes import Episode, detect_many, local_hour_weekday
 from klankkast.analysis.importer import Complaint, Visit
 from klankkast.analysis.levels import build_grids
+from klankkast.analysis.marks import Mark
 from klankkast.analysis.rules import Rules
 
 __all__ = [
     "CLASSES",
+    "MarksTruth",
     "Planted",
     "Reports",
     "Scenario",
@@ -67,6 +69,7 @@ __all__ = [
     "evaluate_reports",
     "generate",
     "reports",
+    "resident_marks",
     "score",
 ]
 
@@ -460,3 +463,75 @@ def evaluate_reports(sc: Scenario, rep: Reports, rules: Rules) -> dict[str, floa
         "hit_rate": float(s["visits"]["hit_rate"] or 0.0),
         "silent_rate": float(s["episodes"]["without_complaint_rate"] or 0.0),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class MarksTruth:
+    """Residents' marks drawn around the planted truth.
+
+    ``per_source[k]`` = (marks, distinct households) that planted source ``k`` drew, after
+    counting each household once per 10 minutes; ``followers`` mark only while a planted
+    source is on, ``random`` households mark at any hour and never near one.
+    """
+
+    followers: list[Mark]
+    random: list[Mark]
+    per_source: list[tuple[int, int]]
+
+
+def resident_marks(
+    sc: Scenario,
+    *,
+    seed: int = 3,
+    households: int = 6,
+    random_households: int = 4,
+    random_per_week: float = 1.5,
+) -> MarksTruth:
+    """Marks with known truth. For each planted source, every one of a site's
+    ``households`` follower households marks with probability 0.5 (at a random minute
+    from 5 min after the start to the end), and a third of those mark once more 3-8
+    min later (within 10 min: counted once) and, when the source lasts, 25-40 min later
+    (counted). ``random_households`` per site mark ``random_per_week`` times a week at
+    uniformly random times at least 4 h from any planted source or weather step."""
+    rng = np.random.default_rng([seed, len(sc.planted)])
+    loud = sc.planted + sc.weather
+    t_end = T0_MS + int(sc.weeks * WEEK_MS)
+    followers: list[Mark] = []
+    per_source: list[tuple[int, int]] = []
+    for p in sc.planted:
+        counted = 0
+        who: set[str] = set()
+        for h in range(households):
+            if rng.random() >= 0.5:
+                continue
+            hh = f"{p.site}-f{h}"
+            latest = max(p.start_ms + 5 * MIN_MS, p.end_ms - MIN_MS)
+            t = int(rng.integers(p.start_ms + 5 * MIN_MS, latest + 1)) // MIN_MS * MIN_MS
+            followers.append(Mark(p.site, t, hh, "music" if p.kind == "music" else "voices", 3))
+            counted += 1
+            who.add(hh)
+            if rng.random() < 1 / 3:
+                followers.append(Mark(p.site, t + int(rng.integers(3, 9)) * MIN_MS, hh))
+                later = t + int(rng.integers(25, 41)) * MIN_MS
+                if later < p.end_ms - MIN_MS:
+                    followers.append(Mark(p.site, later, hh))
+                    counted += 1
+        per_source.append((counted, len(who)))
+    randoms: list[Mark] = []
+    n_random = round(random_per_week * sc.weeks)
+    for site in sc.sites:
+        for h in range(random_households):
+            placed = 0
+            for _ in range(100 * max(1, n_random)):
+                if placed == n_random:
+                    break
+                t = int(rng.integers(T0_MS + 2 * HOUR_MS, t_end - 2 * HOUR_MS))
+                t = t // MIN_MS * MIN_MS
+                if all(
+                    t < q.start_ms - 4 * HOUR_MS or t > q.end_ms + 4 * HOUR_MS
+                    for q in loud
+                    if q.site == site
+                ):
+                    randoms.append(Mark(site, t, f"{site}-r{h}"))
+                    placed += 1
+    return MarksTruth(followers, randoms, per_source)

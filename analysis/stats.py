@@ -67,6 +67,7 @@ def shift_test(
     *,
     permutations: int = 999,
     seed: int = 0,
+    subject: str = "complaint",
 ) -> PermutationResult:
     """Circular time-shift permutation test (see the module docstring).
 
@@ -74,7 +75,8 @@ def shift_test(
     ----------
     per_site:
         For each site ``(episode_starts, episode_ends, window_a, window_b)`` in UTC ms;
-        episodes sorted and disjoint, windows the complaints' corroboration windows.
+        episodes sorted and disjoint, windows the complaints' corroboration windows
+        (or the residents' marks' windows, ``subject="mark"``).
     t0_ms, t1_ms:
         The analysed span; windows whose start lies outside ``[t0, t0 + L)`` are left out,
         L being the span rounded down to whole shift units.
@@ -113,7 +115,7 @@ def shift_test(
         hit = overlaps(starts, ends, a_shift.ravel(), b_shift.ravel()).reshape(a_shift.shape)
         null += hit.sum(axis=1)
     if used == 0:
-        return PermutationResult(None, 0, float("nan"), 0, unit, "no complaints to test", 0)
+        return PermutationResult(None, 0, float("nan"), 0, unit, f"no {subject}s to test", 0)
     p = (1 + int((null >= observed).sum())) / (1 + permutations)
     cycles = (
         "whole weeks (keeps daily and weekly cycles)"
@@ -121,8 +123,8 @@ def shift_test(
         else "whole days (keeps the daily cycle; too few weeks for week shifts)"
     )
     method = (
-        f"circular time-shift permutation test: each site's complaint times shifted by "
+        f"circular time-shift permutation test: each site's {subject} times shifted by "
         f"random {cycles} within the analysed span, {permutations} permutations, "
-        f"statistic = corroborated complaints, one-sided"
+        f"statistic = {'corroborated complaints' if subject == 'complaint' else subject + 's matched by an episode'}, one-sided"
     )
     return PermutationResult(p, observed, float(null.mean()), permutations, unit, method, used)
