@@ -68,6 +68,9 @@ VISIT = '"forever"."visit"'
 #: deploy/local/demo.py ``analysis_lines``): InfluxQL cannot join complaints with
 #: episodes, so corroboration and hit rates come from the analysis itself
 ANALYSIS = '"forever"."analysis"'
+#: residents' marks ("ik heb nu last", klankkast-courtyard): tags site and household
+#: (a keyed hash), field mark = 1; retention policy "experience" (365 days)
+EXPERIENCE = '"experience"."experience"'
 
 
 def band_field(nominal: str) -> str:
@@ -508,6 +511,20 @@ def visit_annotation() -> dict[str, Any]:
     }
 
 
+def marks_annotation() -> dict[str, Any]:
+    """Residents' marks per 10 minutes (a count, never which household)."""
+    return {
+        "name": "Residents' marks",
+        "datasource": DS,
+        "enable": True,
+        "iconColor": "rgba(163, 82, 204, 1)",
+        "query": f'SELECT count("mark") AS "marks" FROM {EXPERIENCE} '
+        f"WHERE {SITE} AND $timeFilter GROUP BY time(10m) fill(none)",
+        "rawQuery": True,
+        "textColumn": "marks",
+    }
+
+
 # --------------------------------------------------------------------------- nuisance vs reports
 def nuisance_vs_reports() -> dict[str, Any]:
     lay = Layout()
@@ -526,7 +543,8 @@ def nuisance_vs_reports() -> dict[str, Any]:
                 description="LAeq of the site (its nodes combined by energy mean: microphones "
                 "in one courtyard hear the same sound field). Red regions: "
                 "detected episodes; orange: complaints (at the incident time the resident "
-                "gave); blue regions: enforcement visits.",
+                "gave); blue regions: enforcement visits; purple: residents' marks ('ik heb "
+                "nu last', counted per 10 minutes).",
                 limits=True,
             ),
             24,
@@ -614,7 +632,12 @@ def nuisance_vs_reports() -> dict[str, Any]:
         "what visits found, what nobody reported.",
         panels,
         [SITE_VAR],
-        annotations=[episode_annotation(), complaint_annotation(), visit_annotation()],
+        annotations=[
+            episode_annotation(),
+            complaint_annotation(),
+            visit_annotation(),
+            marks_annotation(),
+        ],
         time_from="now-14d",
         refresh="5m",
     )

@@ -34,6 +34,9 @@ sys.path.insert(0, str(REPO / "deploy" / "local"))
 
 import demo  # noqa: E402
 
+from klankkast.courtyard.config import InfluxConfig  # noqa: E402
+from klankkast.courtyard.influxstore import InfluxCourtyard, MarkPoint  # noqa: E402
+
 BIN = Path(sys.executable).parent
 DB = "klankkast"
 SITE = "yard1"
@@ -274,3 +277,20 @@ max_mb = 64
         demo.analysis_lines({"headline": headline}, int(time.time() * 1000)), DB, rp="forever"
     )
     _wait(lambda: _count(influx, '"forever"."episode"', "duration_s") > 0, 10, "episodes")
+
+    # residents' marks as the courtyard page writes them (its own InfluxDB adapter), into
+    # the retention policy deploy/influxdb/setup.sh makes for them
+    q = f'CREATE RETENTION POLICY "experience" ON "{DB}" DURATION 365d REPLICATION 1'
+    assert "error" not in influx.query(q, db=DB)["results"][0]
+    store = InfluxCourtyard(InfluxConfig(url=influx.url, database=DB))
+    store.start()
+    try:
+        store.write_marks(
+            [
+                MarkPoint(SITE, f"household-{i}", ep0 + (2 + i) * 60_000, "music", 4)
+                for i in range(3)
+            ]
+        )
+    finally:
+        store.close()
+    _wait(lambda: _count(influx, '"experience"."experience"', "mark") == 3, 10, "marks")
