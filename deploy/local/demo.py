@@ -27,9 +27,16 @@
 4. Generates complaints (some time after onset, not for every episode, plus a few
    unfounded ones) and enforcement visits (hours or days later, mostly finding
    nothing) as CSV in the output directory, the way they arrive from a municipality.
+   Residents: invitation letters for four households per courtyard
+   (``klankkast-courtyard invite``, in ``letters/``) and their "ik heb nu last" marks,
+   most of them during planted nuisance, a few when nothing was going on, written by
+   the residents' page's own InfluxDB adapter (``deploy/local/residents.py``).
 5. Runs ``klankkast-analyze report`` and ``klankkast-analyze plan`` on the levels in
    InfluxDB and prints where the report, the plan and the dashboards are, and the
    three headline numbers: corroborated complaints, visit hit rate, plan hit rate.
+6. Starts the residents' page (``klankkast-courtyard serve``, showing the plan's
+   windows), opens one printed invitation link as a resident's browser would, and
+   prints it (the page stays up with ``--keep``).
 
 Everything goes into ``--out`` (default ``demo-out/<UTC timestamp>``); ``summary.json``
 there holds the numbers. Child processes are stopped on exit and on Ctrl-C.
@@ -53,6 +60,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -66,7 +74,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from services import Broker, Influx, ServiceError  # noqa: E402
+from services import Broker, Influx, ServiceError, free_port  # noqa: E402
 
 AMS = ZoneInfo("Europe/Amsterdam")
 UTC = UTC
@@ -619,6 +627,7 @@ def tool(name: str) -> list[str]:
         "klankkast-sensor": "klankkast.sensor.cli",
         "klankkast-ingest": "klankkast.ingest.cli",
         "klankkast-analyze": "klankkast.analysis.cli",
+        "klankkast-courtyard": "klankkast.courtyard.cli",
     }
     return [sys.executable, "-m", modules[name]]
 
@@ -628,6 +637,19 @@ def has_alerts() -> bool:
 
     try:
         return importlib.util.find_spec("klankkast.alerts.service") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def has_courtyard() -> bool:
+    """klankkast-courtyard and its web stack (the central extra) are installed."""
+    import importlib.util
+
+    try:
+        return all(
+            importlib.util.find_spec(m) is not None
+            for m in ("klankkast.courtyard.cli", "starlette", "uvicorn")
+        )
     except ModuleNotFoundError:
         return False
 
@@ -833,7 +855,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument(
         "--keep",
         action="store_true",
-        help="keep Mosquitto and InfluxDB running at the end until Ctrl-C",
+        help="keep Mosquitto, InfluxDB and the residents' page running at the end until Ctrl-C",
     )
     a = p.parse_args(argv)
     if not 2 <= a.weeks <= 8:
@@ -1112,6 +1134,9 @@ def run(opts: Options, children: Children) -> int:
         f"{visits_csv.name}); {len(episodes)} planted episodes in truth.json"
     )
 
+    # 4b. residents: the courtyard page, invitations and their marks ---------------
+    residents = residents_step(opts, tl, out, work, influx, children, central, episodes)
+
     # 5. analysis and plan ---------------------------------------------------------
     levels_url = f"influxdb+{influx.url}/{DB}"
     analyze = tool("klankkast-analyze")
@@ -1200,17 +1225,135 @@ def run(opts: Options, children: Children) -> int:
         minutes,
         influx,
     )
+    serve_residents(residents, central, plan_dir / "plan.json", children, logs)
+    summary["residents"] = residents
     if plan_error:
         summary["partial"] = {"plan": plan_error}
     influx.write(analysis_lines(summary, tl.end_ms), DB, rp="forever", precision="ms")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     print_summary(summary)
     if opts.keep:
-        say(f"--keep: Mosquitto {broker.url} and InfluxDB {influx.url} stay up until Ctrl-C")
+        page = (summary.get("residents") or {}).get("page")
+        say(
+            f"--keep: Mosquitto {broker.url}, InfluxDB {influx.url}"
+            + (f" and the residents' page {page}" if page else "")
+            + " stay up until Ctrl-C"
+        )
         print(grafana_hint(influx.url), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     return 0
+
+
+def residents_step(
+    opts: Options,
+    tl: Timeline,
+    out: Path,
+    work: Path,
+    influx: Influx,
+    children: Children,
+    central: Path,
+    episodes: list[TrueEpisode],
+) -> dict[str, Any]:
+    """The residents' part of the demo: the ``[courtyard]`` section of central.toml,
+    invitation letters per courtyard, and residents' marks planted through the page's
+    own InfluxDB adapter (before the report, which reads them). The page itself starts
+    after the plan (:func:`serve_residents`). Returns the ``residents`` part of the
+    summary."""
+    if not has_courtyard():
+        say("klankkast-courtyard is not installed (the central extra); no residents' page")
+        return {"page": None, "why": "klankkast-courtyard is not installed"}
+
+    from residents import courtyard_section, invitation_ids, invitation_link, plant_marks
+
+    from klankkast.courtyard.config import InfluxConfig
+    from klankkast.courtyard.influxstore import InfluxCourtyard, MarkPoint
+    from klankkast.courtyard.tokens import household_hash
+
+    logs = out / "logs"
+    port = free_port()
+    names = {s: f"{s} ({d})"[:100] for s, d, _n in opts.sites}
+    with central.open("a") as f:
+        f.write(courtyard_section(names, work, influx.url, DB, port))
+    influx.query(f'CREATE RETENTION POLICY "experience" ON "{DB}" DURATION 365d REPLICATION 1')
+    cy = [*tool("klankkast-courtyard"), "--config", str(central)]
+    letters = out / "letters"
+    per_site = 4
+    for site in names:
+        run_step(
+            "klankkast-courtyard invite",
+            [*cy, "invite", "--site", site, "--count", str(per_site), "--out", str(letters)],
+            logs / "courtyard.log",
+        )
+    ids = {site: invitation_ids(letters, site) for site in names}
+    key = (work / "courtyard.key").read_bytes().strip()
+    marks = plant_marks(
+        [(e.site, e.kind, e.start_ms, e.end_ms) for e in episodes],
+        {site: len(v) for site, v in ids.items()},
+        tl.start_ms,
+        tl.end_ms,
+        opts.seed,
+    )
+    store = InfluxCourtyard(InfluxConfig(url=influx.url, database=DB))
+    store.start()
+    try:
+        points = [
+            MarkPoint(m.site, household_hash(key, ids[m.site][m.household_index]), m.t_ms,
+                      m.kind, m.severity)
+            for m in marks
+        ]  # fmt: skip
+        for i in range(0, len(points), 1000):
+            store.write_marks(points[i : i + 1000])
+    finally:
+        store.close()
+    n_follow = sum(1 for m in marks if m.follows_episode)
+    say(
+        f"{per_site} residents' invitation letters per courtyard in {letters.name}/, "
+        f"{len(marks)} marks planted ({n_follow} during planted nuisance)"
+    )
+    site0 = opts.sites[0][0]
+    return {
+        "page": f"http://127.0.0.1:{port}",
+        "invitation": invitation_link(letters, ids[site0][1], f"http://127.0.0.1:{port}"),
+        "invitation_status": None,
+        "letters": str(letters),
+        "marks": len(marks),
+        "marks_during_planted_nuisance": n_follow,
+        "households": sum(len(v) for v in ids.values()),
+    }
+
+
+def serve_residents(
+    residents: dict[str, Any], central: Path, plan_json: Path, children: Children, logs: Path
+) -> None:
+    """Start the residents' page (with the plan's windows when there is a plan) and open
+    an invitation link as a resident's browser would: ``invitation_status`` is the
+    answer."""
+    if not residents.get("page"):
+        return
+    import http.cookiejar
+
+    from residents import with_plan
+
+    if plan_json.is_file():
+        central.write_text(with_plan(central.read_text(), plan_json))
+    cmd = [*tool("klankkast-courtyard"), "--config", str(central), "serve"]
+    children.spawn("courtyard", cmd, logs / "courtyard.log")
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    status: int | None = None
+    deadline = time.monotonic() + 30.0
+    while status is None and time.monotonic() < deadline:
+        try:
+            with opener.open(residents["invitation"], timeout=5) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as err:
+            status = err.code
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.3)
+    residents["invitation_status"] = status
+    say(f"residents' page on {residents['page']}: {residents['invitation']} (answered {status})")
 
 
 def export_levels_csv(influx: Influx, path: Path, start_ms: int, end_ms: int) -> Path:
@@ -1505,6 +1648,13 @@ def print_summary(s: dict[str, Any]) -> None:
         f"  plan hit rate:           {_fmt_rate(h['plan_hit_rate'])} (random plan "
         f"{_fmt_rate(h['random_plan_hit_rate'])}, historical visits {_fmt_rate(h['historical_hit_rate'])})"
     )
+    r = s.get("residents") or {}
+    if r.get("page"):
+        print()
+        print(
+            f"  residents' page: {r['invitation']}  ({r['marks']} marks of {r['households']} "
+            f"households; letters in {r['letters']}; up while the demo runs, --keep keeps it)"
+        )
     d = s["data"]
     print()
     print(

@@ -113,3 +113,14 @@ def test_short_demo_end_to_end(tmp_path: Path) -> None:
     for key in ("report", "plan", "plan_ics", "complaints", "visits"):
         assert Path(files[key]).is_file(), key
     assert set(s["dashboards"]["uids"]) == {"courtyard-now", "nuisance-vs-reports", "fleet-health"}
+
+    # the residents' page ran on the demo's data: an invitation link from a printed
+    # letter opened its courtyard's page, and residents' marks were planted, most of
+    # them while planted nuisance was on
+    r = s["residents"]
+    assert r["invitation_status"] == 200, r
+    assert r["invitation"].startswith(r["page"] + "/i/")
+    assert r["households"] == 4 * len(s["sites"])
+    assert len(list(Path(r["letters"]).glob("letter-*.html"))) == r["households"]
+    assert r["marks"] > r["marks_during_planted_nuisance"] > 0
+    assert "residents' page:" in proc.stdout
