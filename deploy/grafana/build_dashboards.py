@@ -91,6 +91,13 @@ def target(query: str, ref: str = "A", alias: str = "", fmt: str = "time_series"
     return t
 
 
+#: Grafana units: levels carry their frequency weighting (a bare "dB" hides whether a
+#: number is A-, C- or Z-weighted)
+DBA = "suffix: dB(A)"
+DBZ = "suffix: dB(Z)"
+DB_DIFF = "suffix: dB"
+
+
 def thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
     return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
 
@@ -128,7 +135,7 @@ class Layout:
 def timeseries(
     title: str,
     targets: list[dict[str, Any]],
-    unit: str = "dB",
+    unit: str = DBA,
     description: str = "",
     limits: bool = False,
     draw: str = "line",
@@ -312,7 +319,7 @@ def courtyard_now() -> dict[str, Any]:
                         alias="$tag_node",
                     )
                 ],
-                unit="dB",
+                unit=DBA,
                 description="A-weighted equivalent level from the 1-s frames, averaged as "
                 "energy over each plotted interval (IEC 61672-1). " + limits_txt,
                 limits=True,
@@ -418,6 +425,7 @@ def courtyard_now() -> dict[str, Any]:
                         alias="$tag_node",
                     )
                 ],
+                unit=DB_DIFF,
                 description="C- minus A-weighted equivalent level, both energy-averaged. More "
                 "than about 15-20 dB points at bass-heavy music or machinery.",
             ),
@@ -430,10 +438,16 @@ def courtyard_now() -> dict[str, Any]:
         "courtyard-now",
         "klankkast — Courtyard now",
         "Levels of one courtyard as measured by its nodes: LAeq, LAFmax, LA90, bass, spectrum, "
-        "alert state.",
+        "alert state; annotations: episodes, alerts sent, complaints, visits, residents' marks.",
         panels,
         [SITE_VAR, NODE_VAR],
-        annotations=[episode_annotation()],
+        annotations=[
+            episode_annotation(),
+            alert_annotation(),
+            complaint_annotation(),
+            visit_annotation(),
+            marks_annotation(),
+        ],
         time_from="now-6h",
         refresh="10s",
     )
@@ -451,7 +465,7 @@ def spectrum_panel(where: str) -> dict[str, Any]:
         "datasource": DS,
         "targets": [target(query, fmt="table")],
         "fieldConfig": {
-            "defaults": {"unit": "dB", "min": 0, "max": 100, "decimals": 1},
+            "defaults": {"unit": DBZ, "min": 0, "max": 100, "decimals": 1},
             "overrides": [],
         },
         "options": {
@@ -508,6 +522,20 @@ def visit_annotation() -> dict[str, Any]:
         "textColumn": "id",
         "timeEndColumn": "left",
         "tagsColumn": "outcome",
+    }
+
+
+def alert_annotation() -> dict[str, Any]:
+    """Live alerts as they were sent: one marker at each alert's start, with its rule."""
+    return {
+        "name": "Alerts sent",
+        "datasource": DS,
+        "enable": True,
+        "iconColor": "rgba(224, 47, 68, 1)",
+        "query": f'SELECT "rule", "LAeq" FROM {ALERT} '
+        f"WHERE {SITE} AND \"state\" = 'start' AND $timeFilter",
+        "rawQuery": True,
+        "textColumn": "rule",
     }
 
 

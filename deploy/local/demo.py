@@ -788,6 +788,8 @@ class Options:
     plan_minutes: int
     #: the demo's "now" (UTC ms): the end of the simulated history
     now_ms: int
+    #: where a Grafana on this data would answer (links are printed only when one does)
+    grafana: str = "http://localhost:3000"
 
 
 #: how far back ``--now`` may lie: InfluxDB drops 1-s frames older than the 30 days of
@@ -857,6 +859,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         action="store_true",
         help="keep Mosquitto, InfluxDB and the residents' page running at the end until Ctrl-C",
     )
+    p.add_argument(
+        "--grafana",
+        default="http://localhost:3000",
+        metavar="URL",
+        help="a Grafana with klankkast's dashboards on the demo's InfluxDB (see --keep); the "
+        "dashboard links are printed only when it answers (default %(default)s)",
+    )
     a = p.parse_args(argv)
     if not 2 <= a.weeks <= 8:
         p.error(
@@ -886,6 +895,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         capacity=4,
         plan_minutes=120,
         now_ms=now_ms,
+        grafana=a.grafana.rstrip("/"),
     )
 
 
@@ -1548,17 +1558,18 @@ def build_summary(
         "dashboards": {
             "dir": str(REPO / "deploy" / "grafana" / "dashboards"),
             "uids": list(DASHBOARD_UIDS),
+            "grafana": {"url": opts.grafana, "answers": grafana_answers(opts.grafana)},
             "audio_window": {
                 "from": tl.audio_start_ms,
                 "to": tl.audio_start_ms + audio_seconds * 1000,
             },
             # where to look once Grafana runs on this data (see --keep)
             "links": {
-                "courtyard-now": f"http://localhost:3000/d/courtyard-now?from="
+                "courtyard-now": f"{opts.grafana}/d/courtyard-now?from="
                 f"{tl.audio_start_ms}&to={tl.audio_end_ms + 2 * HOUR_MS}&var-site={opts.sites[0][0]}",
-                "nuisance-vs-reports": f"http://localhost:3000/d/nuisance-vs-reports?from="
+                "nuisance-vs-reports": f"{opts.grafana}/d/nuisance-vs-reports?from="
                 f"{tl.start_ms}&to={tl.end_ms}",
-                "fleet-health": "http://localhost:3000/d/fleet-health?from=now-24h&to=now",
+                "fleet-health": f"{opts.grafana}/d/fleet-health?from=now-24h&to=now",
             },
         },
         "data": {
@@ -1635,6 +1646,8 @@ def print_summary(s: dict[str, Any]) -> None:
         f"  dashboards {s['dashboards']['dir']}  (Grafana uids: {', '.join(s['dashboards']['uids'])})"
     )
     print(f"  data       {f['complaints']}, {f['visits']}, summary {s['out_dir']}/summary.json")
+    for line in grafana_lines(s):
+        print(line)
     print()
     print(
         f"  corroborated complaints: {h['corroborated_complaints']} of {h['complaints_total']}"
@@ -1669,16 +1682,41 @@ def print_summary(s: dict[str, Any]) -> None:
     )
 
 
+def grafana_answers(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether a Grafana answers ``GET /api/health`` at ``url`` with 200."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/health", timeout=timeout_s) as resp:
+            return bool(resp.status == 200 and b"database" in resp.read(4096))
+    except (OSError, ValueError):
+        return False
+
+
+def grafana_lines(s: dict[str, Any]) -> list[str]:
+    """The dashboard links when a Grafana answers; otherwise how to start one."""
+    g = s["dashboards"].get("grafana") or {}
+    if g.get("answers"):
+        return [f"  Grafana {g['url']}:"] + [
+            f"    {uid:20} {link}" for uid, link in s["dashboards"]["links"].items()
+        ]
+    return [
+        f"  Grafana: nothing answers at {g.get('url')}; to see the dashboards on this data, "
+        "run the demo with --keep and start one:",
+        *("  " + line for line in grafana_hint("<the demo's InfluxDB URL>").splitlines()),
+    ]
+
+
 def grafana_hint(influx_url: str) -> str:
     return (
         "Grafana on this data (needs docker):\n"
         "  docker run --rm --network host "
         f"-e KLANKKAST_INFLUX_URL={influx_url} -e KLANKKAST_INFLUX_DB={DB} "
-        "-e KLANKKAST_INFLUX_USER= -v /dev/null:/run/secrets/influx-grafana.password:ro "
+        "-e KLANKKAST_INFLUX_USER= -e KLANKKAST_GRAFANA_WEBHOOK_URL=http://127.0.0.1:9/unset "
+        "-v /dev/null:/run/secrets/influx-grafana.password:ro "
         f"-v {REPO}/deploy/grafana/provisioning:/etc/grafana/provisioning:ro "
         f"-v {REPO}/deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro "
         "grafana/grafana-oss:11.3.0\n"
-        "  then open the links under dashboards.links in summary.json (login admin/admin)"
+        "  then open the links under dashboards.links in summary.json (login admin/admin; "
+        "--grafana URL if it is not on localhost:3000)"
     )
 
 

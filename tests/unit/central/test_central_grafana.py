@@ -119,10 +119,37 @@ def test_spectrum_covers_every_nominal_band() -> None:
 def test_nuisance_vs_reports_annotations() -> None:
     dash = _dashboards()["nuisance-vs-reports"]
     names = {a["name"] for a in dash["annotations"]["list"] if "query" in a}
-    assert names == {"Episodes", "Complaints", "Visits"}
+    assert names == {"Episodes", "Complaints", "Visits", "Residents' marks"}
     regions = {a["name"]: a.get("timeEndColumn") for a in dash["annotations"]["list"]}
     assert regions["Episodes"] == "end"
     assert regions["Visits"] == "left"
+    # marks are counted, never shown per household
+    (marks,) = [a for a in dash["annotations"]["list"] if a["name"] == "Residents' marks"]
+    assert "count(" in marks["query"] and "household" not in marks["query"]
+
+
+def test_courtyard_now_shows_what_was_done() -> None:
+    """Complaints, visits and the alerts sent beside the levels (issue 17)."""
+    dash = _dashboards()["courtyard-now"]
+    names = {a["name"] for a in dash["annotations"]["list"] if "query" in a}
+    assert {"Episodes", "Alerts sent", "Complaints", "Visits", "Residents' marks"} <= names
+
+
+def test_level_units_name_their_weighting() -> None:
+    """A level panel says dB(A), dB(C) or dB(Z), never a bare dB (issue 17); a bare dB
+    is only for a difference of levels."""
+    for uid, dash in _dashboards().items():
+        for panel in dash["panels"]:
+            unit = panel["fieldConfig"]["defaults"].get("unit") or ""
+            title = panel["title"]
+            if "dB" not in unit:
+                continue
+            if " − " in title or " - " in title:
+                assert unit == "suffix: dB", (uid, title, unit)
+            elif "LZ" in title:
+                assert unit == "suffix: dB(Z)", (uid, title, unit)
+            else:
+                assert unit == "suffix: dB(A)", (uid, title, unit)
 
 
 def test_provisioning_yaml_parses_and_names_the_datasource() -> None:
@@ -162,3 +189,19 @@ def test_alert_rules_cover_silent_node_and_episode() -> None:
         titles += [r["title"].lower() for g in doc["groups"] for r in g["rules"]]
     assert any("silent" in t and "10 min" in t for t in titles), titles
     assert any("episode" in t for t in titles), titles
+
+
+def test_a_webhook_contact_point_receives_every_alert() -> None:
+    """Grafana's alert rules reach someone (issue 17): a provisioned webhook contact point
+    whose URL the compose file passes in, and the policy routing to it."""
+    doc = yaml.safe_load((PROVISIONING / "alerting" / "klankkast.yaml").read_text())
+    (cp,) = doc["contactPoints"]
+    (receiver,) = cp["receivers"]
+    assert receiver["type"] == "webhook"
+    url = receiver["settings"]["url"]
+    assert url.startswith("$")
+    (policy,) = doc["policies"]
+    assert policy["receiver"] == cp["name"]
+    compose = yaml.safe_load((REPO / "deploy" / "central" / "docker-compose.yml").read_text())
+    env = compose["services"]["grafana"]["environment"]
+    assert url.lstrip("$").strip("{}") in env
