@@ -1,0 +1,234 @@
+"""The officer's report per complaint, per visit and per courtyard, against known truth.
+
+An 8-week scenario (:func:`klankkast.analysis.scenario.generate`, the issue's
+courtyard: 46/36 dB(A), sources planted 8+ dB above the background) with complaints
+and visits drawn around the planted truth (:func:`~klankkast.analysis.scenario.reports`):
+a founded complaint ``F*`` lies 2-20 min into a planted source, an unfounded one ``U*``
+at least 4 h from any; a visit ``V0 .. V{during-1}`` arrives halfway through a planted
+source, the others at least 4 h from any. The truth per id is therefore known without
+running the analysis: F -> corroborated, U -> not corroborated (levels were measured),
+V during -> during, the others -> no nuisance measured.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from klankkast.analysis.correlate import Coverage, analyse
+from klankkast.analysis.episodes import detect_many
+from klankkast.analysis.importer import Complaint, Visit
+from klankkast.analysis.levels import build_grids
+from klankkast.analysis.report import write_outputs
+from klankkast.analysis.report_html import level_series
+from klankkast.analysis.rules import default_rules
+from klankkast.analysis.scenario import MIN_MS, T0_MS, WEEK_MS, generate, reports
+
+WEEKS = 8
+
+
+class _Items(HTMLParser):
+    """Collects ``<tbody class="item" id=... data-verdict=...>``, traces and sections."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, str] = {}
+        self.traces: dict[str, int] = {}
+        self.sites: list[str] = []
+        self._current = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "tbody" and a.get("class") == "item":
+            self._current = a.get("id") or ""
+            self.items[self._current] = a.get("data-verdict") or ""
+        if tag == "svg" and a.get("class") == "trace" and self._current:
+            self.traces[self._current] = self.traces.get(self._current, 0) + 1
+        if tag == "section" and a.get("class") == "site":
+            self.sites.append((a.get("id") or "").removeprefix("site-"))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "tbody":
+            self._current = ""
+
+
+class _Text(HTMLParser):
+    """The visible text of a page (no tags, attributes, styles or SVG titles)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._skip += tag in ("style", "title")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip -= tag in ("style", "title")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+    @classmethod
+    def of(cls, html: str) -> str:
+        p = cls()
+        p.feed(html)
+        return " ".join(p.parts)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    sc = generate("courtyard", weeks=WEEKS, sites=3, seed=7)
+    rep = reports(sc, seed=3)
+    rules = default_rules()
+    grids = build_grids(sc.rows, step_s=sc.step_s, node_combine=rules.node_combine)
+    eps = detect_many(grids, rules)
+    # one visit answers two complaints (response time = first complaint's receipt ->
+    # arrival); it arrives halfway between the second one's receipt and the end of the
+    # planted source that complaint was drawn in, so its truth is "during"
+    founded = [c for c in rep.complaints if c.id.startswith("F")]
+    c2, src = next(
+        (c, p) for c in founded[1:] for p in sc.planted
+        if p.site == c.site and p.start_ms <= c.incident_start_ms < p.end_ms
+        and p.end_ms - c.received_ms > 20 * MIN_MS
+    )  # fmt: skip
+    c1 = next(c for c in founded if c.site == c2.site and c.id != c2.id)
+    arrive = c2.received_ms + (src.end_ms - c2.received_ms) // 2
+    answer = Visit("VA", arrive, arrive + 10 * MIN_MS, c2.site, "warning", (c1.id, c2.id))
+    visits = [*rep.visits, answer]
+    span = (T0_MS, T0_MS + WEEKS * WEEK_MS)
+    f = analyse(eps, rep.complaints, visits, Coverage(grids), rules, span)
+    out = tmp_path_factory.mktemp("items")
+    series = {g.site: level_series(g, rules, f.episodes) for g in grids}
+    meta = {"from": "", "to": "", "sites": sc.sites}
+    for lang in ("nl", "en"):
+        write_outputs(f, rules, meta, out / lang, lang=lang, series=series)
+    return sc, rep, f, out, (c1, c2, answer)
+
+
+def _truth_complaint(c: Complaint) -> str:
+    return "corroborated" if c.id.startswith("F") else "not_corroborated"
+
+
+def test_per_complaint_and_per_visit_verdicts_equal_the_truth(world) -> None:
+    sc, rep, _, out, _ = world
+    during = sum(1 for v in rep.visits if v.outcome == "warning")
+    truth = {f"complaint-{c.id}": _truth_complaint(c) for c in rep.complaints}
+    truth |= {
+        f"visit-{v.id}": "during" if int(v.id[1:]) < during else "nothing" for v in rep.visits
+    }
+    truth["visit-VA"] = "during"
+    assert any(v == "not_corroborated" for v in truth.values())  # both kinds present
+    for lang in ("nl", "en"):
+        p = _Items()
+        p.feed((out / lang / "report.html").read_text(encoding="utf-8"))
+        assert p.items == truth, lang
+        # every complaint and visit has its level trace, every courtyard its section
+        assert set(p.traces) == set(truth) and set(p.traces.values()) == {1}
+        assert sorted(p.sites) == sorted(sc.sites)
+
+
+def test_matched_episode_and_lag_of_each_complaint(world) -> None:
+    """The matched episode overlaps the planted source the complaint was drawn in, and
+    the lag is received − episode start (the episode starts within a minute or two of
+    the planted start; the complaint is received 7-50 min after it)."""
+    sc, _, f, _, _ = world
+    planted = {(p.site, p.start_ms): p for p in sc.planted}
+    for cv in f.complaints:
+        if cv.verdict != "corroborated":
+            continue
+        ep = cv.episode
+        assert ep is not None and ep.site == cv.complaint.site
+        src = [p for p in planted.values() if p.site == ep.site and p.start_ms < ep.end_ms
+               and ep.start_ms < p.end_ms]  # fmt: skip
+        assert len(src) == 1
+        assert cv.lag_min == pytest.approx((cv.complaint.received_ms - ep.start_ms) / MIN_MS)
+        assert 7 - 3 <= cv.lag_min <= 50 + 3
+        assert ep.laeq_db > 50.0  # planted at least 8 dB above the 46 dB background
+        assert ep.rule in ("absolute", "emergence", "absolute+emergence")
+
+
+def test_visit_timing_answers_and_response_time(world) -> None:
+    """VA arrives 25 min after the second complaint was received: its response time is
+    from the *first* complaint's receipt, and it came during the episode, minutes after
+    its start (planted halfway visits: half the source's length after its start)."""
+    _, _, f, out, (c1, c2, answer) = world
+    (va,) = [v for v in f.visits if v.visit.id == "VA"]
+    assert va.answers == (c1.id, c2.id)
+    first = min(c1.received_ms, c2.received_ms)
+    assert va.response_min == pytest.approx((answer.arrived_ms - first) / MIN_MS)
+    for vv in f.visits:
+        if vv.verdict == "during":
+            assert vv.minutes_from_start is not None and vv.minutes_from_start >= 0
+            assert vv.episode is not None
+    en = (out / "en" / "report.html").read_text(encoding="utf-8")
+    nl = (out / "nl" / "report.html").read_text(encoding="utf-8")
+    assert "no nuisance measured in the 3 h before" in en
+    assert "geen overlast gemeten in de 3 uur ervoor" in nl
+    assert re.search(r"\d+ min after the nuisance began", en)
+
+
+def test_summary_per_site_adds_up_to_the_totals(world) -> None:
+    _, _, _, out, _ = world
+    s = json.loads((out / "en" / "summary.json").read_text())
+    sites = s["sites"]
+    assert set(sites) == {"yard1", "yard2", "yard3"}
+    for section in ("complaints", "visits", "episodes", "association"):
+        for site in sites.values():
+            assert set(site[section]) == set(s[section]), section
+    for section, keys in (
+        ("complaints", ("total", "corroborated", "not_corroborated", "no_data")),
+        ("visits", ("total", "during_nuisance", "after_nuisance", "nothing", "no_data")),
+        ("episodes", ("count", "with_complaint", "without_complaint")),
+    ):
+        for k in keys:
+            assert sum(site[section][k] for site in sites.values()) == s[section][k], (section, k)
+    minutes = sum(site["episodes"]["total_minutes"] for site in sites.values())
+    assert minutes == pytest.approx(s["episodes"]["total_minutes"], abs=0.01)
+    for site in sites.values():
+        c = site["complaints"]
+        assert c["corroboration_rate"] == pytest.approx(c["corroborated"] / c["total"])
+
+
+def test_dutch_report_has_no_english_sentences_or_raw_keys(world) -> None:
+    _, _, _, out, _ = world
+    nl = (out / "nl" / "report.html").read_text(encoding="utf-8")
+    body = _Text.of(nl.split("<details>")[0])  # the visible text; summary.json keeps its keys
+    for english in ("corroborated", "nothing had been measured", "Findings", "weeks",
+                    "limit_day_db", "visit_lookback_s", "chance of this by coincidence"):  # fmt: skip
+        assert english not in body, english
+    assert "bevestigd door meting" in body and "grenswaarde dag (dB(A))" in body
+    assert "p = " in body and "in de tijd verschoven" in body
+
+
+def test_trace_shows_level_residual_limit_and_episode(world) -> None:
+    """A corroborated complaint's trace has the LAeq path, the residual and limit paths,
+    an episode band and the marker; it spans 3 h (2 h before to 1 h after)."""
+    _, _, f, out, _ = world
+    cv = next(c for c in f.complaints if c.verdict == "corroborated")
+    html = (out / "en" / "report.html").read_text(encoding="utf-8")
+    part = html.split(f'id="complaint-{cv.complaint.id}"')[1].split("</tbody>")[0]
+    svg = part[part.index("<svg") : part.index("</svg>")]
+    assert svg.count("<path") == 3
+    assert 'fill="#E69F00"' in svg  # the episode band
+    assert 'stroke="#CC79A7"' in svg  # the marker at the incident start
+
+
+def test_empty_report_says_no_complaints(tmp_path: Path) -> None:
+    from klankkast.analysis.report import cli_summary
+
+    sc = generate("quiet", weeks=1, sites=1, seed=1)
+    rules = default_rules()
+    grids = build_grids(sc.rows, step_s=sc.step_s, node_combine=rules.node_combine)
+    f = analyse(detect_many(grids, rules), [], [], Coverage(grids), rules,
+                (T0_MS, T0_MS + WEEK_MS))  # fmt: skip
+    s = write_outputs(f, rules, {"sites": sc.sites}, tmp_path, lang="en")
+    line = cli_summary(s)
+    assert "no complaints in the period" in line and "None" not in line
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "No complaints in the period." in html
