@@ -55,8 +55,7 @@ and the whole import fails with all of them.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import difflib
 import json
 import math
 import re
@@ -67,6 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from klankkast.analysis.csvfile import detect_separator, parse_float, read_csv_rows, read_text
 from klankkast.analysis.errors import AnalysisError, InputError, InputErrors, TimeParseError
 from klankkast.analysis.timeutil import parse_time_ms
 
@@ -278,21 +278,15 @@ def load_site_map(path: str | Path) -> SiteMap:
             nodes,
         )
     if errors:
-        raise InputErrors(errors)
+        raise InputErrors(collapse(errors))
     return SiteMap(sites)
 
 
 # ------------------------------------------------------------------------ CSV
 def _read_csv(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    text = Path(path).read_text(encoding="utf-8-sig")
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
-    rows = []
-    for row in reader:
-        if not any((v or "").strip() for k, v in row.items() if k is not None):
-            continue
-        rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}))
+    """Header and rows; ``;``/``,``/tab separators, UTF-8 (BOM or not) or cp1252
+    (:mod:`klankkast.analysis.csvfile`)."""
+    header, rows, _ = read_csv_rows(read_text(path).text)
     return header, rows
 
 
@@ -348,10 +342,49 @@ def _check_site(
         errors.append(InputError(path, line, "site", raw, "site must not be empty"))
         return False
     if known is not None and raw not in known:
-        allowed = ", ".join(sorted(known)[:20])
-        errors.append(InputError(path, line, "site", raw, f"unknown site; known: {allowed}"))
+        errors.append(InputError(path, line, "site", raw, unknown_site_message(raw, known)))
         return False
     return True
+
+
+def unknown_site_message(raw: str, known: set[str]) -> str:
+    """``unknown site; did you mean 'yard1'? known: …`` (the nearest known name, by
+    spelling, case and punctuation ignored; no suggestion when none is close)."""
+    allowed = ", ".join(sorted(known)[:20])
+    by_norm = {_normalise(k).replace(" ", ""): k for k in known}
+    norm = _normalise(raw).replace(" ", "")
+    guess = by_norm.get(norm)
+    if guess is None:
+        close = difflib.get_close_matches(norm, list(by_norm), n=1, cutoff=0.6)
+        guess = by_norm[close[0]] if close else None
+    hint = f"did you mean {guess!r}? " if guess else ""
+    return f"unknown site; {hint}known: {allowed}"
+
+
+def collapse(errors: list[InputError], keep: int = 3) -> list[InputError]:
+    """The same problem (file, column, value, message) on many lines is reported once,
+    with the lines it is on: 2,000 rows with one bad site are one line, not 2,000."""
+    groups: dict[tuple[str, str | None, str, str], list[InputError]] = {}
+    for e in errors:
+        groups.setdefault((e.path, e.column, repr(e.value), e.message), []).append(e)
+    out = []
+    for group in groups.values():
+        first = group[0]
+        if len(group) <= keep:
+            out.extend(group)
+            continue
+        lines = [e.line for e in group if e.line is not None]
+        shown = ", ".join(str(x) for x in lines[:5]) + (", …" if len(lines) > 5 else "")
+        out.append(
+            InputError(
+                first.path,
+                None,
+                first.column,
+                first.value,
+                f"{first.message} — on {len(group)} lines ({shown})",
+            )
+        )
+    return out
 
 
 def read_complaints_csv(path: str | Path, known_sites: set[str] | None = None) -> list[Complaint]:
@@ -391,7 +424,7 @@ def read_complaints_csv(path: str | Path, known_sites: set[str] | None = None) -
                 )
             )
     if errors:
-        raise InputErrors(errors)
+        raise InputErrors(collapse(errors))
     return out
 
 
@@ -435,17 +468,13 @@ def read_visits_csv(
         if len(errors) == n0 and arrived is not None and left is not None:
             out.append(Visit(vid, arrived, left, row["site"], outcome, ids))
     if errors:
-        raise InputErrors(errors)
+        raise InputErrors(collapse(errors))
     return out
 
 
 # ------------------------------------------------------------ Open311 / Signalen
 def _float(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+    return parse_float(value)
 
 
 @dataclass
@@ -617,14 +646,24 @@ def _assign(
     seen: dict[str, int] = {}
     out: list[Complaint] = []
     unmatched = 0
+    no_site = [r for r in records if not r.site]
+    if no_site and site_map is None:
+        # a problem of the whole file: said once, not once per record
+        what = (
+            "has no site column" if len(no_site) == len(records) else "has records without a site"
+        )
+        errors.append(
+            InputError(
+                path, None, "site", None,
+                f"the file {what} ({len(no_site)} record(s)); pass --site-map FILE to assign "
+                "sites by address or position",
+            )
+        )  # fmt: skip
     for r in records:
         line = r.line
         site = r.site
         if not site:
             if site_map is None:
-                errors.append(
-                    InputError(path, line, "site", None, "no site column; pass --site-map FILE")
-                )
                 continue
             site = site_map.match(r.address, r.lat, r.lon) or ""
             if not site:
@@ -648,21 +687,20 @@ def _assign(
                 end = None
             out.append(Complaint(r.id, received, start, end, site, r.category, r.source, node))
     if errors:
-        raise InputErrors(errors)
+        raise InputErrors(collapse(errors))
     return out, unmatched
 
 
 def detect_format(path: str | Path) -> str:
     """``csv`` (the documented columns), ``signalen`` or ``open311`` from the file itself."""
-    p = Path(path)
-    head = p.read_text(encoding="utf-8-sig")[:4096]
+    head = read_text(path).text[:4096]
     stripped = head.lstrip()
     if stripped.startswith(("[", "{")):
         if "service_request_id" in head or "requested_datetime" in head:
             return "open311"
         return "signalen"
     first = stripped.splitlines()[0] if stripped else ""
-    cols = [c.strip() for c in first.split(",")]
+    cols = [c.strip().strip('"') for c in first.split(detect_separator(first))]
     if "received_at" in cols or "arrived_at" in cols:
         return "csv"
     if "created_at" in cols:
@@ -684,10 +722,11 @@ def load_complaints(
     kind = detect_format(path) if fmt == "auto" else fmt
     if kind == "csv":
         return read_complaints_csv(path, known_sites), 0
-    first = Path(path).read_text(encoding="utf-8-sig").lstrip()[:1]
+    text = read_text(path).text
+    first = text.lstrip()[:1]
     if kind == "open311" or (kind == "signalen" and first in ("[", "{")):
         try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+            doc = json.loads(text)
         except json.JSONDecodeError as err:
             raise InputErrors(
                 [InputError(name, err.lineno, None, None, f"not valid JSON: {err.msg}")]
