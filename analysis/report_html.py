@@ -211,8 +211,12 @@ def level_series(grid: SiteGrid, rules: Rules, episodes: Sequence[Any]) -> Level
     the limit of the period in force.
 
     The residual is the LAeq of the preceding ``background_window_s`` (ISO 1996-1
-    §3.4.5, an LAeq, not LA90), held during each episode at the value that episode was
-    judged against (:attr:`Episode.residual_db`), as the detector does.
+    §3.4.5, an LAeq, not LA90) of the minutes outside episodes, held during each
+    episode at the value that episode was judged against (:attr:`Episode.residual_db`),
+    as the detector does. Leaving the episodes' minutes out also after an episode keeps
+    the trace's residual at the sound without the source (the detector's own trailing
+    residual would rise for 10 minutes after a loud episode; the trace shows the
+    quantity the limits are about).
     """
     t = grid.t_ms
     minute0 = grid.t0_ms - grid.t0_ms % _MIN_MS
@@ -225,13 +229,18 @@ def level_series(grid: SiteGrid, rules: Rules, episodes: Sequence[Any]) -> Level
         laeq = np.where(cnt > 0, 10.0 * np.log10(tot / np.maximum(cnt, 1)), np.nan)
     t_min = minute0 + np.arange(n, dtype=np.int64) * _MIN_MS
     window_n = max(1, rules.background_window_s // 60)
-    residual = residual_db(laeq, window_n, rules.residual_quantile, max(1, window_n // 2))
+    spans = []
+    quiet = laeq.copy()
     for ep in episodes:
-        if ep.site != grid.site or not math.isfinite(ep.residual_db):
+        if ep.site != grid.site:
             continue
-        a = (ep.start_ms - minute0) // _MIN_MS
-        b = -(-(ep.end_ms - minute0) // _MIN_MS)
-        residual[max(0, a) : max(0, min(n, b))] = ep.residual_db
+        a = max(0, (ep.start_ms - minute0) // _MIN_MS)
+        b = max(0, min(n, -(-(ep.end_ms - minute0) // _MIN_MS)))
+        quiet[a:b] = np.nan  # the source is not its own residual, during or after it
+        spans.append((a, b, ep.residual_db))
+    residual = residual_db(quiet, window_n, rules.residual_quantile, max(1, window_n // 2))
+    for a, b, held in spans:
+        residual[a:b] = held if math.isfinite(held) else np.nan
     limit = limit_for(period_of(t_min, rules), rules)
     return LevelSeries(t_min, laeq, residual, limit)
 
@@ -281,14 +290,19 @@ def findings_text(s: Mapping[str, Any], lang: str, rules: Rules | None = None) -
         out.append(
             f"Van de {c['total']} klachten vallen er {c['corroborated']} "
             f"({_pct(c['corroboration_rate'])}) samen met gemeten overlast; bij "
-            f"{c.get('not_corroborated', 0)} was er geen overlast gemeten en bij {c['no_data']} "
-            "was er toen geen meting."
+            f"{c.get('not_corroborated', 0)} was er geen overlast gemeten"
+            + (f" en bij {c['no_data']} was er toen geen meting." if c["no_data"] else ".")
         )
     else:
         out.append(
             f"Of {c['total']} complaints, {c['corroborated']} ({_pct(c['corroboration_rate'])}) "
             f"coincide with measured nuisance; for {c.get('not_corroborated', 0)} no nuisance "
-            f"was measured, and for {c['no_data']} nothing was being measured at the time."
+            "was measured"
+            + (
+                f", and for {c['no_data']} nothing was being measured at the time."
+                if c["no_data"]
+                else "."
+            )
         )
     if c.get("median_lag_minutes") is not None:
         out.append(
@@ -772,11 +786,18 @@ def render_html(
     for ep in f.episodes:
         site_eps.setdefault(ep.site, []).append((ep.start_ms, ep.end_ms))
     how = "".join(f"<p>{_e(t)}</p>" for t in method_text(rules, lang))
+    keys = {
+        "laeq": _t("LAeq per minute", "LAeq per minuut"),
+        "residual": _t("residual", "residu"),
+        "limit": _t("limit of the period", "grenswaarde dagperiode"),
+        "episode": _t("episode", "episode"),
+        "marker": _t("complaint / arrival", "klacht / aankomst"),
+    }
     legend = (
-        f'<p class="legend">{_e(TEXT["legend"][lang])} '
-        + "".join(
-            f'<span class="sw" style="background:{COLOURS[k]}"></span>'
-            for k in ("laeq", "residual", "limit", "episode", "marker")
+        f'<p class="legend">{_e(TEXT["legend"][lang])}</p><p class="legend">'
+        + " ".join(
+            f'<span class="sw" style="background:{COLOURS[k]}"></span>{_e(label[lang])}'
+            for k, label in keys.items()
         )
         + "</p>"
     )

@@ -71,9 +71,9 @@ def _path(x: F64, y: F64) -> str:
     return "".join(parts)
 
 
-def trace_svg(tr: Trace, *, width: int = 320, height: int = 120) -> str:
+def trace_svg(tr: Trace, *, width: int = 560, height: int = 130) -> str:
     """The level trace as an inline ``<svg>``: dB(A) on the y-axis, clock time on x."""
-    left, right, top, bottom = 30, 6, 6, 18
+    left, right, top, bottom = 30, 16, 6, 18
     pw, ph = width - left - right, height - top - bottom
     vals = np.concatenate(
         [tr.laeq_db[np.isfinite(tr.laeq_db)], tr.residual_db[np.isfinite(tr.residual_db)],
@@ -178,15 +178,20 @@ def heatmap_svg(
 ) -> str:
     """A 7 x 24 week heat map (Monday first) with its legend, as an inline ``<svg>``.
 
-    ``integer``: the values are counts, the legend shows whole numbers only.
+    ``integer``: the values are counts, the legend shows whole numbers only (other
+    values get round steps too, tenths below 5).
     """
     left, top, cell_h = 22, 16, 12
     legend_h = 26
     cell_w = (width - left - 4) / 24.0
     height = top + 7 * cell_h + 14 + legend_h
     vmax = float(np.nanmax(data)) if data.size and np.isfinite(data).any() else 0.0
-    ticks = (
-        integer_ticks(vmax) if integer else [0, *np.round(np.linspace(0, vmax, 5)[1:], 1).tolist()]
+    # counts on whole numbers; other values on round steps too (0, 50, 100, ...) when
+    # they reach 5, else on tenths
+    ticks: list[float] = (
+        [float(t) for t in integer_ticks(vmax)]
+        if integer or vmax >= 5
+        else [float(t) / 10 for t in integer_ticks(10 * vmax)]
     )
     top_value = float(ticks[-1]) if ticks[-1] else 1.0
     el = [f'<text x="{left}" y="11" font-weight="bold">{html.escape(title)}</text>']
@@ -221,7 +226,7 @@ def heatmap_svg(
         )
     for t in ticks:
         x = left + float(t) / top_value * lw
-        label = f"{int(t)}" if integer else f"{float(t):g}"
+        label = f"{t:g}"
         el.append(f'<text x="{x:.1f}" y="{ly + 17}" text-anchor="middle">{label}</text>')
     return (
         f'<svg class="heat" viewBox="0 0 {width} {height}" '

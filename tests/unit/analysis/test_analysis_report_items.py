@@ -232,3 +232,22 @@ def test_empty_report_says_no_complaints(tmp_path: Path) -> None:
     assert "no complaints in the period" in line and "None" not in line
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "No complaints in the period." in html
+
+
+def test_heat_map_legend_counts_on_whole_numbers() -> None:
+    """Complaints 0..3 in a cell: ticks 0, 1, 2, 3 (never 0.25 or 1.75); minutes up to
+    167: round steps 0, 50, ..., 200."""
+    import numpy as np
+
+    from klankkast.analysis.report_svg import heatmap_svg, integer_ticks
+
+    assert integer_ticks(3) == [0, 1, 2, 3]
+    assert integer_ticks(1) == [0, 1]
+    assert integer_ticks(167) == [0, 50, 100, 150, 200]
+    assert integer_ticks(0) == [0, 1]
+    data = np.zeros((7, 24))
+    data[4, 22] = 3
+    svg = heatmap_svg(data, title="t", weekdays=list("MTWTFSS"), hour_label="h", integer=True)
+    labels = re.findall(r'text-anchor="middle">([0-9.]+)</text>', svg)
+    assert labels[-4:] == ["0", "1", "2", "3"]
+    assert "0.25" not in svg and "1.75" not in svg
