@@ -29,7 +29,7 @@ import numpy as np
 
 from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time_arg
 from klankkast.analysis.correlate import Coverage, Findings, analyse
-from klankkast.analysis.episodes import SiteGrid, detect
+from klankkast.analysis.episodes import Episode, SiteGrid, detect
 from klankkast.analysis.errors import AnalysisError, ConfigError, InputErrors
 from klankkast.analysis.importer import (
     Complaint,
@@ -292,6 +292,13 @@ def _num(x: float | None, nd: int = 1) -> str:
     return f"{x:.{nd}f}"
 
 
+def _episode_numbers(ep: Episode | None) -> list[str]:
+    """LAeq, LAFmax, bass, rule, specific of a matched episode (empty without one)."""
+    if ep is None:
+        return ["", "", "", "", ""]
+    return [_num(ep.laeq_db), _num(ep.lafmax_db), _num(ep.bass_db), ep.rule, _num(ep.specific_db)]
+
+
 def write_outputs(
     f: Findings,
     rules: Rules,
@@ -342,27 +349,33 @@ def write_outputs(
         w = csv.writer(fh)
         w.writerow(
             ["id", "site", "received_at", "incident_start", "incident_end", "category", "source",
-             "verdict", "episode_start", "episode_end", "lag_minutes"]
+             "verdict", "episode_start", "episode_end", "lag_minutes", "LAeq", "LAFmax",
+             "bass", "rule", "specific"]
         )  # fmt: skip
         for cv in f.complaints:
             c = cv.complaint
+            ep = cv.episode
             w.writerow(
                 [c.id, c.site, _iso(c.received_ms, tz), _iso(c.incident_start_ms, tz),
                  _iso(c.incident_end_ms, tz), c.category, c.source, cv.verdict,
-                 _iso(cv.episode_start_ms, tz), _iso(cv.episode_end_ms, tz), _num(cv.lag_min)]
+                 _iso(cv.episode_start_ms, tz), _iso(cv.episode_end_ms, tz), _num(cv.lag_min),
+                 *(_episode_numbers(ep))]
             )  # fmt: skip
     with (out / "visits.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(
             ["id", "site", "arrived_at", "left_at", "outcome", "complaint_ids", "verdict",
-             "minutes_after_end", "episode_start", "episode_end"]
+             "minutes_after_end", "episode_start", "episode_end", "minutes_after_start",
+             "response_minutes", "LAeq", "LAFmax", "bass", "rule", "specific"]
         )  # fmt: skip
         for vv in f.visits:
             v = vv.visit
             w.writerow(
                 [v.id, v.site, _iso(v.arrived_ms, tz), _iso(v.left_ms, tz), v.outcome,
                  ";".join(v.complaint_ids), vv.verdict, _num(vv.minutes_after_end),
-                 _iso(vv.episode_start_ms, tz), _iso(vv.episode_end_ms, tz)]
+                 _iso(vv.episode_start_ms, tz), _iso(vv.episode_end_ms, tz),
+                 _num(vv.minutes_from_start), _num(vv.response_min),
+                 *(_episode_numbers(vv.episode))]
             )  # fmt: skip
     (out / "report.html").write_text(
         render_html(f, summary, rules, meta, lang=lang, plan=plan, series=series),

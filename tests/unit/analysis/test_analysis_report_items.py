@@ -251,3 +251,25 @@ def test_heat_map_legend_counts_on_whole_numbers() -> None:
     labels = re.findall(r'text-anchor="middle">([0-9.]+)</text>', svg)
     assert labels[-4:] == ["0", "1", "2", "3"]
     assert "0.25" not in svg and "1.75" not in svg
+
+
+def test_csvs_carry_the_matched_episode_and_the_response_time(world) -> None:
+    import csv
+
+    _, _, f, out, (c1, c2, answer) = world
+    with (out / "en" / "complaints.csv").open() as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    for cv in f.complaints:
+        r = rows[cv.complaint.id]
+        if cv.episode is None:
+            assert r["LAeq"] == r["rule"] == ""
+        else:
+            assert float(r["LAeq"]) == pytest.approx(cv.episode.laeq_db, abs=0.05)
+            assert r["rule"] == cv.episode.rule
+    with (out / "en" / "visits.csv").open() as fh:
+        va = next(r for r in csv.DictReader(fh) if r["id"] == "VA")
+    first = min(c1.received_ms, c2.received_ms)
+    assert float(va["response_minutes"]) == pytest.approx(
+        (answer.arrived_ms - first) / MIN_MS, abs=0.05
+    )
+    assert float(va["minutes_after_start"]) >= 0 and va["verdict"] == "during"
