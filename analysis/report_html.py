@@ -198,17 +198,42 @@ def _e(text: str) -> str:
 # ------------------------------------------------------------------- level series
 @dataclass(frozen=True)
 class LevelSeries:
-    """Per-minute levels of one site for the traces (times UTC ms)."""
+    """Per-minute levels of one site for the traces (times UTC ms).
 
+    ``quiet_db`` is the LAeq with the episodes' minutes left out; ``held`` the
+    ``(first, stop, residual)`` minute index spans of the episodes. The residual and
+    the limit are computed per trace (:meth:`window`), so a year of minutes costs
+    only the minutes that are shown.
+    """
+
+    site: str
     t_ms: NDArray[np.int64]
     laeq_db: NDArray[np.float64]
-    residual_db: NDArray[np.float64]
-    limit_db: NDArray[np.float64]
+    quiet_db: NDArray[np.float64]
+    held: tuple[tuple[int, int, float], ...]
+    rules: Rules
+
+    def window(
+        self, i0: int, i1: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """LAeq, residual and limit of minutes ``i0 .. i1 - 1``."""
+        rules = self.rules
+        window_n = max(1, rules.background_window_s // 60)
+        lo = max(0, i0 - window_n)
+        residual = residual_db(
+            self.quiet_db[lo:i1], window_n, rules.residual_quantile, max(1, window_n // 2)
+        )[i0 - lo :].copy()
+        for a, b, value in self.held:
+            a, b = max(a, i0), min(b, i1)
+            if b > a:
+                residual[a - i0 : b - i0] = value if math.isfinite(value) else np.nan
+        limit = limit_for(period_of(self.t_ms[i0:i1], rules), rules)
+        return self.laeq_db[i0:i1], residual, limit
 
 
 def level_series(grid: SiteGrid, rules: Rules, episodes: Sequence[Any]) -> LevelSeries:
-    """The site's LAeq per minute (energy mean of its steps), the residual level and
-    the limit of the period in force.
+    """The site's LAeq per minute (energy mean of its steps), for the residual level and
+    the limit of the period in force (:meth:`LevelSeries.window`).
 
     The residual is the LAeq of the preceding ``background_window_s`` (ISO 1996-1
     §3.4.5, an LAeq, not LA90) of the minutes outside episodes, held during each
@@ -228,7 +253,6 @@ def level_series(grid: SiteGrid, rules: Rules, episodes: Sequence[Any]) -> Level
     with np.errstate(divide="ignore", invalid="ignore"):
         laeq = np.where(cnt > 0, 10.0 * np.log10(tot / np.maximum(cnt, 1)), np.nan)
     t_min = minute0 + np.arange(n, dtype=np.int64) * _MIN_MS
-    window_n = max(1, rules.background_window_s // 60)
     spans = []
     quiet = laeq.copy()
     for ep in episodes:
@@ -237,12 +261,8 @@ def level_series(grid: SiteGrid, rules: Rules, episodes: Sequence[Any]) -> Level
         a = max(0, (ep.start_ms - minute0) // _MIN_MS)
         b = max(0, min(n, -(-(ep.end_ms - minute0) // _MIN_MS)))
         quiet[a:b] = np.nan  # the source is not its own residual, during or after it
-        spans.append((a, b, ep.residual_db))
-    residual = residual_db(quiet, window_n, rules.residual_quantile, max(1, window_n // 2))
-    for a, b, held in spans:
-        residual[a:b] = held if math.isfinite(held) else np.nan
-    limit = limit_for(period_of(t_min, rules), rules)
-    return LevelSeries(t_min, laeq, residual, limit)
+        spans.append((int(a), int(b), float(ep.residual_db)))
+    return LevelSeries(grid.site, t_min, laeq, quiet, tuple(spans), rules)
 
 
 def _trace(
@@ -255,18 +275,19 @@ def _trace(
     if series is None:
         return ""
     a, b = marker_ms - TRACE_BEFORE_MS, marker_ms + TRACE_AFTER_MS
-    i0, i1 = np.searchsorted(series.t_ms, [a, b])
+    i0, i1 = (int(i) for i in np.searchsorted(series.t_ms, [a, b]))
     if i1 <= i0:
         return ""
+    laeq, residual, limit = series.window(i0, i1)
     first_hour = a - a % _HOUR_MS + _HOUR_MS
     labels = [(t, _clock(t, tz)) for t in range(first_hour, b + 1, _HOUR_MS)]
     eps = [(s, e) for s, e in site_episodes if s < b and e > a]
     return trace_svg(
         Trace(
             t_ms=series.t_ms[i0:i1],
-            laeq_db=series.laeq_db[i0:i1],
-            residual_db=series.residual_db[i0:i1],
-            limit_db=series.limit_db[i0:i1],
+            laeq_db=laeq,
+            residual_db=residual,
+            limit_db=limit,
             t0_ms=a,
             t1_ms=b,
             episodes=eps,

@@ -273,3 +273,40 @@ def test_csvs_carry_the_matched_episode_and_the_response_time(world) -> None:
         (answer.arrived_ms - first) / MIN_MS, abs=0.05
     )
     assert float(va["minutes_after_start"]) >= 0 and va["verdict"] == "during"
+
+
+def test_trace_residual_per_window_equals_the_whole_series() -> None:
+    """The residual is computed per trace window; it must equal the residual over the
+    whole series at those minutes (windowed = whole-signal). Levels: 40 dB with a
+    ±1 dB saw, 65 dB from minute 120 to 150 (an episode judged against 40.0 dB). The
+    residual stays at the quiet 40 dB (energy mean of 39, 40, 41 dB: 40.1 dB) after the
+    episode instead of rising to its 65 dB, and is held at 40.0 dB during it."""
+    import numpy as np
+
+    from klankkast.analysis.episodes import Episode, SiteGrid, residual_db
+
+    n = 300
+    t0 = T0_MS
+    la = 40.0 + np.tile([-1.0, 0.0, 1.0], n // 3)
+    la[120:150] = 65.0
+    grid = SiteGrid("y", t0, 60, la, la + 5, la + 8, la - 3)
+    ep = Episode(
+        "y", t0 + 120 * MIN_MS, t0 + 150 * MIN_MS, 65.0, 73.0, 5.0, "day", "absolute", 40.0, 65.0
+    )
+    rules = default_rules()
+    s = level_series(grid, rules, [ep])
+    quiet = la.copy()
+    quiet[120:150] = np.nan
+    whole = residual_db(quiet, 10, 1.0, 5)
+    whole[120:150] = 40.0
+    for i0, i1 in ((0, 300), (5, 60), (100, 220), (149, 151), (290, 300)):
+        _, res, limit = s.window(i0, i1)
+        np.testing.assert_allclose(res, whole[i0:i1], atol=1e-9, equal_nan=True)
+        assert limit.shape == (i1 - i0,)
+    _, res, _ = s.window(0, 300)
+    expected = 10 * np.log10(np.mean(10 ** (np.array([39.0, 40.0, 41.0]) / 10)))
+    assert abs(res[200] - expected) < 0.05 and abs(expected - 40.1) < 0.05
+    # right after the episode the quiet window needs 5 of its 10 minutes: a short gap
+    # (no residual is defined there), then the quiet level again, not the episode's
+    assert np.isnan(res[150:155]).all()
+    assert np.all(res[155:170] < 41.0)
