@@ -68,6 +68,9 @@ class VisitVerdict:
     answers: tuple[str, ...] = ()
     #: minutes from the first answered complaint's ``received_at`` to arrival
     response_min: float | None = None
+    #: ``nothing``: minutes from leaving to the start of the site's next episode, when
+    #: one began within ``visit_lookback_s`` after it (the visit came that much early)
+    minutes_before_start: float | None = None
 
     @property
     def minutes_from_start(self) -> float | None:
@@ -360,8 +363,17 @@ def analyse(
             )
             continue
         had = coverage.measured(v.site, np.array([v.arrived_ms - look_ms]), np.array([left]))[0]
+        early = None
+        if had and i < starts.size and starts[i] - left <= look_ms:
+            early = (int(starts[i]) - left) / 60_000.0
         v_list.append(
-            VisitVerdict(v, "nothing" if had else "no_data", answers=answers, response_min=response)
+            VisitVerdict(
+                v,
+                "nothing" if had else "no_data",
+                answers=answers,
+                response_min=response,
+                minutes_before_start=early,
+            )
         )
 
     association = shift_test(

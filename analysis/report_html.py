@@ -164,6 +164,25 @@ RULE_LABEL = {
 }  # fmt: skip
 
 
+#: values of the rules file's settings that are words
+SETTING_VALUE = {
+    "quiet_laeq": _t("LAeq of the preceding minutes", "LAeq van de voorafgaande minuten"),
+    "la90": _t("LA90 (previous rules)", "LA90 (vorige regels)"),
+    "specific": _t("specific level (residual subtracted)", "specifiek niveau (residu afgetrokken)"),
+    "total": _t("total level (previous rules)", "totaal niveau (vorige regels)"),
+    "mean": _t("energy mean", "energetisch gemiddelde"),
+    "sum": _t("energy sum (previous rules)", "energetische som (vorige regels)"),
+}
+
+
+def _setting_value(value: object, lang: str) -> str:
+    if isinstance(value, bool):
+        return {"en": "yes" if value else "no", "nl": "ja" if value else "nee"}[lang]
+    if isinstance(value, str) and value in SETTING_VALUE:
+        return SETTING_VALUE[value][lang]
+    return str(value)
+
+
 # --------------------------------------------------------------------- formatting
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.0f}%"
@@ -614,10 +633,17 @@ def _visit_timing(vv: VisitVerdict, look_h: float, lang: str) -> str:
             "nl": f"{m:.0f} min na het einde van de overlast",
         }[lang]
     if vv.verdict == "nothing":
-        return {
+        text = {
             "en": f"no nuisance measured in the {look_h:g} h before",
             "nl": f"geen overlast gemeten in de {look_h:g} uur ervoor",
         }[lang]
+        if vv.minutes_before_start is not None:
+            m = vv.minutes_before_start
+            text += {
+                "en": f"; nuisance began {m:.0f} min after the visit left",
+                "nl": f"; overlast begon {m:.0f} min na vertrek",
+            }[lang]
+        return text
     return {"en": "nothing was being measured", "nl": "er werd toen niet gemeten"}[lang]
 
 
@@ -823,7 +849,8 @@ def render_html(
         + "</p>"
     )
     rules_rows = [
-        [_e(RULE_LABEL.get(k, _t(k, k))[lang]), _e(str(v))] for k, v in rules.as_dict().items()
+        [_e(RULE_LABEL.get(k, _t(k, k))[lang]), _e(_setting_value(v, lang))]
+        for k, v in rules.as_dict().items()
     ]
     method = (
         f"<p>{_e(_association_method(summary['association'], lang))}</p>"

@@ -200,7 +200,8 @@ def test_dutch_report_has_no_english_sentences_or_raw_keys(world) -> None:
     nl = (out / "nl" / "report.html").read_text(encoding="utf-8")
     body = _Text.of(nl.split("<details>")[0])  # the visible text; summary.json keeps its keys
     for english in ("corroborated", "nothing had been measured", "Findings", "weeks",
-                    "limit_day_db", "visit_lookback_s", "chance of this by coincidence"):  # fmt: skip
+                    "limit_day_db", "visit_lookback_s", "chance of this by coincidence", "quiet_laeq",
+                    "True", "False"):  # fmt: skip
         assert english not in body, english
     assert "bevestigd door meting" in body and "grenswaarde dag (dB(A))" in body
     assert "p = " in body and "in de tijd verschoven" in body
