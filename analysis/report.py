@@ -5,7 +5,9 @@ Loads levels (:mod:`~klankkast.analysis.levels`), complaints and visits
 (:mod:`~klankkast.analysis.episodes`), correlates them
 (:mod:`~klankkast.analysis.correlate`) and writes ``DIR/summary.json``,
 ``DIR/episodes.csv``, ``DIR/complaints.csv``, ``DIR/visits.csv`` and a
-self-contained ``DIR/report.html`` (plots embedded as base64 PNG).
+self-contained ``DIR/report.html`` (:mod:`~klankkast.analysis.report_html`: per
+complaint, per visit and per courtyard, inline SVG traces and heat maps, the timelines
+as embedded PNG).
 
 The report states measurements and the rule that fired; it does not pronounce
 legal violations (neighbour noise falls under municipal by-laws without dB limits).
@@ -60,12 +62,6 @@ __all__ = [
     "run",
     "write_outputs",
 ]
-
-_EN_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-_WEEKDAYS = {
-    "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
-    "nl": ["ma", "di", "wo", "do", "vr", "za", "zo"],
-}
 
 
 class Progress:

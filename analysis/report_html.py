@@ -546,7 +546,7 @@ def method_text(rules: Rules, lang: str) -> list[str]:
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str], cls: str = "") -> str:
     """Cells are HTML already escaped by the caller."""
     head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join(rows_html for rows_html in (_row(r) for r in rows))
+    body = "".join(_row(r) for r in rows)
     c = f' class="{cls}"' if cls else ""
     return f"<table{c}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
