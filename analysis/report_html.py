@@ -39,6 +39,7 @@ __all__ = [
     "LevelSeries",
     "findings_text",
     "level_series",
+    "limit_threshold_db",
     "method_text",
     "plan_section",
     "render_html",
@@ -87,12 +88,14 @@ TEXT: dict[str, dict[str, str]] = {
     "legend": _t(
         "Each trace runs from 2 hours before to 1 hour after the complaint or the arrival "
         "(vertical line). Black: the measured level per minute (LAeq); blue dashes: the "
-        "residual level (the usual sound without the source); red dots: the limit of the "
-        "period; orange band: the measured episode of nuisance.",
+        "residual level (the usual sound without the source); red dots: the total level at "
+        "which the source alone reaches the limit of the period; orange band: the measured "
+        "episode of nuisance.",
         "Elk verloop loopt van 2 uur vóór tot 1 uur na de klacht of de aankomst (verticale "
         "lijn). Zwart: het gemeten niveau per minuut (LAeq); blauwe streepjes: het residuele "
-        "niveau (het gewone geluid zonder de bron); rode puntjes: de grenswaarde van de "
-        "dagperiode; oranje band: de gemeten episode van overlast."),
+        "niveau (het gewone geluid zonder de bron); rode puntjes: het totale niveau waarbij "
+        "de bron alleen de grenswaarde van de dagperiode bereikt; oranje band: de gemeten "
+        "episode van overlast."),
     "no_complaints": _t("No complaints in the period.", "Geen klachten in de periode."),
     "no_visits": _t("No visits in the period.", "Geen controles in de periode."),
     "traces_capped": _t(
@@ -246,8 +249,35 @@ class LevelSeries:
             a, b = max(a, i0), min(b, i1)
             if b > a:
                 residual[a - i0 : b - i0] = value if math.isfinite(value) else np.nan
-        limit = limit_for(period_of(self.t_ms[i0:i1], rules), rules)
+        limit = limit_threshold_db(
+            limit_for(period_of(self.t_ms[i0:i1], rules), rules), residual, rules
+        )
         return self.laeq_db[i0:i1], residual, limit
+
+
+def limit_threshold_db(
+    limit_db: NDArray[np.float64], residual_db_: NDArray[np.float64], rules: Rules
+) -> NDArray[np.float64]:
+    """The total level at which the limit rule fires, for the trace.
+
+    The limits apply to the specific level, the total with the residual subtracted by
+    energy (ISO 1996-2), which needs the total at least ``specific_min_db`` above the
+    residual. The specific level exceeds the limit ``L`` exactly when the total exceeds
+    ``max(10·log10(10^(L/10) + 10^(L_res/10)), L_res + specific_min_db)``, so the trace
+    draws that line against the total LAeq: 50 dB on a 40 dB residual is 50.4 dB, on a
+    55 dB street 58.0 dB (the energy sum, 56.2 dB, is less than 3 dB above it), 45 dB on
+    a 49 dB residual 52.0 dB. Without a residual (or
+    with the previous rules, limits on the total) the limit itself.
+    """
+    if rules.absolute_level != "specific":
+        return limit_db
+    with np.errstate(invalid="ignore"):
+        esum = 10.0 * np.log10(
+            np.power(10.0, limit_db / 10.0) + np.power(10.0, residual_db_ / 10.0)
+        )
+        thr = np.maximum(esum, residual_db_ + rules.specific_min_db)
+    out: NDArray[np.float64] = np.where(np.isfinite(residual_db_), thr, limit_db)
+    return out
 
 
 def level_series(grid: SiteGrid, rules: Rules, episodes: Sequence[Any]) -> LevelSeries:
@@ -836,7 +866,10 @@ def render_html(
     keys = {
         "laeq": _t("LAeq per minute", "LAeq per minuut"),
         "residual": _t("residual", "residu"),
-        "limit": _t("limit of the period", "grenswaarde dagperiode"),
+        "limit": _t(
+            "limit of the period, for the source alone (added to the residual)",
+            "grenswaarde van de dagperiode, voor de bron alleen (opgeteld bij het residu)",
+        ),
         "episode": _t("episode", "episode"),
         "marker": _t("complaint / arrival", "klacht / aankomst"),
     }

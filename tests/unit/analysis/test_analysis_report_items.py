@@ -311,3 +311,20 @@ def test_trace_residual_per_window_equals_the_whole_series() -> None:
     # (no residual is defined there), then the quiet level again, not the episode's
     assert np.isnan(res[150:155]).all()
     assert np.all(res[155:170] < 41.0)
+
+
+def test_trace_limit_line_is_where_the_source_alone_reaches_the_limit() -> None:
+    """The limit applies to the specific level (residual subtracted by energy), so the
+    trace draws it at the total where that happens: 10·log10(10^5.0 + 10^4.0) = 50.41 dB
+    on a 40 dB residual. On a 55 dB street the energy sum is 56.19 dB, but the specific
+    level is only determined 3 dB above the residual: 58.0 dB; likewise a 45 dB limit on
+    a 49 dB residual: 52.0 dB."""
+    import numpy as np
+
+    from klankkast.analysis.report_html import limit_threshold_db
+
+    rules = default_rules()
+    got = limit_threshold_db(
+        np.array([50.0, 50.0, 45.0, 40.0]), np.array([40.0, 55.0, 49.0, np.nan]), rules
+    )
+    np.testing.assert_allclose(got, [50.41, 58.0, 52.0, 40.0], atol=0.01)
