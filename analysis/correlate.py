@@ -49,6 +49,8 @@ class ComplaintVerdict:
     episode_start_ms: int | None = None
     episode_end_ms: int | None = None
     lag_min: float | None = None
+    #: the matched episode (of the complaint's nearest node when that decided)
+    episode: Episode | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,22 @@ class VisitVerdict:
     minutes_after_end: float | None = None
     episode_start_ms: int | None = None
     episode_end_ms: int | None = None
+    #: the episode going on at arrival (``during``) or the last one before it (``after``)
+    episode: Episode | None = None
+    #: ids of the complaints the visit answered (its ``complaint_ids`` that were imported)
+    answers: tuple[str, ...] = ()
+    #: minutes from the first answered complaint's ``received_at`` to arrival
+    response_min: float | None = None
+    #: ``nothing``: minutes from leaving to the start of the site's next episode, when
+    #: one began within ``visit_lookback_s`` after it (the visit came that much early)
+    minutes_before_start: float | None = None
+
+    @property
+    def minutes_from_start(self) -> float | None:
+        """``during``: minutes from the episode's start to arrival (how late it came)."""
+        if self.verdict != "during" or self.episode_start_ms is None:
+            return None
+        return (self.visit.arrived_ms - self.episode_start_ms) / 60_000.0
 
 
 class Coverage:
@@ -107,9 +125,39 @@ class Findings:
     hour_of_week_complaints: np.ndarray = field(default_factory=lambda: np.zeros((7, 24)))
     #: episodes of single nodes (``site`` = ``"{site}/{node}"``), when nodes were analysed
     node_episodes: list[Episode] = field(default_factory=list)
+    #: the association test of each site's complaints on their own
+    site_association: dict[str, PermutationResult] = field(default_factory=dict)
+    #: the local time zone of the hour-of-week tables (the rules' ``timezone``)
+    tz: str = "Europe/Amsterdam"
+
+    def for_site(self, site: str) -> Findings:
+        """The findings of one site: its complaints, visits and episodes, its own
+        hour-of-week tables and its own association test (the counts of all sites add
+        up to the totals; rates and medians are the site's own)."""
+        keep = [i for i, e in enumerate(self.episodes) if e.site == site]
+        none = PermutationResult(None, 0, float("nan"), 0, "day", "no complaints to test", 0)
+        f = Findings(
+            complaints=[c for c in self.complaints if c.complaint.site == site],
+            visits=[v for v in self.visits if v.visit.site == site],
+            episodes=[self.episodes[i] for i in keep],
+            episode_complained=[self.episode_complained[i] for i in keep],
+            association=self.site_association.get(site, none),
+            span_ms=self.span_ms,
+            sites=[site],
+            node_episodes=[e for e in self.node_episodes if e.site.partition("/")[0] == site],
+            tz=self.tz,
+        )
+        _hour_of_week(f, self.tz)
+        return f
 
     def summary(self) -> dict[str, Any]:
-        """The ``summary.json`` document (dotted keys of the contract as nested objects)."""
+        """The ``summary.json`` document (dotted keys of the contract as nested objects):
+        the totals, and under ``sites.{site}`` the same keys for each site."""
+        out = self._totals()
+        out["sites"] = {site: self.for_site(site)._totals() for site in self.sites}
+        return out
+
+    def _totals(self) -> dict[str, Any]:
         c_total = len(self.complaints)
         corroborated = sum(1 for c in self.complaints if c.verdict == "corroborated")
         c_nodata = sum(1 for c in self.complaints if c.verdict == "no_data")
@@ -233,7 +281,8 @@ def analyse(
     """
     eps = sorted(episodes, key=lambda e: (e.site, e.start_ms))
     arrays = _site_arrays(eps)
-    n_arrays = _site_arrays(sorted(node_episodes or (), key=lambda e: (e.site, e.start_ms)))
+    n_eps = sorted(node_episodes or (), key=lambda e: (e.site, e.start_ms))
+    n_arrays = _site_arrays(n_eps)
     empty: tuple[np.ndarray, np.ndarray, list[int]] = (
         np.zeros(0, dtype=np.int64),
         np.zeros(0, dtype=np.int64),
@@ -260,12 +309,12 @@ def analyse(
             key = f"{c.site}/{c.node}"
             if c.node and node_episodes is not None:
                 # the nearest node decides (no episode of that node: not corroborated)
-                n_starts, n_ends, _ = n_arrays.get(key, empty)
+                n_starts, n_ends, n_idx = n_arrays.get(key, empty)
                 lo = int(np.searchsorted(n_ends, a[k], side="right"))
                 hi = int(np.searchsorted(n_starts, b[k], side="right"))
-                starts_k, ends_k = n_starts, n_ends
+                starts_k, ends_k, eps_k = n_starts, n_ends, [n_eps[j] for j in n_idx]
             else:
-                starts_k, ends_k = starts, ends
+                starts_k, ends_k, eps_k = starts, ends, [eps[j] for j in idx]
             if lo < hi:
                 best = min(range(lo, hi), key=lambda j: abs(int(starts_k[j]) - c.incident_start_ms))
                 c_verdicts[c.id] = ComplaintVerdict(
@@ -274,6 +323,7 @@ def analyse(
                     int(starts_k[best]),
                     int(ends_k[best]),
                     (c.received_ms - int(starts_k[best])) / 60_000.0,
+                    eps_k[best],
                 )
             else:
                 verdict = "not_corroborated" if measured[k] else "no_data"
@@ -283,12 +333,20 @@ def analyse(
 
     v_list: list[VisitVerdict] = []
     look_ms = rules.visit_lookback_s * 1000
+    received = {c.id: c.received_ms for c in complaints}
     for v in visits:
-        starts, ends, _ = arrays.get(v.site, empty)
+        starts, ends, idx = arrays.get(v.site, empty)
+        answers = tuple(x for x in v.complaint_ids if x in received)
+        first = min((received[x] for x in answers), default=None)
+        response = None if first is None else (v.arrived_ms - first) / 60_000.0
         left = max(v.left_ms, v.arrived_ms)
         i = int(np.searchsorted(ends, v.arrived_ms, side="right"))
         if i < starts.size and starts[i] <= left:
-            v_list.append(VisitVerdict(v, "during", None, int(starts[i]), int(ends[i])))
+            v_list.append(
+                VisitVerdict(
+                    v, "during", None, int(starts[i]), int(ends[i]), eps[idx[i]], answers, response
+                )
+            )
             continue
         if i > 0 and ends[i - 1] >= v.arrived_ms - look_ms:
             v_list.append(
@@ -298,11 +356,25 @@ def analyse(
                     (v.arrived_ms - int(ends[i - 1])) / 60_000.0,
                     int(starts[i - 1]),
                     int(ends[i - 1]),
+                    eps[idx[i - 1]],
+                    answers,
+                    response,
                 )
             )
             continue
         had = coverage.measured(v.site, np.array([v.arrived_ms - look_ms]), np.array([left]))[0]
-        v_list.append(VisitVerdict(v, "nothing" if had else "no_data"))
+        early = None
+        if had and i < starts.size and starts[i] - left <= look_ms:
+            early = (int(starts[i]) - left) / 60_000.0
+        v_list.append(
+            VisitVerdict(
+                v,
+                "nothing" if had else "no_data",
+                answers=answers,
+                response_min=response,
+                minutes_before_start=early,
+            )
+        )
 
     association = shift_test(
         per_site_test,
@@ -311,6 +383,12 @@ def analyse(
         permutations=rules.permutations,
         seed=rules.seed,
     )
+    site_association = {
+        site: shift_test(
+            [test], span_ms[0], span_ms[1], permutations=rules.permutations, seed=rules.seed
+        )
+        for site, test in zip(c_by_site, per_site_test, strict=True)
+    }
     findings = Findings(
         complaints=c_list,
         visits=v_list,
@@ -319,14 +397,15 @@ def analyse(
         association=association,
         span_ms=span_ms,
         sites=sorted(coverage.sites() | {c.site for c in complaints} | {v.site for v in visits}),
-        node_episodes=sorted(node_episodes or (), key=lambda e: (e.site, e.start_ms)),
+        node_episodes=n_eps,
+        site_association=site_association,
+        tz=rules.timezone,
     )
-    _hour_of_week(findings, rules)
+    _hour_of_week(findings, rules.timezone)
     return findings
 
 
-def _hour_of_week(f: Findings, rules: Rules) -> None:
-    tz = rules.timezone
+def _hour_of_week(f: Findings, tz: str) -> None:
     if f.episodes:
         t = np.array([e.start_ms for e in f.episodes], dtype=np.int64)
         hour, wd = local_hour_weekday(t, tz)

@@ -1,14 +1,17 @@
-"""iCalendar (RFC 5545) for the weekly patrol plan.
+"""iCalendar (RFC 5545) for the weekly patrol plan, written with the ``icalendar`` package.
 
 One ``VEVENT`` per plan window, repeating weekly (``RRULE:FREQ=WEEKLY;BYDAY=..``) on
-the Europe/Amsterdam wall clock: ``DTSTART;TZID=Europe/Amsterdam:...`` with a
-``VTIMEZONE`` that carries the EU summer-time rules (last Sunday of March 02:00 CET
--> 03:00 CEST, last Sunday of October 03:00 CEST -> 02:00 CET; Directive 2000/84/EC),
-so a Friday 22:00 visit stays at 22:00 local time across the clock changes in every
-calendar application (RFC 5545 §3.6.5, §3.8.5.3).
+the wall clock of the rules' time zone: ``DTSTART;TZID=<zone>:...`` with a
+``VTIMEZONE`` generated from the zone database for the span of the events
+(``icalendar.Timezone.from_tzid``), so a Friday 22:00 visit stays at 22:00 local
+time across the clock changes in every calendar application (RFC 5545 §3.6.5,
+§3.8.5.3). The library does the line folding, the TEXT escaping and the CRLF line
+ends (§3.1, §3.3.11).
 
-Standard library only; written by hand so the output is byte-stable (CRLF line
-ends, lines folded at 75 octets, TEXT values escaped; RFC 5545 §3.1, §3.3.11).
+The events repeat until the next plan is due (``count`` weeks, ``--valid-weeks``,
+default 4): a plan is refitted on new data, and a calendar that keeps sending
+officers to last season's windows is worse than none. Titles and descriptions follow
+``--lang`` (Dutch by default).
 """
 
 from __future__ import annotations
@@ -18,33 +21,23 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
-__all__ = ["IcsEvent", "events_for_windows", "render_calendar", "weekly_event"]
+import icalendar
 
-TZID: Final = "Europe/Amsterdam"
+from klankkast.analysis.rules import Rules
+
+__all__ = ["IcsEvent", "event_texts", "events_for_windows", "render_calendar", "weekly_event"]
+
+#: the default zone: the rules' default timezone (plan.py passes the rules' own)
+TZID: Final = Rules().timezone
 _BYDAY: Final = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-_PRODID: Final = "-//klankkast//patrol plan//EN"
-
-_VTIMEZONE: Final = (
-    "BEGIN:VTIMEZONE",
-    f"TZID:{TZID}",
-    "X-LIC-LOCATION:Europe/Amsterdam",
-    "BEGIN:DAYLIGHT",
-    "TZOFFSETFROM:+0100",
-    "TZOFFSETTO:+0200",
-    "TZNAME:CEST",
-    "DTSTART:19700329T020000",
-    "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
-    "END:DAYLIGHT",
-    "BEGIN:STANDARD",
-    "TZOFFSETFROM:+0200",
-    "TZOFFSETTO:+0100",
-    "TZNAME:CET",
-    "DTSTART:19701025T030000",
-    "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
-    "END:STANDARD",
-    "END:VTIMEZONE",
-)
+_PRODID: Final = "-//klankkast//patrol plan//NL"
+_DAYS: Final = {
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    "nl": ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag"),
+}
+_EN_DAYS: Final = _DAYS["en"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +45,7 @@ class IcsEvent:
     """A weekly event: first local start, duration, title and description."""
 
     uid: str
-    start_local: dt.datetime  # naive, Europe/Amsterdam wall clock
+    start_local: dt.datetime  # naive, on the wall clock of the calendar's zone
     duration_min: int
     summary: str
     description: str = ""
@@ -82,79 +75,83 @@ def weekly_event(
     return IcsEvent(uid, start, duration_min, summary, description, count)
 
 
-def _escape(text: str) -> str:
-    """TEXT escaping of RFC 5545 §3.3.11."""
-    return (
-        text.replace("\\", "\\\\")
-        .replace(";", "\\;")
-        .replace(",", "\\,")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-    )
-
-
-def _fold(line: str) -> str:
-    """Fold a content line at 75 octets without splitting a UTF-8 character (§3.1)."""
-    raw = line.encode("utf-8")
-    if len(raw) <= 75:
-        return line
-    parts: list[str] = []
-    current = b""
-    limit = 75
-    for ch in line:
-        b = ch.encode("utf-8")
-        if len(current) + len(b) > limit:
-            parts.append(current.decode("utf-8"))
-            current = b""
-            limit = 74  # continuation lines start with one space
-        current += b
-    parts.append(current.decode("utf-8"))
-    return "\r\n ".join(parts)
-
-
-def _event_lines(ev: IcsEvent, stamp: str) -> list[str]:
-    rrule = f"RRULE:FREQ=WEEKLY;BYDAY={_BYDAY[ev.start_local.weekday()]}"
-    if ev.count is not None:
-        rrule += f";COUNT={ev.count}"
-    hours, minutes = divmod(ev.duration_min, 60)
-    duration = "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
-    lines = [
-        "BEGIN:VEVENT",
-        f"UID:{ev.uid}",
-        f"DTSTAMP:{stamp}",
-        f"DTSTART;TZID={TZID}:{ev.start_local.strftime('%Y%m%dT%H%M%S')}",
-        f"DURATION:{duration if duration != 'PT' else 'PT0M'}",
-        rrule,
-        f"SUMMARY:{_escape(ev.summary)}",
-    ]
-    if ev.description:
-        lines.append(f"DESCRIPTION:{_escape(ev.description)}")
-    lines += ["TRANSP:OPAQUE", "END:VEVENT"]
-    return lines
-
-
 def render_calendar(
-    events: Iterable[IcsEvent], *, name: str = "klankkast patrol plan", now: dt.datetime
+    events: Iterable[IcsEvent],
+    *,
+    name: str = "klankkast patrol plan",
+    now: dt.datetime,
+    tz: str = TZID,
 ) -> str:
-    """A complete ``VCALENDAR`` with the Europe/Amsterdam ``VTIMEZONE`` and the events.
+    """A complete ``VCALENDAR`` with the zone's ``VTIMEZONE`` and the events.
 
-    ``now`` (aware) becomes every event's ``DTSTAMP``.
+    ``now`` (aware) becomes every event's ``DTSTAMP``; ``tz`` is the IANA zone of the
+    events' wall clock (the rules' ``timezone``).
     """
-    stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    lines: list[str] = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        f"PRODID:{_PRODID}",
-        "CALSCALE:GREGORIAN",
-        "METHOD:PUBLISH",
-        f"X-WR-CALNAME:{_escape(name)}",
-        f"X-WR-TIMEZONE:{TZID}",
-        *_VTIMEZONE,
-    ]
-    for ev in events:
-        lines += _event_lines(ev, stamp)
-    lines.append("END:VCALENDAR")
-    return "".join(_fold(x) + "\r\n" for x in lines)
+    zone = ZoneInfo(tz)
+    evs = list(events)
+    cal = icalendar.Calendar()
+    cal.add("prodid", _PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", "PUBLISH")
+    cal.add("x-wr-calname", name)
+    cal.add("x-wr-timezone", tz)
+    if evs:
+        first = min(e.start_local for e in evs).date() - dt.timedelta(days=7)
+        weeks = max((e.count or 104) for e in evs)
+        last = max(e.start_local for e in evs).date() + dt.timedelta(weeks=weeks + 1)
+    else:
+        first = now.date()
+        last = first + dt.timedelta(days=365)
+    cal.add_component(icalendar.Timezone.from_tzid(tz, first_date=first, last_date=last))
+    stamp = now.astimezone(dt.UTC)
+    for e in evs:
+        ev = icalendar.Event()
+        ev.add("uid", e.uid)
+        ev.add("dtstamp", stamp)
+        ev.add("dtstart", e.start_local.replace(tzinfo=zone))
+        ev.add("duration", dt.timedelta(minutes=e.duration_min))
+        rule: dict[str, Any] = {"freq": "weekly", "byday": _BYDAY[e.start_local.weekday()]}
+        if e.count is not None:
+            rule["count"] = e.count
+        ev.add("rrule", rule)
+        ev.add("summary", e.summary)
+        if e.description:
+            ev.add("description", e.description)
+        ev.add("transp", "OPAQUE")
+        cal.add_component(ev)
+    text: str = cal.to_ical().decode("utf-8")
+    return text
+
+
+def event_texts(
+    window: Mapping[str, Any], lang: str, weeks_of_history: int | None
+) -> tuple[str, str]:
+    """Title and description of a window's event in ``lang`` (``nl`` or ``en``)."""
+    site = str(window["site"])
+    prob = float(window["probability"])
+    lo, hi = window.get("probability_low"), window.get("probability_high")
+    interval = f" ({float(lo):.0%}–{float(hi):.0%})" if lo is not None and hi is not None else ""
+    weeks = window.get("observed_weeks", weeks_of_history)
+    day = _DAYS[lang][_EN_DAYS.index(str(window["weekday"]))]
+    start, end = window["start"], window["end"]
+    if lang == "nl":
+        summary = f"Controle {site}: overlast waarschijnlijk ({prob:.0%})"
+        description = (
+            f"Binnenplaats {site}, {day} {start}–{end}. Kans dat er dan overlast gemeten wordt: "
+            f"{prob:.0%}{interval}, op grond van {weeks} {'week' if weeks == 1 else 'weken'} "
+            "metingen. Geldt tot het "
+            "volgende controleplan. klankkast controleplan."
+        )
+    else:
+        summary = f"Patrol {site}: nuisance likely ({prob:.0%})"
+        description = (
+            f"Courtyard {site}, {day} {start}–{end}. Probability that nuisance is measured "
+            f"then: {prob:.0%}{interval}, based on {weeks} {'week' if weeks == 1 else 'weeks'} "
+            "of measurements. Valid until "
+            "the next patrol plan. klankkast patrol plan."
+        )
+    return summary, description
 
 
 def events_for_windows(
@@ -162,19 +159,15 @@ def events_for_windows(
     *,
     first_date: dt.date,
     count: int | None,
+    lang: str = "en",
+    weeks_of_history: int | None = None,
 ) -> list[IcsEvent]:
     """Events for the ``windows`` of a ``plan.json`` document."""
-    from klankkast.analysis.patrol import WEEKDAYS
-
     out = []
     for w in windows:
-        weekday = WEEKDAYS.index(str(w["weekday"]))
+        weekday = _EN_DAYS.index(str(w["weekday"]))
         hh, mm = str(w["start"]).split(":")
-        prob = float(w["probability"])
-        lo, hi = w.get("probability_low"), w.get("probability_high")
-        interval = (
-            f" ({float(lo):.0%}-{float(hi):.0%})" if lo is not None and hi is not None else ""
-        )
+        summary, description = event_texts(w, lang, weeks_of_history)
         out.append(
             weekly_event(
                 site=str(w["site"]),
@@ -182,12 +175,8 @@ def events_for_windows(
                 start_min=int(hh) * 60 + int(mm),
                 duration_min=int(w["duration_min"]),
                 first_date=first_date,
-                summary=f"Patrol {w['site']}: nuisance likely ({prob:.0%})",
-                description=(
-                    f"Site {w['site']}, {w['weekday']} {w['start']}-{w['end']} local time. "
-                    f"Probability that nuisance is going on: {prob:.0%}{interval}, "
-                    f"from {w.get('observed_weeks', '?')} observed weeks. klankkast patrol plan."
-                ),
+                summary=summary,
+                description=description,
                 count=count,
             )
         )

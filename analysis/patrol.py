@@ -6,8 +6,8 @@ episode rules and calls :func:`build_plan`.
 
 Model
 -----
-Time is folded onto the *local* week (Europe/Amsterdam wall clock, Monday 00:00 =
-minute 0), because nightlife, closing times and patrol rosters follow the wall
+Time is folded onto the *local* week (the wall clock of the rules' ``timezone``,
+Europe/Amsterdam by default; Monday 00:00 = minute 0), because nightlife, closing times and patrol rosters follow the wall
 clock, not UTC. The history is a grid of whole local weeks at one-minute
 resolution: ``occupied`` (an episode is going on in that minute) and ``covered``
 (levels were measured in that minute).
@@ -37,11 +37,15 @@ is the same model with one-hour windows on the hour.
 Plan
 ----
 With ``K`` visits a week the expected number of visits that find nuisance is the sum
-of the chosen windows' probabilities. Windows of one site must not overlap (a second
-visit during the first one finds nothing new); different sites may be visited at the
-same time (several teams). The maximum is found exactly: a dynamic programme per site
-over the circular week (one pass per possible window straddling Monday 00:00), then
-a max-plus combination of the sites' best values for 0..K visits.
+of the chosen windows' probabilities, **a courtyard-night counted once**: a night runs
+from noon to noon, and a second window at the same courtyard in the same night would
+visit the same party again (Friday 22-00 and Saturday 00-02 are one party), so it adds
+nothing and spare capacity goes to the next best courtyard-night, usually another
+courtyard's (:func:`choose_windows_per_night`). Windows of one site must not overlap;
+different sites may be visited at the same time (several teams). Windows of one site
+that touch are merged into one (:func:`merge_windows`). :func:`choose_windows` keeps
+the previous exact optimum without the night rule (a dynamic programme per site over
+the circular week, then a max-plus combination over sites), for comparison.
 
 Back-test
 ---------
@@ -81,8 +85,11 @@ __all__ = [
     "build_history",
     "build_plan",
     "choose_windows",
+    "choose_windows_per_night",
     "fit",
     "local_minutes",
+    "merge_windows",
+    "night_of",
     "wilson_interval",
     "window_hits",
 ]
@@ -130,6 +137,8 @@ class History:
     week0_min: int
     occupied: np.ndarray  # (S, W, WEEK_MIN) bool
     covered: np.ndarray  # (S, W, WEEK_MIN) bool
+    #: the IANA zone whose wall clock the weeks follow (the rules' ``timezone``)
+    tz: str = TZ
 
     @property
     def n_weeks(self) -> int:
@@ -163,6 +172,10 @@ class History:
         share = self.covered.mean(axis=(0, 2)) if self.covered.size else np.zeros(0)
         weeks = np.intersect1d(np.flatnonzero(share >= MIN_WEEK_COVERAGE), self.complete_weeks())
         return weeks[weeks >= 1]
+
+    def no_backtest_code(self) -> str:
+        """``too_few_weeks`` when no week can be held out, else ""."""
+        return "" if self.heldout_candidates().size else "too_few_weeks"
 
     def no_backtest_reason(self) -> str:
         """Why no week can be held out (empty when some week can)."""
@@ -204,7 +217,7 @@ def build_history(
     """
     if not sites:
         raise PlanError("levels", "no sites", "at least one site with levels")
-    all_min = [local_minutes(level_times_ms.get(s, np.zeros(0))) for s in sites]
+    all_min = [local_minutes(level_times_ms.get(s, np.zeros(0)), tz) for s in sites]
     non_empty = [m for m in all_min if m.size]
     if not non_empty:
         raise PlanError("levels", "no rows", "level rows for at least one site")
@@ -229,9 +242,9 @@ def build_history(
         eps = list(episodes.get(site, ()))
         if eps:
             arr = np.asarray(eps, dtype=np.int64).reshape(-1, 2)
-            s_min = local_minutes(arr[:, 0]) - week0
+            s_min = local_minutes(arr[:, 0], tz) - week0
             # the end is exclusive: the last occupied minute holds end - 1 ms
-            e_min = local_minutes(np.maximum(arr[:, 1] - 1, arr[:, 0])) - week0
+            e_min = local_minutes(np.maximum(arr[:, 1] - 1, arr[:, 0]), tz) - week0
             a = np.floor(s_min).astype(np.int64)
             # in the repeated autumn hour a local end can precede the local start: such
             # an episode keeps its duration from its local start
@@ -244,6 +257,7 @@ def build_history(
         week0_min=week0,
         occupied=occupied.reshape(shape),
         covered=covered.reshape(shape),
+        tz=tz,
     )
 
 
@@ -481,6 +495,62 @@ def choose_windows(
     return sorted(chosen)
 
 
+#: a patrol night runs from noon to noon: Friday 22:00-00:00 and Saturday 00:00-02:00
+#: are both Friday's night (one party)
+NIGHT_START_MIN: Final = 12 * 60
+
+
+def night_of(start_min: np.ndarray | int) -> np.ndarray:
+    """Night index (0 = Monday's night, from Monday 12:00 to Tuesday 12:00; Monday
+    before noon belongs to Sunday's night, 6) of window starts in minutes of the week."""
+    out: np.ndarray = ((np.asarray(start_min) - NIGHT_START_MIN) // DAY_MIN) % 7
+    return out
+
+
+def choose_windows_per_night(
+    score: np.ndarray, capacity: int, step_min: int, duration_min: int
+) -> list[tuple[int, int]]:
+    """Choose at most ``capacity`` windows, counting a courtyard-night once.
+
+    A second window at the same site in the same night (noon to noon,
+    :func:`night_of`) would visit the same party again: it adds nothing to the
+    objective, so it is never chosen, and spare capacity goes to the next best
+    site-night — another courtyard's, or another night of the same courtyard.
+    The objective (the sum of the chosen windows' scores, at most one per site-night,
+    windows of one site not overlapping) is maximised greedily: the best window of
+    every site-night, best first. This is exact unless two of a site's best windows
+    meet at noon (then the later one is skipped for an overlap). Returns
+    ``(site_index, candidate_index)`` pairs, sorted.
+    """
+    if capacity < 1:
+        raise PlanError("capacity", capacity, "a positive number of visits per week")
+    s_n, n = score.shape
+    starts = np.arange(n) * step_min
+    nights = night_of(starts)
+    order = np.lexsort((np.tile(np.arange(n), s_n), -score.ravel()))
+    used: set[tuple[int, int]] = set()
+    chosen: list[tuple[int, int]] = []
+    taken: dict[int, list[int]] = {}
+    for flat in order:
+        if len(chosen) >= capacity:
+            break
+        s, c = divmod(int(flat), n)
+        key = (s, int(nights[c]))
+        if key in used:
+            continue
+        a = int(starts[c])
+        clash = any(
+            (a - b) % WEEK_MIN < duration_min or (b - a) % WEEK_MIN < duration_min
+            for b in taken.get(s, [])
+        )
+        if clash:
+            continue
+        used.add(key)
+        taken.setdefault(s, []).append(a)
+        chosen.append((s, c))
+    return sorted(chosen)
+
+
 # -- results ------------------------------------------------------------------------
 
 
@@ -529,10 +599,12 @@ def _hhmm(minutes: int) -> str:
 
 def _plan_from_model(model: SlotModel, capacity: int) -> list[tuple[int, int]]:
     score = np.where(model.site_observed[:, None], model.mean + 0.05 * model.frac, 0.0)
-    return choose_windows(score, capacity, model.step_min, model.duration_min)
+    return choose_windows_per_night(score, capacity, model.step_min, model.duration_min)
 
 
 def _windows(model: SlotModel, chosen: Sequence[tuple[int, int]]) -> list[Window]:
+    """The chosen windows; back-to-back (or overlapping) windows of one site are merged
+    into one longer window with the larger probability and the smaller week counts."""
     out = []
     for s, c in chosen:
         start = c * model.step_min
@@ -549,8 +621,58 @@ def _windows(model: SlotModel, chosen: Sequence[tuple[int, int]]) -> list[Window
                 hit_weeks=int(model.k[s, c]),
             )
         )
+    return merge_windows(out)
+
+
+def merge_windows(windows: Sequence[Window]) -> list[Window]:
+    """Merge windows of one site that touch or overlap on the circular week.
+
+    Fri 22:00-00:00 and Sat 00:00-02:00 become Fri 22:00-02:00: one visit, not two.
+    The merged window keeps the larger probability (with its interval) and the
+    smaller observed/hit week counts.
+    """
+    by_site: dict[str, list[Window]] = {}
+    for w in windows:
+        by_site.setdefault(w.site, []).append(w)
+    out: list[Window] = []
+    for ws in by_site.values():
+        ws = sorted(ws, key=lambda w: w.weekday * DAY_MIN + w.start_min)
+        merged: list[Window] = []
+        for w in ws:
+            if merged:
+                last = merged[-1]
+                a = last.weekday * DAY_MIN + last.start_min
+                b = w.weekday * DAY_MIN + w.start_min
+                if b <= a + last.duration_min:
+                    merged[-1] = _join(last, w, max(last.duration_min, b - a + w.duration_min))
+                    continue
+            merged.append(w)
+        # the last window may run past Sunday into the first one
+        if len(merged) > 1:
+            last, first = merged[-1], merged[0]
+            a = last.weekday * DAY_MIN + last.start_min
+            b = first.weekday * DAY_MIN + first.start_min + WEEK_MIN
+            if b <= a + last.duration_min:
+                merged[-1] = _join(last, first, max(last.duration_min, b - a + first.duration_min))
+                merged.pop(0)
+        out.extend(merged)
     out.sort(key=lambda x: (x.weekday, x.start_min, x.site))
     return out
+
+
+def _join(a: Window, b: Window, duration_min: int) -> Window:
+    best = a if a.probability >= b.probability else b
+    return Window(
+        site=a.site,
+        weekday=a.weekday,
+        start_min=a.start_min,
+        duration_min=min(duration_min, WEEK_MIN),
+        probability=best.probability,
+        probability_low=best.probability_low,
+        probability_high=best.probability_high,
+        observed_weeks=min(a.observed_weeks, b.observed_weeks),
+        hit_weeks=min(a.hit_weeks, b.hit_weeks),
+    )
 
 
 def wilson_interval(hits: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
@@ -576,6 +698,11 @@ class Backtest:
     per_week: list[dict[str, Any]] = field(default_factory=list)
     #: why there is no plan hit rate, in words (empty when there is one)
     reason: str = ""
+    #: the same as a code for translations: ``too_few_weeks``, ``not_asked``
+    reason_code: str = ""
+    #: local weeks the history spans, and how many of them are complete
+    history_weeks: int = 0
+    complete_weeks: int = 0
 
     @staticmethod
     def _rate(h: int, n: int) -> float | None:
@@ -611,7 +738,17 @@ class Backtest:
             "ci_method": "Wilson score 95% (plan, historical); 2.5-97.5 percentiles of 1000 random plans",
             "per_week": self.per_week,
             "reason": self._reason(rp),
+            "reason_code": self._reason_code(rp),
+            "history_weeks": self.history_weeks,
+            "complete_weeks": self.complete_weeks,
         }
+
+    def _reason_code(self, rate: float | None) -> str | None:
+        if rate is not None:
+            return None
+        if self.reason:
+            return self.reason_code or "too_few_weeks"
+        return "no_levels_in_windows"
 
     def _reason(self, rate: float | None) -> str | None:
         if rate is not None:
@@ -635,10 +772,11 @@ class Plan:
     weeks_of_history: int
     first_week: str
     prior_weeks: float = 4.0
+    timezone: str = TZ
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "timezone": TZ,
+            "timezone": self.timezone,
             "capacity": self.capacity,
             "duration_min": self.duration_min,
             "step_min": self.step_min,
@@ -650,7 +788,11 @@ class Plan:
             "hour_of_week": {s: [round(p, 4) for p in v] for s, v in self.hour_of_week.items()},
             "model": (
                 "Beta-Binomial per site and window, pooled towards the site's daily profile; "
-                "windows on the Europe/Amsterdam wall clock, Monday 00:00 = start of week"
+                f"windows on the {self.timezone} wall clock, Monday 00:00 = start of week"
+            ),
+            "objective": (
+                "expected visits finding nuisance, a courtyard-night (noon to noon) counted "
+                "once; back-to-back windows of one courtyard merged"
             ),
             "hit_definition": (
                 "a planned window finds nuisance when episodes fill more than half of it; "
@@ -670,10 +812,10 @@ def _visit_hits(
         z = np.zeros(0, dtype=np.int64)
         return z, z.astype(bool), z.astype(bool)
     arr = np.asarray(rows, dtype=np.int64)
-    start = np.floor(local_minutes(arr[:, 1]) - history.week0_min).astype(np.int64)
+    start = np.floor(local_minutes(arr[:, 1], history.tz) - history.week0_min).astype(np.int64)
     left = arr[:, 2]
     left = np.where(left > arr[:, 1], left, arr[:, 1] + duration_min * 60_000)
-    stop = np.floor(local_minutes(left - 1) - history.week0_min).astype(np.int64) + 1
+    stop = np.floor(local_minutes(left - 1, history.tz) - history.week0_min).astype(np.int64) + 1
     total = history.n_weeks * WEEK_MIN
     occ = history.occupied.reshape(len(history.sites), -1)
     cov = history.covered.reshape(len(history.sites), -1)
@@ -708,11 +850,14 @@ def backtest(
     """
     if weeks < 0:
         raise PlanError("weeks", weeks, "0 (no back-test) or more held-out weeks")
+    n_complete = int(history.complete_weeks().size)
     if weeks == 0:
         return Backtest(
             weeks=0, plan_hits=0, plan_visits=0, historical_hits=0, historical_visits=0,
             random_rate=None, random_interval=None,
-            reason=history.no_backtest_reason() or "no back-test was asked for (--weeks 0)",
+            reason=history.no_backtest_reason() or "no back-test was asked for",
+            reason_code=history.no_backtest_code() or "not_asked",
+            history_weeks=history.n_weeks, complete_weeks=n_complete,
         )  # fmt: skip
     candidates = history.heldout_candidates()
     if weeks > candidates.size:
@@ -772,6 +917,8 @@ def backtest(
         random_rate=rand_rate,
         random_interval=rand_int,
         per_week=per_week,
+        history_weeks=history.n_weeks,
+        complete_weeks=n_complete,
     )
 
 
@@ -815,4 +962,5 @@ def build_plan(
         weeks_of_history=history.n_weeks,
         first_week=_week_label(history, 0),
         prior_weeks=prior_weeks,
+        timezone=history.tz,
     )

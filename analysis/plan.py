@@ -6,17 +6,21 @@ rules (:func:`klankkast.analysis.episodes.detect`), fits the patrol model
 
 ``DIR/plan.json``
     ``windows`` (each ``site``, ``weekday`` (English name, Monday-Sunday),
-    ``weekday_iso`` (1-7), ``start`` / ``end`` (``HH:MM`` local Europe/Amsterdam;
-    ``end_weekday`` when the window runs past midnight), ``duration_min``,
-    ``probability`` (posterior mean that a visit then finds nuisance) with
-    ``probability_low`` / ``probability_high`` (90 % credible interval),
-    ``observed_weeks``, ``hit_weeks``); ``backtest`` (``weeks``, ``hit_rate_plan``,
-    ``hit_rate_historical``, ``hit_rate_random``, each with a ``*_ci`` 95 % interval,
-    visit and hit counts, ``per_week``); ``hour_of_week`` (per site, 168 probabilities,
-    Monday 00:00 first); the parameters.
+    ``weekday_iso`` (1-7), ``start`` / ``end`` (``HH:MM`` on the wall clock of the rules'
+    ``timezone``, Europe/Amsterdam by default; ``end_weekday`` when the window runs past
+    midnight), ``duration_min``, ``probability`` (posterior mean that a visit then finds
+    nuisance) with ``probability_low`` / ``probability_high`` (90 % credible interval),
+    ``observed_weeks``, ``hit_weeks``); at most one window per courtyard-night (noon to
+    noon), back-to-back windows of one courtyard merged; ``backtest`` (``weeks``,
+    ``hit_rate_plan``, ``hit_rate_historical``, ``hit_rate_random``, each with a ``*_ci``
+    95 % interval, visit and hit counts, ``per_week``; without a rate ``reason`` in words
+    and ``reason_code``); ``hour_of_week`` (per site, 168 probabilities, Monday 00:00
+    first); ``valid_weeks``, ``lang``, ``timezone`` and the parameters.
 ``DIR/plan.ics``
-    One weekly recurring event per window (``RRULE:FREQ=WEEKLY``) in
-    Europe/Amsterdam with its ``VTIMEZONE``, importable by calendar applications.
+    One weekly recurring event per window (``RRULE:FREQ=WEEKLY;COUNT=N``, N =
+    ``--valid-weeks``, default 4: until the next plan is due) in the rules' time zone
+    with its ``VTIMEZONE``, written with the ``icalendar`` package; title and
+    description (probability, based on how many weeks) in ``--lang`` (Dutch by default).
 
 ``klankkast-analyze report --plan DIR/plan.json`` adds the plan as a section of the
 report.
@@ -37,7 +41,10 @@ import numpy as np
 
 from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time_arg
 
-__all__ = ["add_arguments", "main", "run"]
+__all__ = ["DEFAULT_WEEKS", "add_arguments", "main", "run"]
+
+#: held-out weeks of the back-test when --weeks is not given (fewer when the data has fewer)
+DEFAULT_WEEKS = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,13 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "going on (Beta-Binomial, pooled towards the site's daily profile), the K windows of D "
         "minutes that maximise the expected number of visits finding nuisance, and a back-test "
         "on the last W weeks (each fitted on the weeks before it) against the real visits and "
-        "random plans of the same capacity. Writes DIR/plan.json and DIR/plan.ics (weekly "
-        "events, Europe/Amsterdam).",
+        "random plans of the same capacity. A courtyard-night counts once. Writes "
+        "DIR/plan.json and DIR/plan.ics (weekly events until the next plan is due).",
         width=88,
     )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = LEVELS_FORMS + (
-        "Weeks and windows follow the Europe/Amsterdam wall clock (Monday 00:00 starts a week).\n"
+        "Weeks and windows follow the wall clock of the rules' timezone (Europe/Amsterdam by\n"
+        "default; Monday 00:00 starts a week).\n"
         "Add the plan to the report with: klankkast-analyze report ... --plan DIR/plan.json"
     )
     add_source_arguments(parser, "history")
@@ -68,8 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="minutes per visit window (default 120)",
     )  # fmt: skip
     parser.add_argument(
-        "--weeks", type=int, default=4, metavar="W",
-        help="held-out weeks of the back-test (default 4; at most the weeks of data - 1)",
+        "--weeks", type=int, default=None, metavar="W",
+        help="held-out complete weeks of the back-test (default: up to 4, as many as the "
+        "data allows)",
     )  # fmt: skip
     parser.add_argument(
         "--step", type=int, default=30, metavar="MIN",
@@ -81,11 +90,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--calendar-start", metavar="DATE",
-        help="first date of the calendar events (default: today, Europe/Amsterdam)",
+        help="first date of the calendar events (default: today in the rules' time zone)",
     )  # fmt: skip
     parser.add_argument(
-        "--calendar-weeks", type=int, default=13, metavar="N",
-        help="weekly occurrences per event (default 13; 0 = no end)",
+        "--valid-weeks", type=int, default=4, metavar="N",
+        help="weeks until the next plan is due: the calendar events repeat that often "
+        "(default 4)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calendar-weeks", type=int, default=None, metavar="N",
+        help="(older name) weekly occurrences per event; 0 = no end. Overrides --valid-weeks",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lang", choices=("nl", "en"), default="nl",
+        help="language of the calendar events (default nl)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-plan baseline")
     parser.add_argument(
@@ -116,11 +134,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ("--capacity", args.capacity, 1),
         ("--duration", args.duration, 1),
         ("--weeks", args.weeks, 1),
+        ("--valid-weeks", getattr(args, "valid_weeks", 4), 1),
     ):
-        if value < lo:
+        if value is not None and value < lo:
             raise PlanError(key, value, f"must be at least {lo}")
-    if args.calendar_weeks < 0:
+    if args.calendar_weeks is not None and args.calendar_weeks < 0:
         raise PlanError("--calendar-weeks", args.calendar_weeks, "must be 0 (no end) or more")
+    lang = getattr(args, "lang", "nl")
 
     start_ms, end_ms = time_arg("--from", args.t_from), time_arg("--to", args.t_to)
     now = dt.datetime.now(dt.UTC)
@@ -130,7 +150,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         now = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
         if end_ms is None:
             end_ms = now_ms
-    first_date = now.astimezone(ZoneInfo(patrol.TZ)).date()
+    rules = load_rules(args.rules)
+    first_date = now.astimezone(ZoneInfo(rules.timezone)).date()
     if args.calendar_start:
         try:
             first_date = dt.date.fromisoformat(args.calendar_start)
@@ -139,7 +160,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "--calendar-start", args.calendar_start, "must be a date YYYY-MM-DD"
             ) from None
     progress = _progress(args.quiet)
-    rules = load_rules(args.rules)
     progress(0.0, "loading levels")
     grids = load_grids(
         args.levels, start_ms=start_ms, end_ms=end_ms, node_combine=rules.node_combine,
@@ -159,40 +179,48 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.visits:
         visits = [(v.site, v.arrived_ms, v.left_ms) for v in load_visits(args.visits)]
     progress(0.7, "fitting and back-testing the plan")
-    history = patrol.build_history(sites, level_times, episodes, level_step_s=steps)
-    weeks = args.weeks
+    history = patrol.build_history(
+        sites, level_times, episodes, level_step_s=steps, tz=rules.timezone
+    )
     available = int(history.heldout_candidates().size)
-    if weeks > available:
-        if available < 1:
-            # still a plan, from all the data there is; marked as not back-tested
-            print(
-                f"klankkast-analyze plan: not back-tested: {history.no_backtest_reason()}",
-                file=sys.stderr,
-            )
-            weeks = 0
-        else:
-            weeks = available
-            print(
-                f"klankkast-analyze plan: --weeks {args.weeks}: the levels span "
-                f"{history.n_weeks} local week(s), {available} of them complete, at least half "
-                f"measured and after a first week to fit on; back-testing the last {weeks}",
-                file=sys.stderr,
-            )
+    weeks = min(DEFAULT_WEEKS, available) if args.weeks is None else args.weeks
+    if available < 1:
+        # still a plan, from all the data there is; marked as not back-tested
+        print(
+            f"klankkast-analyze plan: not back-tested: {history.no_backtest_reason()}",
+            file=sys.stderr,
+        )
+        weeks = 0
+    elif weeks > available:
+        weeks = available
+        print(
+            f"klankkast-analyze plan: --weeks {args.weeks}: the levels span "
+            f"{history.n_weeks} local week(s), {available} of them complete, at least half "
+            f"measured and after a first week to fit on; back-testing the last {weeks}",
+            file=sys.stderr,
+        )
     plan = patrol.build_plan(
         history, capacity=args.capacity, duration_min=args.duration, weeks=weeks,
         step_min=args.step, visits=visits, prior_weeks=args.prior_weeks, seed=args.seed,
     )  # fmt: skip
     doc: dict[str, Any] = plan.to_json()
-    doc["backtest"]["weeks_requested"] = args.weeks
+    doc["backtest"]["weeks_requested"] = args.weeks if args.weeks is not None else DEFAULT_WEEKS
     doc["episodes"] = {s: len(v) for s, v in episodes.items()}
     doc["rules"] = args.rules or "defaults"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    count = args.valid_weeks if args.calendar_weeks is None else (args.calendar_weeks or None)
+    doc["valid_weeks"] = count
+    doc["lang"] = lang
     (out / "plan.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     events = ics.events_for_windows(
-        doc["windows"], first_date=first_date, count=args.calendar_weeks or None
+        doc["windows"], first_date=first_date, count=count, lang=lang,
+        weeks_of_history=history.n_weeks,
+    )  # fmt: skip
+    name = {"nl": "klankkast controleplan", "en": "klankkast patrol plan"}[lang]
+    (out / "plan.ics").write_text(
+        ics.render_calendar(events, now=now, tz=rules.timezone, name=name), newline=""
     )
-    (out / "plan.ics").write_text(ics.render_calendar(events, now=now), newline="")
     progress(1.0, "done")
     return doc
 

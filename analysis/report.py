@@ -5,7 +5,9 @@ Loads levels (:mod:`~klankkast.analysis.levels`), complaints and visits
 (:mod:`~klankkast.analysis.episodes`), correlates them
 (:mod:`~klankkast.analysis.correlate`) and writes ``DIR/summary.json``,
 ``DIR/episodes.csv``, ``DIR/complaints.csv``, ``DIR/visits.csv`` and a
-self-contained ``DIR/report.html`` (plots embedded as base64 PNG).
+self-contained ``DIR/report.html`` (:mod:`~klankkast.analysis.report_html`: per
+complaint, per visit and per courtyard, inline SVG traces and heat maps, the timelines
+as embedded PNG).
 
 The report states measurements and the rule that fired; it does not pronounce
 legal violations (neighbour noise falls under municipal by-laws without dB limits).
@@ -16,15 +18,12 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import html
 import io
 import json
 import math
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,7 +31,7 @@ import numpy as np
 
 from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time_arg
 from klankkast.analysis.correlate import Coverage, Findings, analyse
-from klankkast.analysis.episodes import SiteGrid, detect
+from klankkast.analysis.episodes import Episode, SiteGrid, detect
 from klankkast.analysis.errors import AnalysisError, ConfigError, InputErrors
 from klankkast.analysis.importer import (
     Complaint,
@@ -44,16 +43,25 @@ from klankkast.analysis.importer import (
     visit_lines,
 )
 from klankkast.analysis.levels import episode_lines, load_grids, write_lines
+from klankkast.analysis.report_html import (
+    LevelSeries,
+    findings_text,
+    level_series,
+    plan_section,
+)
+from klankkast.analysis.report_html import render_html as _render_html
 from klankkast.analysis.rules import Rules, load_rules
 from klankkast.analysis.timeutil import format_local, local_datetime
 
-__all__ = ["Progress", "add_arguments", "main", "render_html", "run", "write_outputs"]
-
-_EN_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-_WEEKDAYS = {
-    "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
-    "nl": ["ma", "di", "wo", "do", "vr", "za", "zo"],
-}
+__all__ = [
+    "Progress",
+    "add_arguments",
+    "cli_summary",
+    "main",
+    "render_html",
+    "run",
+    "write_outputs",
+]
 
 
 class Progress:
@@ -127,8 +135,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, dict[str, Any]]:
-    """Load, detect and correlate; return the findings, rules and run metadata."""
+def run(
+    args: argparse.Namespace, progress: Progress, grids_out: list[SiteGrid] | None = None
+) -> tuple[Findings, Rules, dict[str, Any]]:
+    """Load, detect and correlate; return the findings, rules and run metadata.
+
+    ``grids_out`` receives the per-site level grids (for the report's level traces)."""
     rules = load_rules(args.rules)
     start = time_arg("--from", args.t_from)
     end = time_arg("--to", args.t_to)
@@ -151,6 +163,8 @@ def run(args: argparse.Namespace, progress: Progress) -> tuple[Findings, Rules, 
         progress=lambda f: progress(0.02 + 0.3 * f, "loading levels"),
         node_grids_out=per_node,
     )
+    if grids_out is not None:
+        grids_out.extend(grids)
     span = (
         start if start is not None else min(g.t0_ms for g in grids),
         end if end is not None else max(g.end_ms for g in grids),
@@ -204,11 +218,15 @@ def main(args: argparse.Namespace) -> int:
     """Run ``klankkast-analyze report``."""
     progress = Progress(enabled=not args.quiet)
     try:
-        findings, rules, meta = run(args, progress)
+        grids: list[SiteGrid] = []
+        findings, rules, meta = run(args, progress, grids)
         progress(0.9, "writing outputs")
         out = Path(args.out)
         plan = _load_plan(args.plan) if args.plan else None
-        summary = write_outputs(findings, rules, meta, out, lang=args.lang, plan=plan)
+        series = {g.site: level_series(g, rules, findings.episodes) for g in grids}
+        summary = write_outputs(
+            findings, rules, meta, out, lang=args.lang, plan=plan, series=series
+        )
         if args.influx:
             lines = (
                 complaint_lines(c.complaint for c in findings.complaints)
@@ -224,13 +242,25 @@ def main(args: argparse.Namespace) -> int:
     except AnalysisError as err:
         print(f"klankkast-analyze report: {err}", file=sys.stderr)
         return 1
-    c, v, e = summary["complaints"], summary["visits"], summary["episodes"]
-    print(
-        f"{e['count']} episodes, {c['corroborated']}/{c['total']} complaints corroborated, "
-        f"{v['during_nuisance']}/{v['total']} visits during nuisance; "
-        f"p = {summary['association']['p_value']}; wrote {out}"
-    )
+    print(cli_summary(summary) + f"; wrote {out}")
     return 0
+
+
+def cli_summary(summary: dict[str, Any]) -> str:
+    """The one line ``report`` prints: episodes, complaints, visits and the test."""
+    c, v, e = summary["complaints"], summary["visits"], summary["episodes"]
+    p = summary["association"]["p_value"]
+    if not c["total"]:
+        complaints, test = "no complaints in the period", "no association test"
+    else:
+        complaints = f"{c['corroborated']}/{c['total']} complaints corroborated"
+        test = "too few data for an association test" if p is None else f"p = {p:.3f}"
+    visits = (
+        "no visits in the period"
+        if not v["total"]
+        else f"{v['during_nuisance']}/{v['total']} visits during nuisance"
+    )
+    return f"{e['count']} episodes, {complaints}, {visits}; {test}"
 
 
 def _load_plan(path: str) -> dict[str, Any]:
@@ -258,6 +288,13 @@ def _num(x: float | None, nd: int = 1) -> str:
     return f"{x:.{nd}f}"
 
 
+def _episode_numbers(ep: Episode | None) -> list[str]:
+    """LAeq, LAFmax, bass, rule, specific of a matched episode (empty without one)."""
+    if ep is None:
+        return ["", "", "", "", ""]
+    return [_num(ep.laeq_db), _num(ep.lafmax_db), _num(ep.bass_db), ep.rule, _num(ep.specific_db)]
+
+
 def write_outputs(
     f: Findings,
     rules: Rules,
@@ -266,8 +303,11 @@ def write_outputs(
     *,
     lang: str = "nl",
     plan: dict[str, Any] | None = None,
+    series: dict[str, LevelSeries] | None = None,
 ) -> dict[str, Any]:
-    """Write the five output files; return the summary."""
+    """Write the five output files; return the summary.
+
+    ``series`` (per site, :func:`report_html.level_series`) gives the level traces."""
     out.mkdir(parents=True, exist_ok=True)
     tz = rules.timezone
     summary = f.summary()
@@ -305,187 +345,49 @@ def write_outputs(
         w = csv.writer(fh)
         w.writerow(
             ["id", "site", "received_at", "incident_start", "incident_end", "category", "source",
-             "verdict", "episode_start", "episode_end", "lag_minutes"]
+             "verdict", "episode_start", "episode_end", "lag_minutes", "LAeq", "LAFmax",
+             "bass", "rule", "specific"]
         )  # fmt: skip
         for cv in f.complaints:
             c = cv.complaint
+            ep = cv.episode
             w.writerow(
                 [c.id, c.site, _iso(c.received_ms, tz), _iso(c.incident_start_ms, tz),
                  _iso(c.incident_end_ms, tz), c.category, c.source, cv.verdict,
-                 _iso(cv.episode_start_ms, tz), _iso(cv.episode_end_ms, tz), _num(cv.lag_min)]
+                 _iso(cv.episode_start_ms, tz), _iso(cv.episode_end_ms, tz), _num(cv.lag_min),
+                 *(_episode_numbers(ep))]
             )  # fmt: skip
     with (out / "visits.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(
             ["id", "site", "arrived_at", "left_at", "outcome", "complaint_ids", "verdict",
-             "minutes_after_end", "episode_start", "episode_end"]
+             "minutes_after_end", "episode_start", "episode_end", "minutes_after_start",
+             "response_minutes", "LAeq", "LAFmax", "bass", "rule", "specific"]
         )  # fmt: skip
         for vv in f.visits:
             v = vv.visit
             w.writerow(
                 [v.id, v.site, _iso(v.arrived_ms, tz), _iso(v.left_ms, tz), v.outcome,
                  ";".join(v.complaint_ids), vv.verdict, _num(vv.minutes_after_end),
-                 _iso(vv.episode_start_ms, tz), _iso(vv.episode_end_ms, tz)]
+                 _iso(vv.episode_start_ms, tz), _iso(vv.episode_end_ms, tz),
+                 _num(vv.minutes_from_start), _num(vv.response_min),
+                 *(_episode_numbers(vv.episode))]
             )  # fmt: skip
     (out / "report.html").write_text(
-        render_html(f, summary, rules, meta, lang=lang, plan=plan), encoding="utf-8"
+        render_html(f, summary, rules, meta, lang=lang, plan=plan, series=series),
+        encoding="utf-8",
     )
     return dict(summary)
 
 
 # --------------------------------------------------------------------------- HTML
-_T = {
-    "title": {"en": "Noise nuisance: measurements, complaints and visits",
-              "nl": "Geluidsoverlast: metingen, klachten en controles"},
-    "period": {"en": "Period analysed", "nl": "Geanalyseerde periode"},
-    "findings": {"en": "Findings", "nl": "Bevindingen"},
-    "heatmap": {"en": "Week view: measured nuisance and complaints by hour of week",
-                "nl": "Weekbeeld: gemeten overlast en klachten per uur van de week"},
-    "timeline": {"en": "Timeline per site", "nl": "Tijdlijn per locatie"},
-    "plan": {"en": "Patrol plan", "nl": "Controleplan"},
-    "method": {"en": "Method and rules", "nl": "Methode en regels"},
-    "minutes": {"en": "nuisance minutes", "nl": "minuten overlast"},
-    "complaints": {"en": "complaints (incident start)", "nl": "klachten (begin incident)"},
-    "legal": {
-        "en": "This report states measured levels and which detection rule fired. It does "
-              "not establish legal violations: neighbour noise falls under municipal by-laws "
-              "that set no dB limits.",
-        "nl": "Dit rapport geeft gemeten niveaus en welke detectieregel afging. Het stelt "
-              "geen overtredingen vast: burenlawaai valt onder de APV, die geen dB-grenzen "
-              "noemt.",
-    },
-}  # fmt: skip
-
-
-def rules_text(rules: Rules, lang: str) -> str:
-    """What the episode rules mean, in the report's method section (issue 15)."""
-    if rules.node_combine == "mean":
-        nodes = {"en": "The nodes of a site are combined by energy mean (microphones in one "
-                       "courtyard hear the same sound field).",
-                 "nl": "De meters van één locatie worden energetisch gemiddeld (microfoons in "
-                       "één binnenplaats horen hetzelfde geluidsveld)."}[lang]  # fmt: skip
-    else:
-        nodes = {"en": "The nodes of a site are summed by energy.",
-                 "nl": "De meters van één locatie worden energetisch opgeteld."}[lang]  # fmt: skip
-    if rules.residual == "quiet_laeq":
-        res = {
-            "en": f"The residual level is the LAeq of the preceding "
-                  f"{rules.background_window_s // 60} min (its 5-min LAeqs up to their "
-                  f"{100 * rules.residual_quantile:.0f}th percentile), held from the start of "
-                  "an episode until it ends, so the noise assessed never becomes its own "
-                  "residual.",
-            "nl": f"Het residuele niveau is de LAeq van de voorafgaande "
-                  f"{rules.background_window_s // 60} min (de 5-min-LAeq's tot hun "
-                  f"{100 * rules.residual_quantile:.0f}e percentiel), vastgehouden vanaf het "
-                  "begin van een episode tot het einde.",
-        }[lang]  # fmt: skip
-    else:
-        res = {"en": "The background is the median of per-minute LA90 (previous rules).",
-               "nl": "De achtergrond is de mediaan van LA90 per minuut (vorige regels)."}[lang]  # fmt: skip
-    if rules.absolute_level == "specific":
-        ab = {
-            "en": "Rule 'absolute': the limits apply to the specific level, the total with "
-                  "the residual subtracted by energy (ISO 1996-2); under "
-                  f"{rules.specific_min_db:g} dB above the residual it cannot be determined "
-                  "and the rule does not fire. Rule 'emergence': the 5-min LAeq exceeds the "
-                  "residual by more than the period's emergence. Each episode lists the rule "
-                  "that fired, its residual and its specific level.",
-            "nl": "Regel 'absolute': de grenswaarden gelden voor het specifieke niveau, het "
-                  "totaal met het residuele geluid energetisch afgetrokken (ISO 1996-2); "
-                  f"minder dan {rules.specific_min_db:g} dB boven het residu is dat niet te "
-                  "bepalen en gaat de regel niet af. Regel 'emergence': de 5-min-LAeq ligt "
-                  "meer dan de toegestane emergentie boven het residu. Elke episode vermeldt "
-                  "de regel, het residu en het specifieke niveau.",
-        }[lang]  # fmt: skip
-    else:
-        ab = {"en": "Rule 'absolute': the limits apply to the total level (previous rules).",
-              "nl": "Regel 'absolute': grenswaarden op het totale niveau (vorige regels)."}[lang]  # fmt: skip
-    return f"{nodes} {res} {ab}"
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.0f}%"
-
-
 def _findings_text(s: dict[str, Any], lang: str) -> list[str]:
-    c, v, e, a = s["complaints"], s["visits"], s["episodes"], s["association"]
-    p = a["p_value"]
-    out = []
-    if lang == "nl":
-        out.append(
-            f"Van de {c['total']} klachten vallen er {c['corroborated']} ({_pct(c['corroboration_rate'])}) "
-            f"samen met gemeten overlast; bij {c['no_data']} was er geen meting."
-        )
-        if c["median_lag_minutes"] is not None:
-            out.append(
-                f"Tussen het begin van de overlast en de klacht zat mediaan "
-                f"{c['median_lag_minutes']:.0f} minuten."
-            )
-        out.append(
-            f"Van de {v['total']} controles kwamen er {v['during_nuisance']} ({_pct(v['hit_rate'])}) "
-            f"tijdens overlast, {v['after_nuisance']} nadat die was gestopt"
-            + (
-                f" (mediaan {v['median_minutes_after_end']:.0f} minuten te laat)"
-                if v["median_minutes_after_end"] is not None
-                else ""
-            )
-            + f" en {v['nothing']} toen er in de uren ervoor niets gemeten was."
-        )
-        out.append(
-            f"Er zijn {e['count']} episodes van overlast gemeten; {e['without_complaint']} "
-            f"({_pct(e['without_complaint_rate'])}) daarvan zonder enige klacht. "
-            "Geen klacht betekent niet geen probleem."
-        )
-        if p is None:
-            out.append("Voor een toets op samenhang waren te weinig gegevens.")
-        elif p < 0.05:
-            out.append(
-                f"Klachten en gemeten overlast hangen samen: p = {p:.3f} "
-                "(kans dat dit toeval is, tijdverschuivingstoets)."
-            )
-        else:
-            out.append(
-                f"De samenhang tussen klachten en gemeten overlast is niet te onderscheiden van "
-                f"toeval: p = {p:.3f}."
-            )
-    else:
-        out.append(
-            f"Of {c['total']} complaints, {c['corroborated']} ({_pct(c['corroboration_rate'])}) "
-            f"coincide with measured nuisance; {c['no_data']} had no measurements."
-        )
-        if c["median_lag_minutes"] is not None:
-            out.append(
-                f"The median time from the onset of nuisance to the complaint was "
-                f"{c['median_lag_minutes']:.0f} minutes."
-            )
-        out.append(
-            f"Of {v['total']} visits, {v['during_nuisance']} ({_pct(v['hit_rate'])}) came while "
-            f"nuisance was going on, {v['after_nuisance']} after it had stopped"
-            + (
-                f" (median {v['median_minutes_after_end']:.0f} minutes late)"
-                if v["median_minutes_after_end"] is not None
-                else ""
-            )
-            + f", and {v['nothing']} when nothing had been measured in the hours before."
-        )
-        out.append(
-            f"{e['count']} episodes of nuisance were measured; {e['without_complaint']} "
-            f"({_pct(e['without_complaint_rate'])}) had no complaint at all. "
-            "No complaint is not no problem."
-        )
-        if p is None:
-            out.append("There were too few data for a test of association.")
-        elif p < 0.05:
-            out.append(
-                f"Complaints and measured nuisance are associated: p = {p:.3f} "
-                "(chance of this by coincidence, time-shift test)."
-            )
-        else:
-            out.append(
-                f"The association between complaints and measured nuisance cannot be told apart "
-                f"from chance: p = {p:.3f}."
-            )
-    return out
+    """The findings in plain sentences (see :func:`report_html.findings_text`)."""
+    return findings_text(s, lang)
+
+
+def _plan_section(plan: dict[str, Any], lang: str) -> str:
+    return plan_section(plan, lang)
 
 
 def _png(fig: Any) -> str:
@@ -495,27 +397,6 @@ def _png(fig: Any) -> str:
 
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _heatmap(f: Findings, lang: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.4), sharey=True)
-    for ax, data, title, cmap in (
-        (axes[0], f.hour_of_week_minutes, _T["minutes"][lang], "Reds"),
-        (axes[1], f.hour_of_week_complaints, _T["complaints"][lang], "Blues"),
-    ):
-        im = ax.imshow(data, aspect="auto", cmap=cmap, interpolation="nearest")
-        ax.set_title(title)
-        ax.set_xticks(range(0, 24, 3))
-        ax.set_xlabel("h")
-        ax.set_yticks(range(7))
-        ax.set_yticklabels(_WEEKDAYS[lang])
-        fig.colorbar(im, ax=ax, fraction=0.04)
-    return _png(fig)
 
 
 def _timelines(f: Findings, rules: Rules, lang: str, per_fig: int = 25) -> list[str]:
@@ -543,21 +424,22 @@ def _timelines(f: Findings, rules: Rules, lang: str, per_fig: int = 25) -> list[
                 ax.broken_barh(
                     list(zip(num(arr[:, 0]), num(arr[:, 1] - arr[:, 0]), strict=True)),
                     (row - 0.3, 0.6),
-                    facecolors="tab:red",
-                    alpha=0.7,
+                    facecolors="#E69F00",
+                    alpha=0.8,
                 )
             cs = [c for c in f.complaints if c.complaint.site == site]
-            for verdict, color in (("corroborated", "tab:blue"), ("not_corroborated", "0.5"),
-                                   ("no_data", "0.8")):  # fmt: skip
+            for verdict, color, mk in (("corroborated", "#0072B2", "v"),
+                                       ("not_corroborated", "0.45", "1"),
+                                       ("no_data", "0.75", "1")):  # fmt: skip
                 t = [c.complaint.incident_start_ms for c in cs if c.verdict == verdict]
                 if t:
-                    ax.plot(num(np.array(t)), [row + 0.38] * len(t), "v", color=color, ms=5)
+                    ax.plot(num(np.array(t)), [row + 0.38] * len(t), mk, color=color, ms=6)
             vs = [v for v in f.visits if v.visit.site == site]
-            for verdict, color in (("during", "tab:green"), ("after", "tab:orange"),
-                                   ("nothing", "k"), ("no_data", "0.8")):  # fmt: skip
+            for verdict, color, mk in (("during", "#009E73", "o"), ("after", "#D55E00", "s"),
+                                       ("nothing", "k", "x"), ("no_data", "0.75", "x")):  # fmt: skip
                 t = [v.visit.arrived_ms for v in vs if v.verdict == verdict]
                 if t:
-                    ax.plot(num(np.array(t)), [row - 0.38] * len(t), "o", color=color, ms=4)
+                    ax.plot(num(np.array(t)), [row - 0.38] * len(t), mk, color=color, ms=5)
         ax.set_yticks(range(len(chunk)))
         ax.set_yticklabels(chunk)
         ax.set_ylim(-0.8, len(chunk) - 0.2)
@@ -566,59 +448,14 @@ def _timelines(f: Findings, rules: Rules, lang: str, per_fig: int = 25) -> list[
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
         legend = {
-            "en": "red bars: episodes · ▼ complaints (blue corroborated, grey not) · "
-            "● visits (green during, orange after, black nothing)",
-            "nl": "rode balken: episodes · ▼ klachten (blauw bevestigd, grijs niet) · "
-            "● controles (groen tijdens, oranje na, zwart niets)",
+            "en": "orange bars: episodes · complaints: ▼ corroborated, Y not · "
+            "visits: ● during, ■ after, × no nuisance measured",
+            "nl": "oranje balken: episodes · klachten: ▼ bevestigd, Y niet · "
+            "controles: ● tijdens, ■ na afloop, × geen overlast gemeten",
         }[lang]
         ax.set_title(legend, fontsize=9)
         out.append(_png(fig))
     return out
-
-
-def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _plan_section(plan: dict[str, Any], lang: str) -> str:
-    days = _WEEKDAYS[lang]
-    rows = []
-    for w in plan.get("windows", []):
-        wd = w.get("weekday")
-        if isinstance(wd, str) and wd.capitalize() in _EN_DAYS:
-            wd = _EN_DAYS.index(wd.capitalize())
-        day = days[wd] if isinstance(wd, int) and 0 <= wd < 7 else str(wd)
-        prob = w.get("probability")
-        rows.append(
-            [w.get("site", ""), day, w.get("start", ""), w.get("end", ""),
-             _pct(prob) if isinstance(prob, int | float) else ""]
-        )  # fmt: skip
-    header = {
-        "en": ["site", "weekday", "start", "end", "probability of nuisance"],
-        "nl": ["locatie", "dag", "begin", "eind", "kans op overlast"],
-    }[lang]
-    bt = plan.get("backtest", {}) or {}
-
-    def fmt(x: Any) -> str:
-        if isinstance(x, dict):
-            x = x.get("rate", x.get("value"))
-        return _pct(x) if isinstance(x, int | float) else "–"
-
-    text = {
-        "en": f"Back-test over {bt.get('weeks', '–')} weeks: the plan found nuisance on "
-        f"{fmt(bt.get('hit_rate_plan'))} of its visits, the real visits on "
-        f"{fmt(bt.get('hit_rate_historical'))}, a random plan of the same size on "
-        f"{fmt(bt.get('hit_rate_random'))}.",
-        "nl": f"Terugtoets over {bt.get('weeks', '–')} weken: het plan trof overlast bij "
-        f"{fmt(bt.get('hit_rate_plan'))} van de controles, de echte controles bij "
-        f"{fmt(bt.get('hit_rate_historical'))}, een willekeurig plan van dezelfde omvang bij "
-        f"{fmt(bt.get('hit_rate_random'))}.",
-    }[lang]
-    return f"<p>{html.escape(text)}</p>" + _table(rows, header)
 
 
 def render_html(
@@ -629,41 +466,10 @@ def render_html(
     *,
     lang: str = "nl",
     plan: dict[str, Any] | None = None,
+    series: dict[str, LevelSeries] | None = None,
 ) -> str:
-    """The self-contained report (template ``report.html`` next to this module)."""
-    template = resources.files("klankkast.analysis").joinpath("report.html").read_text("utf-8")
-    findings = "".join(f"<li>{html.escape(t)}</li>" for t in _findings_text(summary, lang))
-    heat = f'<img alt="heat map" src="{_heatmap(f, lang)}">'
-    timelines = "".join(f'<img alt="timeline" src="{src}">' for src in _timelines(f, rules, lang))
-    a = summary["association"]
-    method = (
-        f"<p>{html.escape(rules_text(rules, lang))}</p>"
-        f"<p>{html.escape(a['method'])}</p><p>{html.escape(_T['legal'][lang])}</p>"
-    ) + _table(
-        [[k, v] for k, v in rules.as_dict().items()],
-        ["rule", "value"] if lang == "en" else ["regel", "waarde"],
-    )
-    plan_html = ""
-    if plan is not None:
-        plan_html = f"<section><h2>{_T['plan'][lang]}</h2>{_plan_section(plan, lang)}</section>"
-    values = {
-        "lang": lang,
-        "title": html.escape(_T["title"][lang]),
-        "period_label": html.escape(_T["period"][lang]),
-        "period": html.escape(f"{meta.get('from', '')} – {meta.get('to', '')}"),
-        "sites": html.escape(", ".join(meta.get("sites", []))),
-        "findings_h": html.escape(_T["findings"][lang]),
-        "findings": findings,
-        "heatmap_h": html.escape(_T["heatmap"][lang]),
-        "heatmap": heat,
-        "timeline_h": html.escape(_T["timeline"][lang]),
-        "timeline": timelines,
-        "plan": plan_html,
-        "method_h": html.escape(_T["method"][lang]),
-        "method": method,
-        "summary_json": html.escape(json.dumps(summary, indent=1, ensure_ascii=False)[:20000]),
-    }
-    out = template
-    for key, value in values.items():
-        out = out.replace("{{" + key + "}}", value)
-    return out
+    """The self-contained report: :func:`report_html.render_html` with the timelines."""
+    return _render_html(
+        f, summary, rules, meta, lang=lang, plan=plan, series=series,
+        timelines=_timelines(f, rules, lang),
+    )  # fmt: skip

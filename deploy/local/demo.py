@@ -824,8 +824,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         description="klankkast end to end on this machine: private Mosquitto and InfluxDB, "
         "simulated courtyard nodes (synthesised audio through the real node code, synthesised "
         "levels for the rest), ingest, complaints and visits, analysis report and patrol plan.",
-        epilog="Output: report.html, plan.json/plan.ics, complaints.csv, visits.csv and "
-        "summary.json in the output directory.",
+        epilog="Output: report.html (Dutch), plan.json/plan.ics, complaints.csv, visits.csv, "
+        "levels.csv (to re-run report and plan later) and summary.json in the output directory.",
     )
     p.add_argument(
         "--short",
@@ -1165,7 +1165,7 @@ def run(opts: Options, children: Children) -> int:
         "--out",
         str(report_dir),
         "--lang",
-        "en",
+        "nl",
         "--influx",
         levels_url,
         *period,
@@ -1186,6 +1186,9 @@ def run(opts: Options, children: Children) -> int:
         run_step(
             "klankkast-analyze report", [*report_cmd, "--levels", levels_url], logs / "report.log"
         )
+    if not (out / "levels.csv").exists():
+        # the levels next to the outputs: report and plan can be re-run after the demo
+        export_levels_csv(influx, out / "levels.csv", tl.start_ms, tl.end_ms)
     say("klankkast-analyze plan ...")
     plan_error = ""
     plan_cmd = [

@@ -171,3 +171,18 @@ def test_bad_input_one_line_errors(scenario_files, tmp_path):
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1
     assert "absolute.night_db" in r.stderr and "-5" in r.stderr
+
+
+def test_without_complaints_the_cli_says_so(scenario_files, tmp_path):
+    """No --complaints: the one-line summary says 'no complaints in the period', not
+    'p = None'."""
+    _, paths, _ = scenario_files
+    r = subprocess.run(
+        [*ANALYZE, "report", "--levels", paths["levels"], "--out", str(tmp_path / "o"),
+         "--quiet", "--lang", "en"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "no complaints in the period" in r.stdout and "None" not in r.stdout
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "No complaints in the period." in html

@@ -204,3 +204,30 @@ def test_complaint_is_corroborated_by_its_nearest_node():
     assert f.episode_complained == [True]  # silent nuisance is counted on the site
     f = analyse(episodes, complaints, [], Coverage([site]), rules, span)
     assert [c.verdict for c in f.complaints] == ["corroborated", "corroborated"]
+
+
+def test_a_visit_that_came_early_says_how_early():
+    """Episode 22:00-23:00; a visit 21:00-21:20 finds nothing (the 3 h before were
+    quiet) and left 40 min before the nuisance began; one at 14:00 is not 'early'
+    (the next episode begins more than 3 h after it left)."""
+    import numpy as np
+
+    from klankkast.analysis.correlate import Coverage, analyse
+    from klankkast.analysis.episodes import Episode, SiteGrid
+    from klankkast.analysis.importer import Visit
+    from klankkast.analysis.rules import default_rules
+
+    t0 = 1_780_264_800_000  # 2026-06-01T00:00Z
+    m = 60_000
+    grid = SiteGrid("y", t0, 60, np.full(1440, 40.0), np.full(1440, 45.0),
+                    np.full(1440, 50.0), np.full(1440, 38.0))  # fmt: skip
+    ep = Episode("y", t0 + 22 * 60 * m, t0 + 23 * 60 * m, 60.0, 70.0, 5.0, "evening",
+                 "absolute", 40.0, 59.6)  # fmt: skip
+    visits = [
+        Visit("early", t0 + 21 * 60 * m, t0 + (21 * 60 + 20) * m, "y", "nothing_found"),
+        Visit("noon", t0 + 14 * 60 * m, t0 + (14 * 60 + 20) * m, "y", "nothing_found"),
+    ]
+    f = analyse([ep], [], visits, Coverage([grid]), default_rules(), (t0, t0 + 1440 * m))
+    early, noon = f.visits
+    assert early.verdict == "nothing" and early.minutes_before_start == 40.0
+    assert noon.verdict == "nothing" and noon.minutes_before_start is None

@@ -260,3 +260,96 @@ def test_site_map_node_positions_give_the_nearest_node(tmp_path):
     with pytest.raises(InputErrors) as err:
         load_site_map(_write(tmp_path, "bad.toml", bad))
     assert "site[0].nodes[0]" in str(err.value)
+
+
+# ------------------------------------------------- Excel's Dutch defaults (issue 16)
+SIG_ROWS = [
+    ("SIG-1", "2026-06-05T23:45:00+02:00", "2026-06-05T23:30:00+02:00", "geluid café",
+     "52,3745", "4,8820"),
+    ("SIG-2", "2026-06-06T00:15:00+02:00", "2026-06-06T00:00:00+02:00", "geluid café",
+     "4,8820", "52,3745"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-8-sig", "utf-8"])
+def test_dutch_excel_signalen_csv_with_semicolons_and_decimal_commas(tmp_path, encoding):
+    """A Signalen export saved by a Dutch Excel: ';' between fields, decimal commas in
+    lat/lon, Windows-1252 (or UTF-8 with a BOM). It used to be rejected as 'missing
+    column(s) id,created_at'. The header is found, 52,3745 is 52.3745 (yard1's
+    position), the swapped row is swapped back, and 'café' survives the decoding."""
+    text = "id;created_at;incident_date_start;sub_category;lat;lon\r\n" + "".join(
+        ";".join(r) + "\r\n" for r in SIG_ROWS
+    )
+    p = tmp_path / "signalen.csv"
+    p.write_bytes(text.encode(encoding))
+    sm = load_site_map(_write(tmp_path, "sites.toml", SITE_MAP))
+    complaints, unmatched = load_complaints(p, site_map=sm)
+    assert unmatched == 0
+    assert [(c.id, c.site, c.category) for c in complaints] == [
+        ("SIG-1", "yard1", "geluid café"),
+        ("SIG-2", "yard1", "geluid café"),
+    ]
+
+
+def test_complaints_csv_with_semicolons_and_bom(tmp_path):
+    """Our own CSV saved by Excel: ';' separators and a BOM before 'id'."""
+    text = HEAD.replace(",", ";") + "c1;2026-06-01T22:30;2026-06-01T22:00;;yard1;muziek;app\n"
+    p = tmp_path / "c.csv"
+    p.write_bytes(text.encode("utf-8-sig"))
+    (c,), _ = load_complaints(p, known_sites={"yard1"})
+    assert (c.id, c.site, c.category) == ("c1", "yard1", "muziek")
+    v = tmp_path / "v.csv"
+    v.write_bytes(
+        (VHEAD.replace(",", ";") + "v1;2026-06-01T22:40;2026-06-01T23:00;yard1;warning;c1\n")
+        .encode("cp1252")
+    )  # fmt: skip
+    (visit,) = load_visits(v, known_sites={"yard1"}, complaint_ids={"c1"})
+    assert visit.complaint_ids == ("c1",)
+
+
+def test_parse_float_decimal_comma():
+    from klankkast.analysis.csvfile import detect_separator, parse_float
+
+    assert parse_float("52,3745") == 52.3745
+    assert parse_float("52.3745") == 52.3745
+    assert parse_float("1.234,5") == 1234.5 and parse_float("1,234.5") == 1234.5
+    assert parse_float("") is None and parse_float("abc") is None and parse_float("nan") is None
+    assert detect_separator('id;"a,b";c') == ";"
+    assert detect_separator("id,a;b,c") == ","
+    assert detect_separator("id\ta\tb") == "\t"
+
+
+def test_a_file_level_problem_is_reported_once(tmp_path):
+    """2,000 Signalen records without a site and no --site-map: one line, not 2,000."""
+    rows = "".join(
+        f"S{i},2026-06-05T23:45:00+02:00,2026-06-05T23:30:00+02:00,52.3745,4.8820\n"
+        for i in range(2000)
+    )
+    p = _write(tmp_path, "s.csv", "id,created_at,incident_date_start,lat,lon\n" + rows)
+    with pytest.raises(InputErrors) as err:
+        load_complaints(p, fmt="signalen")
+    (e,) = err.value.errors
+    assert "no site column (2000 record(s)); pass --site-map FILE" in str(e)
+
+
+def test_the_same_problem_on_many_lines_is_one_line_with_a_suggestion(tmp_path):
+    """2,000 rows naming 'Yard_1' (a typo of yard1): one line with the count, the first
+    lines, and the nearest known site."""
+    rows = "".join(f"c{i},2026-06-01T22:30,2026-06-01T22:00,,Yard_1,,\n" for i in range(2000))
+    p = _write(tmp_path, "c.csv", HEAD + rows)
+    with pytest.raises(InputErrors) as err:
+        load_complaints(p, known_sites={"yard1", "yard2", "binnenplaats-ster"})
+    (e,) = err.value.errors
+    text = str(e)
+    assert "did you mean 'yard1'?" in text
+    assert "on 2000 lines (2, 3, 4, 5, 6, …)" in text
+    one = "c1,2026-06-01T22:30,2026-06-01T22:00,,{},,\n"
+    for name, known, hint in (
+        ("binnenplaats ster", {"yard1", "binnenplaats-ster"}, "did you mean 'binnenplaats-ster'?"),
+        ("zzzz", {"yard1"}, None),
+    ):
+        with pytest.raises(InputErrors) as err:
+            load_complaints(_write(tmp_path, "d.csv", HEAD + one.format(name)), known_sites=known)
+        text = str(err.value.errors[0])
+        assert "unknown site" in text
+        assert (hint in text) if hint else ("did you mean" not in text)

@@ -97,3 +97,23 @@ def test_report_corroborates_by_the_nearest_node(tmp_path):
     with (out / "node_episodes.csv").open() as fh:
         node_eps = list(csv.DictReader(fh))
     assert [(r["site"], r["node"]) for r in node_eps] == [("yard1", "n1")]
+
+
+def test_plan_without_a_back_test_says_why_in_the_report_language():
+    """A plan from 9 days of data: no rate, and instead of 'found nuisance on – of its
+    visits' the reason in words, in Dutch with Dutch plurals ('2 weken', '1 week')."""
+    plan = {
+        "windows": [{"site": "yard1", "weekday": "Friday", "start": "22:00", "end": "02:00",
+                     "probability": 0.35}],
+        "backtest": {"weeks": 0, "hit_rate_plan": None, "reason_code": "too_few_weeks",
+                     "history_weeks": 2, "complete_weeks": 1, "reason": "the levels span ..."},
+    }  # fmt: skip
+    nl = _plan_section(plan, "nl")
+    assert "Niet teruggetoetst: de metingen beslaan 2 weken, waarvan 1 volledig" in nl
+    assert "–" not in nl.split("<table>")[0] and "found" not in nl
+    en = _plan_section(plan, "en")
+    assert "Not back-tested: the levels span 2 weeks, 1 of them complete" in en
+    one = _plan_section({**plan, "backtest": {**plan["backtest"], "history_weeks": 1}}, "nl")
+    assert "beslaan 1 week," in one and "1 weken" not in one
+    rated = _plan_section({**plan, "backtest": {"weeks": 1, "hit_rate_plan": 0.5}}, "nl")
+    assert "Terugtoets over 1 week:" in rated

@@ -67,9 +67,19 @@ def test_plan_picks_weekend_nights_and_beats_random_threefold() -> None:
     assert hist.n_weeks == 12
     plan = patrol.build_plan(hist, capacity=4, duration_min=120, weeks=4)
     assert len(plan.windows) == 4
-    assert all(_in_weekend_night(w) for w in plan.windows), [w.to_json() for w in plan.windows]
+    # a courtyard-night counts once: one window on Friday's night, one on Saturday's
+    # (noon to noon), the spare capacity on other nights, never a second visit to a party
+    weekend = [w for w in plan.windows if _in_weekend_night(w)]
+    assert len(weekend) == 2, [w.to_json() for w in plan.windows]
+    nights = {int(patrol.night_of(w.weekday * patrol.DAY_MIN + w.start_min)) for w in plan.windows}
+    assert len(nights) == 4
+    assert {int(patrol.night_of(w.weekday * patrol.DAY_MIN + w.start_min)) for w in weekend} == {
+        4,
+        5,
+    }
     # every Fri/Sat night was nuisance in all 12 weeks: posterior means are high
-    assert all(w.probability > 0.6 for w in plan.windows)
+    assert all(w.probability > 0.6 for w in weekend)
+    assert all(w.probability < 0.3 for w in plan.windows if w not in weekend)
     bt = plan.backtest
     assert bt.plan_visits == 16  # 4 windows x 4 held-out weeks, all covered
     rate_plan = bt.plan_hits / bt.plan_visits
@@ -226,9 +236,9 @@ def test_backtest_skips_a_nearly_empty_week_at_the_edge() -> None:
     )
     assert hist.n_weeks == 5
     assert list(hist.heldout_candidates()) == [1, 2, 3]
-    bt = patrol.backtest(hist, capacity=4, duration_min=120, weeks=1)
+    bt = patrol.backtest(hist, capacity=2, duration_min=120, weeks=1)
     assert [w["week_start"] for w in bt.per_week] == ["2026-02-23"]
-    assert bt.plan_visits == 4 and bt.plan_hits >= 3
+    assert bt.plan_visits == 2 and bt.plan_hits == 2
     with pytest.raises(PlanError, match="at most 3 held-out"):
         patrol.backtest(hist, capacity=4, duration_min=120, weeks=4)
 
@@ -255,10 +265,10 @@ def test_the_running_week_is_never_held_out(end_local: dt.datetime) -> None:
     sunday_night = end_local.weekday() == 6 and end_local.hour == 23
     want = [1, 2, 3] if sunday_night else [1, 2]
     assert list(hist.heldout_candidates()) == want
-    bt = patrol.backtest(hist, capacity=4, duration_min=120, weeks=1)
+    bt = patrol.backtest(hist, capacity=2, duration_min=120, weeks=1)
     doc = bt.to_json()
     assert doc["hit_rate_plan"] is not None and doc["reason"] is None
-    assert bt.plan_visits == 4 and bt.plan_hits >= 3
+    assert bt.plan_visits == 2 and bt.plan_hits == 2
 
 
 def test_a_short_history_still_gives_a_plan_marked_not_backtested() -> None:
@@ -276,3 +286,80 @@ def test_a_short_history_still_gives_a_plan_marked_not_backtested() -> None:
     assert doc["backtest"]["hit_rate_plan"] is None
     assert "1 of them complete" in doc["backtest"]["reason"]
     assert plan.windows and all(_in_weekend_night(w) for w in plan.windows)
+
+
+def _weekly_site(
+    weeks: int, nights: list[tuple[int, int, int]], every: int = 1
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Minute levels over ``weeks`` weeks from Monday 2026-02-02 and episodes on the given
+    (weekday, start hour, hours) of every ``every``-th week."""
+    first = dt.date(2026, 2, 2)
+    t0 = _ms(dt.datetime.combine(first, dt.time(0, 0)))
+    t1 = _ms(dt.datetime.combine(first + dt.timedelta(weeks=weeks), dt.time(0, 0)))
+    levels = np.arange(t0, t1, 60_000, dtype=np.int64)
+    episodes = []
+    for w in range(0, weeks, every):
+        for day, hour, hours in nights:
+            a = dt.datetime.combine(first + dt.timedelta(weeks=w, days=day), dt.time(hour, 0))
+            episodes.append((_ms(a), _ms(a + dt.timedelta(hours=hours))))
+    return levels, sorted(episodes)
+
+
+def test_a_second_courtyard_with_rarer_nuisance_gets_a_window() -> None:
+    """yard1: a party every Friday and Saturday 22:00-02:00 (p ~ 0.9 per 2-h window, and
+    two back-to-back 2-h windows fit in each party). yard2: a party on Wednesday
+    22:00-02:00 every second week (p ~ 0.5). With 4 visits the old objective gave yard1
+    all four windows (Fri 22-00 + Sat 00-02, Sat 22-00 + Sun 00-02: each party twice).
+    Counting a courtyard-night once, yard1 gets its two nights and yard2 its Wednesday."""
+    weeks = 12
+    l1, e1 = _weekly_site(weeks, [(4, 22, 4), (5, 22, 4)])
+    l2, e2 = _weekly_site(weeks, [(2, 22, 4)], every=2)
+    hist = patrol.build_history(["yard1", "yard2"], {"yard1": l1, "yard2": l2},
+                                {"yard1": e1, "yard2": e2})  # fmt: skip
+    plan = patrol.build_plan(hist, capacity=4, duration_min=120, weeks=2)
+    sites = [w.site for w in plan.windows]
+    assert sites.count("yard2") >= 1, [w.to_json() for w in plan.windows]
+    wed = [w for w in plan.windows if w.site == "yard2"]
+    assert any(w.weekday == 2 and w.start_min >= 22 * 60 for w in wed)
+    assert 0.3 < max(w.probability for w in wed) < 0.7
+    keys = [(w.site, int(patrol.night_of(w.weekday * patrol.DAY_MIN + w.start_min)))
+            for w in plan.windows]  # fmt: skip
+    assert len(keys) == len(set(keys))  # no courtyard-night twice
+    assert plan.backtest.to_json()["hit_rate_plan"] is not None
+
+
+def test_back_to_back_windows_of_one_courtyard_are_merged() -> None:
+    """Fri 22:00-00:00 and Sat 00:00-02:00 at yard1 are one visit Fri 22:00-02:00; a
+    window at yard2 at the same time and one at yard1 on Sunday 23:00 stay apart; a
+    window ending Monday 00:30 after starting Sunday 23:00 merges with Monday 00:30."""
+
+    def win(site: str, day: int, start_h: float, dur: int, p: float) -> patrol.Window:
+        return patrol.Window(site, day, int(start_h * 60), dur, p, p - 0.1, p + 0.1, 10, 5)
+
+    merged = patrol.merge_windows(
+        [win("yard1", 4, 22, 120, 0.8), win("yard1", 5, 0, 120, 0.6),
+         win("yard2", 4, 22, 120, 0.5), win("yard1", 6, 23, 90, 0.3),
+         win("yard1", 0, 0.5, 60, 0.4)]
+    )  # fmt: skip
+    got = sorted((w.site, w.weekday, w.start_min, w.duration_min, w.probability) for w in merged)
+    assert got == [
+        ("yard1", 4, 22 * 60, 240, 0.8),
+        ("yard1", 6, 23 * 60, 150, 0.4),
+        ("yard2", 4, 22 * 60, 120, 0.5),
+    ]
+    fri = next(w for w in merged if w.site == "yard1" and w.weekday == 4)
+    assert fri.to_json()["end"] == "02:00" and fri.to_json()["end_weekday"] == "Saturday"
+
+
+def test_plan_follows_the_rules_time_zone() -> None:
+    """The same UTC episodes folded on Europe/London are one hour earlier on the wall
+    clock than on Europe/Amsterdam (both on winter time in February)."""
+    levels, episodes = weekend_nights_site(weeks=4)
+    ams = patrol.build_history(["y"], {"y": levels}, {"y": episodes})
+    lon = patrol.build_history(["y"], {"y": levels}, {"y": episodes}, tz="Europe/London")
+    assert lon.tz == "Europe/London"
+    fri22 = 4 * patrol.DAY_MIN + 22 * 60
+    assert ams.occupied[0, 1, fri22] and not ams.occupied[0, 1, fri22 - 30]
+    assert lon.occupied[0, 1, fri22 - 60] and not lon.occupied[0, 1, fri22 - 90]
+    plan = patrol.build_plan(lon, capacity=1, duration_min=60, weeks=0)
+    assert plan.to_json()["timezone"] == "Europe/London"
