@@ -27,6 +27,7 @@ import numpy as np
 
 from klankkast.analysis.episodes import Episode, SiteGrid, local_hour_weekday
 from klankkast.analysis.importer import Complaint, Visit
+from klankkast.analysis.marks import Mark, MarkFindings, analyse_marks
 from klankkast.analysis.rules import Rules
 from klankkast.analysis.stats import PermutationResult, shift_test
 
@@ -36,6 +37,7 @@ __all__ = [
     "Findings",
     "VisitVerdict",
     "analyse",
+    "attach_marks",
     "complaint_window",
 ]
 
@@ -129,6 +131,9 @@ class Findings:
     site_association: dict[str, PermutationResult] = field(default_factory=dict)
     #: the local time zone of the hour-of-week tables (the rules' ``timezone``)
     tz: str = "Europe/Amsterdam"
+    #: residents' marks against the episodes (:func:`attach_marks`); None: none were read
+    marks: MarkFindings | None = None
+    site_marks: dict[str, MarkFindings] = field(default_factory=dict)
 
     def for_site(self, site: str) -> Findings:
         """The findings of one site: its complaints, visits and episodes, its own
@@ -146,6 +151,7 @@ class Findings:
             sites=[site],
             node_episodes=[e for e in self.node_episodes if e.site.partition("/")[0] == site],
             tz=self.tz,
+            marks=self.site_marks.get(site) if self.marks is not None else None,
         )
         _hour_of_week(f, self.tz)
         return f
@@ -230,7 +236,32 @@ class Findings:
                 "shift_unit": a.unit,
                 "complaints_tested": a.complaints,
             },
+            # residents' marks ("ik heb nu last"): None when no marks were read
+            "marks": None if self.marks is None else self.marks.summary(),
         }
+
+
+def attach_marks(
+    f: Findings, marks: list[Mark], coverage: Coverage, *, permutations: int, seed: int
+) -> None:
+    """Judge residents' marks against ``f``'s episodes (all sites, and each site on its
+    own, so that ``summary.json``'s ``sites.{site}.marks`` adds up to ``marks``)."""
+    f.marks = analyse_marks(
+        marks, f.episodes, f.episode_complained, coverage.measured, f.span_ms,
+        permutations=permutations, seed=seed,
+    )  # fmt: skip
+    f.site_marks = {}
+    for site in f.sites:
+        keep = [i for i, e in enumerate(f.episodes) if e.site == site]
+        f.site_marks[site] = analyse_marks(
+            [m for m in marks if m.site == site],
+            [f.episodes[i] for i in keep],
+            [f.episode_complained[i] for i in keep],
+            coverage.measured,
+            f.span_ms,
+            permutations=permutations,
+            seed=seed,
+        )
 
 
 def _rate(num: int, den: int) -> float | None:

@@ -318,3 +318,27 @@ def read_marks_influx(
             )
         )
     return out
+
+
+def read_marks_source(
+    levels: str, start_ms: int, end_ms: int, sites: Iterable[str] | None = None
+) -> list[Mark] | None:
+    """The marks beside the levels: from the same InfluxDB database when ``levels`` is an
+    InfluxDB address (an empty list when the ``experience`` retention policy does not
+    exist: no residents' page was ever set up), ``None`` when ``levels`` is a file."""
+    from klankkast.analysis import levels as lv
+    from klankkast.analysis.errors import LevelSourceError
+    from klankkast.influx import QueryError
+
+    if not levels.startswith("influxdb+"):
+        return None
+    src = lv.parse_influx_url(levels)
+    client = lv._client(src)
+    try:
+        return read_marks_influx(client, start_ms, end_ms, sites=sites)
+    except QueryError as err:
+        if "retention policy not found" in str(err):
+            return []
+        raise LevelSourceError(f"residents' marks from {src.url}/{src.database}: {err}") from None
+    finally:
+        client.close()

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time_arg
-from klankkast.analysis.correlate import Coverage, Findings, analyse
+from klankkast.analysis.correlate import Coverage, Findings, analyse, attach_marks
 from klankkast.analysis.episodes import Episode, SiteGrid, detect
 from klankkast.analysis.errors import AnalysisError, ConfigError, InputErrors
 from klankkast.analysis.importer import (
@@ -43,6 +43,7 @@ from klankkast.analysis.importer import (
     visit_lines,
 )
 from klankkast.analysis.levels import episode_lines, load_grids, write_lines
+from klankkast.analysis.marks import Mark, read_marks_csv, read_marks_source
 from klankkast.analysis.report_html import (
     LevelSeries,
     findings_text,
@@ -108,6 +109,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--complaints", metavar="FILE", help="complaints (CSV, Open311 JSON, Signalen)"
     )
     parser.add_argument("--visits", metavar="FILE", help="visits CSV")
+    parser.add_argument(
+        "--experiences",
+        metavar="FILE",
+        help="residents' marks ('ik heb nu last') as CSV: site;time;household[;kind;severity]"
+        " (default: read from the InfluxDB of --levels, when it is one)",
+    )
     parser.add_argument(
         "--lang", choices=("nl", "en"), default="nl", help="report language (default nl)"
     )
@@ -199,9 +206,14 @@ def run(
     if per_node is not None:
         node_episodes = [e for g in per_node for e in detect(g, rules)]
     progress(0.82, "correlating")
+    coverage = Coverage(grids)
     findings = analyse(
-        episodes, complaints, visits, Coverage(grids), rules, span, node_episodes=node_episodes
+        episodes, complaints, visits, coverage, rules, span, node_episodes=node_episodes
     )
+    marks = _read_marks(args, span, findings.sites, rules.timezone)
+    if marks is not None:
+        progress(0.86, "residents' marks")
+        attach_marks(findings, marks, coverage, permutations=rules.permutations, seed=rules.seed)
     meta = {
         "from": format_local(span[0], rules.timezone),
         "to": format_local(span[1], rules.timezone),
@@ -212,6 +224,28 @@ def run(
         "levels": args.levels.split("@")[-1],
     }
     return findings, rules, meta
+
+
+def _read_marks(
+    args: argparse.Namespace, span: tuple[int, int], sites: list[str], tz: str
+) -> list[Mark] | None:
+    """Residents' marks of the analysed sites and span: ``--experiences FILE``, else the
+    InfluxDB of ``--levels``; None when there is no source (a levels CSV, no file)."""
+    path = getattr(args, "experiences", None)
+    if path:
+        marks: list[Mark] | None = read_marks_csv(path, tz)
+    else:
+        marks = read_marks_source(args.levels, span[0], span[1], sites)
+    if marks is None:
+        return None
+    other = sorted({m.site for m in marks} - set(sites))
+    if other:
+        print(
+            f"klankkast-analyze report: residents' marks of {len(other)} site(s) without levels "
+            f"left out: {', '.join(other[:5])}" + (" ..." if len(other) > 5 else ""),
+            file=sys.stderr,
+        )
+    return [m for m in marks if m.site in sites]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -260,7 +294,13 @@ def cli_summary(summary: dict[str, Any]) -> str:
         if not v["total"]
         else f"{v['during_nuisance']}/{v['total']} visits during nuisance"
     )
-    return f"{e['count']} episodes, {complaints}, {visits}; {test}"
+    marks = summary.get("marks")
+    heard = (
+        ""
+        if marks is None
+        else f"; {marks['matched']}/{marks['total']} residents' marks during measured nuisance"
+    )
+    return f"{e['count']} episodes, {complaints}, {visits}; {test}{heard}"
 
 
 def _load_plan(path: str) -> dict[str, Any]:
@@ -319,15 +359,18 @@ def write_outputs(
         w = csv.writer(fh)
         w.writerow(
             ["site", "start", "end", "start_ms", "end_ms", "duration_min", "LAeq", "LAFmax",
-             "bass", "period", "rule", "verdict", "residual", "specific"]
+             "bass", "period", "rule", "verdict", "residual", "specific", "marks",
+             "households"]
         )  # fmt: skip
-        for e, complained in zip(f.episodes, f.episode_complained, strict=True):
+        drew = f.marks.per_episode if f.marks is not None else None
+        for i, (e, complained) in enumerate(zip(f.episodes, f.episode_complained, strict=True)):
+            marked = ["", ""] if drew is None else [drew[i].marks, drew[i].households]
             w.writerow(
                 [e.site, _iso(e.start_ms, tz), _iso(e.end_ms, tz), e.start_ms, e.end_ms,
                  _num(e.duration_s / 60.0, 1), _num(e.laeq_db), _num(e.lafmax_db),
                  _num(e.bass_db), e.period, e.rule,
                  "complained" if complained else "without_complaint",
-                 _num(e.residual_db), _num(e.specific_db)]
+                 _num(e.residual_db), _num(e.specific_db), *marked]
             )  # fmt: skip
     if f.node_episodes:
         with (out / "node_episodes.csv").open("w", newline="", encoding="utf-8") as fh:

@@ -416,6 +416,50 @@ def findings_text(s: Mapping[str, Any], lang: str, rules: Rules | None = None) -
             "No complaint is not no problem."
         )
     out.append(_p_text(a, c["total"], lang))
+    if s.get("marks"):
+        out.extend(marks_text(s["marks"], lang))
+    return out
+
+
+def marks_text(m: Mapping[str, Any], lang: str) -> list[str]:
+    """Residents' marks ("ik heb nu last") in plain sentences."""
+    if not m["total"]:
+        return [
+            {
+                "nl": "Bewoners hebben in deze periode niet gemeld dat ze last hadden.",
+                "en": "Residents did not mark any nuisance in this period.",
+            }[lang]
+        ]
+    p = m["association"]["p_value"]
+    if lang == "nl":
+        out = [
+            f"Bewoners meldden {m['total']} keer 'ik heb nu last' ({m['households']} "
+            f"huishoudens); bij {m['matched']} daarvan werd op dat moment overlast gemeten, "
+            f"bij {m['not_matched']} geen overlast"
+            + (f" en bij {m['no_data']} was er geen meting." if m["no_data"] else ".")
+            + f" {m['episodes_with_marks']} episodes kregen een melding van bewoners; "
+            f"{m['episodes_with_neither']} episodes kregen geen klacht en geen melding."
+        ]
+        if p is not None:
+            out.append(
+                f"Als de meldingen los stonden van de gemeten overlast, zou een samenhang zo "
+                f"sterk als deze bij in de tijd verschoven meldingen in {_pct_small(p)} van de "
+                "gevallen voorkomen."
+            )
+        return out
+    out = [
+        f"Residents marked 'it bothers me now' {m['total']} times ({m['households']} "
+        f"households); {m['matched']} of these came while nuisance was measured, "
+        f"{m['not_matched']} when none was"
+        + (f", and {m['no_data']} when nothing was being measured." if m["no_data"] else ".")
+        + f" {m['episodes_with_marks']} episodes drew a resident's mark; "
+        f"{m['episodes_with_neither']} episodes drew neither a complaint nor a mark."
+    ]
+    if p is not None:
+        out.append(
+            f"If the marks were unrelated to the measured nuisance, marks shifted in time "
+            f"would match it this well in {_pct_small(p)} of cases."
+        )
     return out
 
 

@@ -1547,6 +1547,8 @@ def build_summary(
             "episodes_detected": _get(rep, "episodes.count"),
             "episodes_without_complaint_rate": _get(rep, "episodes.without_complaint_rate"),
             "association_p_value": _get(rep, "association.p_value"),
+            "residents_marks": _get(rep, "marks.total"),
+            "residents_marks_during_nuisance": _get(rep, "marks.matched"),
         },
         "files": {
             "report": str(report_dir / "report.html"),

@@ -123,4 +123,9 @@ def test_short_demo_end_to_end(tmp_path: Path) -> None:
     assert r["households"] == 4 * len(s["sites"])
     assert len(list(Path(r["letters"]).glob("letter-*.html"))) == r["households"]
     assert r["marks"] > r["marks_during_planted_nuisance"] > 0
+    # the report read them from InfluxDB (the page's layout) and found most of those
+    # planted during nuisance within a measured episode
+    assert h["residents_marks"] == r["marks"]
+    assert h["residents_marks_during_nuisance"] >= 0.8 * r["marks_during_planted_nuisance"]
+    assert h["residents_marks_during_nuisance"] <= r["marks"]
     assert "residents' page:" in proc.stdout

@@ -187,3 +187,56 @@ def test_marks_csv_semicolons_bom_and_every_problem_at_once(tmp_path: Path) -> N
     missing.write_text("site,when,household\n")
     with pytest.raises(InputErrors, match="missing column"):
         read_marks_csv(missing, "Europe/Amsterdam")
+
+
+def test_report_cli_reports_marks_against_the_truth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``klankkast-analyze report --experiences FILE`` on the generated courtyard: the
+    report's mark figures, per site and per planted source, equal the truth."""
+    import csv
+    import json
+
+    from klankkast.analysis.cli import main
+
+    sc = generate("courtyard", weeks=8, sites=2)
+    truth = resident_marks(sc)
+    rows = sc.rows.rename(columns={"t_ms": "time"})
+    rows.to_csv(tmp_path / "levels.csv", index=False)
+    with (tmp_path / "marks.csv").open("w", newline="") as fh:
+        w = csv.writer(fh, delimiter=";")
+        w.writerow(["site", "time", "household", "kind", "severity"])
+        for m in truth.followers + truth.random:
+            iso = np.datetime_as_string(np.datetime64(m.t_ms, "ms"), unit="s") + "Z"
+            w.writerow([m.site, iso, m.household, m.kind or "", m.severity or ""])
+    out = tmp_path / "out"
+    rc = main(
+        ["report", "--levels", str(tmp_path / "levels.csv"), "--experiences",
+         str(tmp_path / "marks.csv"), "--out", str(out), "--quiet", "--lang", "en"]
+    )  # fmt: skip
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    m = s["marks"]
+    counted = sum(n for n, _ in truth.per_source)
+    assert m["matched"] == counted
+    assert m["not_matched"] == len(truth.random)
+    assert m["no_data"] == 0
+    assert m["total"] == counted + len(truth.random)
+    assert m["households"] == len({(x.site, x.household) for x in truth.followers + truth.random})
+    assert m["association"]["p_value"] is not None
+    for key in ("total", "matched", "not_matched", "episodes_with_marks", "episodes_with_neither"):
+        assert sum(site["marks"][key] for site in s["sites"].values()) == m[key], key
+    with (out / "episodes.csv").open() as fh:
+        eps = list(csv.DictReader(fh))
+    for k, p in enumerate(sc.planted):
+        (row,) = [
+            r for r in eps
+            if r["site"] == p.site and int(r["start_ms"]) < p.end_ms and int(r["end_ms"]) > p.start_ms
+        ]  # fmt: skip
+        assert (int(row["marks"]), int(row["households"])) == truth.per_source[k]
+    html = (out / "report.html").read_text()
+    assert f"Residents marked &#x27;it bothers me now&#x27; {m['total']} times" in html
+    assert (
+        f"{counted}/{m['total']} residents' marks during measured nuisance"
+        in capsys.readouterr().out
+    )
