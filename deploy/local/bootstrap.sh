@@ -15,7 +15,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 debs=(python3 python3-venv mosquitto influxdb libportaudio2 alsa-utils)
 lock=central
 if [[ $purpose == test ]]; then
-    debs+=(mosquitto-clients pulseaudio pulseaudio-utils libasound2-plugins chromium openssl)
+    debs+=(mosquitto-clients pulseaudio pulseaudio-utils libasound2-plugins chromium openssl nginx)
     lock=dev
 fi
 # the demo runs simulated nodes too: the sensor extra is part of the central lock

@@ -57,6 +57,7 @@ DEBIAN_PACKAGE = {
     "mosquitto_sub": "mosquitto-clients",
     "influxd": "influxdb",
     "openssl": "openssl",
+    "nginx": "nginx",
     "pulseaudio": "pulseaudio",
     "pactl": "pulseaudio-utils",
     "paplay": "pulseaudio-utils",

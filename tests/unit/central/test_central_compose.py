@@ -96,3 +96,23 @@ def test_scripts_are_executable_bash() -> None:
     for path in (CENTRAL / "make-secrets.sh", REPO / "deploy" / "influxdb" / "setup.sh"):
         assert path.stat().st_mode & 0o111, path
         assert path.read_text().startswith("#!/usr/bin/env bash")
+
+
+def test_web_server_fills_every_template_value_and_reaches_the_courtyard() -> None:
+    """The web service (nginx) gets a value for every ${KLANKKAST_*} of its template, and
+    proxies /binnenplaats/ to where the courtyard listens, under its base_url's path."""
+    import re
+    import tomllib
+
+    web = _compose()["services"]["web"]
+    template = (CENTRAL.parent / "web" / "klankkast.conf.template").read_text()
+    needed = set(re.findall(r"\$\{(KLANKKAST_[A-Z_]+)\}", template))
+    assert needed and needed <= set(web["environment"])
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in web["volumes"]}
+    assert mounts["/etc/nginx/templates/default.conf.template"] == "../web/klankkast.conf.template"
+    assert "reports" in _compose()["volumes"]
+    cfg = tomllib.loads((CENTRAL / "central.compose.toml").read_text())["courtyard"]
+    host, port = web["environment"]["KLANKKAST_COURTYARD_UPSTREAM"].split(":")
+    assert host == "courtyard" and int(port) == cfg["listen_port"]
+    assert cfg["base_url"].startswith("https://") and cfg["base_url"].endswith("/binnenplaats")
+    assert "location /binnenplaats/" in template

@@ -1,0 +1,173 @@
+"""The central stack's web server (deploy/web/klankkast.conf.template) in a real nginx:
+reports read-only over TLS, the residents' page proxied under /binnenplaats/ without
+stripping the path, and no client address in its log."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import re
+import signal
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from _services import require
+from services import find_binary, free_port, make_tls_files
+
+REPO = Path(__file__).resolve().parents[3]
+TEMPLATE = REPO / "deploy" / "web" / "klankkast.conf.template"
+
+
+def render(template: str, env: dict[str, str]) -> str:
+    """What the nginx image's envsubst does: ${VAR} of the given names, nothing else."""
+    return re.sub(r"\$\{(KLANKKAST_[A-Z_]+)\}", lambda m: env[m.group(1)], template)
+
+
+class _Upstream(http.server.BaseHTTPRequestHandler):
+    seen: ClassVar[list[tuple[str, str, dict[str, str]]]] = []
+
+    def _answer(self) -> None:
+        self.seen.append((self.command, self.path, dict(self.headers)))
+        body = b"courtyard page"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = _answer
+    do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    require("nginx", "openssl")
+    tls = make_tls_files(tmp_path / "tls")
+    reports = tmp_path / "reports"
+    (reports / "2026-12-03").mkdir(parents=True)
+    (reports / "2026-12-03" / "report.html").write_text("<!DOCTYPE html><title>r</title>")
+    (reports / "2026-12-03" / "summary.json").write_text("{}")
+    (reports / "latest").symlink_to("2026-12-03")
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    _Upstream.seen = []
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port = free_port()
+    env = {
+        "KLANKKAST_WEB_PORT": f"127.0.0.1:{port}",
+        "KLANKKAST_TLS_CERT": str(tls.server_cert),
+        "KLANKKAST_TLS_KEY": str(tls.server_key),
+        "KLANKKAST_REPORTS_DIR": str(reports),
+        "KLANKKAST_COURTYARD_UPSTREAM": f"127.0.0.1:{upstream.server_address[1]}",
+    }
+    (tmp_path / "klankkast.conf").write_text(render(TEMPLATE.read_text(), env))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    # the main configuration the nginx image has around conf.d/*.conf, in a temp dir
+    (tmp_path / "nginx.conf").write_text(
+        f"""daemon off;
+user root;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    include {tmp_path}/klankkast.conf;
+}}
+"""
+    )
+    log = open(tmp_path / "access.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [find_binary("nginx"), "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    ctx = ssl.create_default_context(cafile=str(tls.ca_file))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=2)
+            conn.request("HEAD", "/reports/")
+            conn.getresponse().read()
+            conn.close()
+            break
+        except OSError:
+            assert proc.poll() is None, (tmp_path / "error.log").read_text()
+            assert time.monotonic() < deadline, "nginx did not answer"
+            time.sleep(0.1)
+    try:
+        yield {"port": port, "ctx": ctx, "log": tmp_path / "access.log"}
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        upstream.shutdown()
+        upstream.server_close()
+
+
+def _get(web: dict[str, Any], method: str, path: str, body: bytes | None = None):
+    conn = http.client.HTTPSConnection("127.0.0.1", web["port"], context=web["ctx"], timeout=5)
+    conn.request(method, path, body=body, headers={"Host": "geluid.example.nl"})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp, data
+
+
+def test_reports_are_served_read_only_over_tls(web: dict[str, Any]) -> None:
+    resp, data = _get(web, "GET", "/reports/latest/report.html")
+    assert resp.status == 200 and data.startswith(b"<!DOCTYPE html>")
+    assert resp.getheader("Content-Type", "").startswith("text/html")
+    assert "default-src 'none'" in (resp.getheader("Content-Security-Policy") or "")
+    assert resp.getheader("Strict-Transport-Security")
+    resp, _ = _get(web, "GET", "/reports/latest/summary.json")
+    assert resp.status == 200 and resp.getheader("Content-Type") == "application/json"
+    resp, _ = _get(web, "GET", "/")
+    assert resp.status == 302 and resp.getheader("Location", "").endswith("/reports/latest/")
+    resp, _ = _get(web, "POST", "/reports/latest/report.html", b"x")
+    assert resp.status == 403
+    resp, _ = _get(web, "GET", "/grafana/")
+    assert resp.status == 404
+
+
+def test_the_residents_page_is_proxied_with_its_path(web: dict[str, Any]) -> None:
+    resp, data = _get(web, "GET", "/binnenplaats/s/yard1?lang=en")
+    assert resp.status == 200 and data == b"courtyard page"
+    assert resp.getheader("Strict-Transport-Security")
+    resp, _ = _get(web, "POST", "/binnenplaats/s/yard1/mark", b"csrf=x")
+    assert resp.status == 200
+    (get, post) = _Upstream.seen
+    assert get[:2] == ("GET", "/binnenplaats/s/yard1?lang=en")
+    assert post[:2] == ("POST", "/binnenplaats/s/yard1/mark")
+    headers = {k.lower(): v for k, v in get[2].items()}
+    assert headers["host"] == "geluid.example.nl"
+    assert headers["x-forwarded-proto"] == "https"
+    assert not headers.get("x-forwarded-for")
+    # a body over 16 kB never reaches the page
+    resp, _ = _get(web, "POST", "/binnenplaats/s/yard1/mark", b"x" * 20_000)
+    assert resp.status == 413
+
+
+def test_no_client_address_in_the_log(web: dict[str, Any]) -> None:
+    _get(web, "GET", "/reports/latest/report.html")
+    _get(web, "GET", "/binnenplaats/s/yard1")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and web["log"].read_text().count("\n") < 2:
+        time.sleep(0.05)
+    text = web["log"].read_text()
+    assert "/binnenplaats/s/yard1" in text and "/reports/latest/report.html" in text
+    assert "127.0.0.1" not in text, text
