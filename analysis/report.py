@@ -33,6 +33,7 @@ from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time
 from klankkast.analysis.correlate import Coverage, Findings, analyse, attach_marks
 from klankkast.analysis.episodes import Episode, SiteGrid, detect
 from klankkast.analysis.errors import AnalysisError, ConfigError, InputErrors
+from klankkast.analysis.headline import site_lines
 from klankkast.analysis.importer import (
     Complaint,
     complaint_lines,
@@ -137,7 +138,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--influx",
         metavar="URL",
-        help="also write complaint/visit/episode points to influxdb+http://host:port/DB",
+        help="also write complaint/visit/episode points and the headline numbers per site "
+        "(measurement analysis, for Grafana) to influxdb+http://host:port/DB",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -266,6 +268,8 @@ def main(args: argparse.Namespace) -> int:
                 complaint_lines(c.complaint for c in findings.complaints)
                 + visit_lines(v.visit for v in findings.visits)
                 + episode_lines(findings.episodes)
+                # the headline numbers per site, for Grafana's Nuisance versus reports
+                + site_lines(summary, int(meta["to_ms"]))
             )
             write_lines(args.influx, lines)
         progress(1.0, "done")

@@ -64,8 +64,8 @@ ALERT = '"forever"."alert"'  # klankkast-alerts writes it to "forever"; tag "sta
 EPISODE = '"forever"."episode"'
 COMPLAINT = '"forever"."complaint"'
 VISIT = '"forever"."visit"'
-#: headline numbers of the latest analysis run (written by the demo, see
-#: deploy/local/demo.py ``analysis_lines``): InfluxQL cannot join complaints with
+#: headline numbers of the latest analysis run per site (klankkast-analyze report
+#: --influx, klankkast.analysis.headline): InfluxQL cannot join complaints with
 #: episodes, so corroboration and hit rates come from the analysis itself
 ANALYSIS = '"forever"."analysis"'
 #: residents' marks ("ik heb nu last", klankkast-courtyard): tags site and household
@@ -584,13 +584,15 @@ def nuisance_vs_reports() -> dict[str, Any]:
                 [
                     target(
                         f'SELECT last("complaints_corroborated") AS "corroborated", '
-                        f'last("complaints_total") AS "of complaints" FROM {ANALYSIS}',
+                        f'last("complaints_total") AS "of complaints" FROM {ANALYSIS} '
+                        f'WHERE {SITE} AND "scope" = \'site\' GROUP BY "site"',
+                        alias="$tag_site $col",
                     )
                 ],
-                description="Latest analysis run: complaints with a measured episode around "
-                "the time the resident gave, out of all complaints. From measurement "
-                "'analysis' (the headline numbers of report/summary.json; the demo writes "
-                "them, klankkast-analyze report --influx does not yet).",
+                description="Latest analysis run, per site: complaints with a measured episode "
+                "around the time the resident gave, out of all complaints. From measurement "
+                "'analysis' (sites.{site} of report/summary.json), written by "
+                "klankkast-analyze report --influx.",
                 steps=thresholds((None, "blue")),
                 decimals=0,
             ),
@@ -602,9 +604,15 @@ def nuisance_vs_reports() -> dict[str, Any]:
                 "Visit hit rate",
                 [
                     target(
-                        f'SELECT last("visit_hit_rate") AS "visits during nuisance", '
-                        f'last("plan_hit_rate") AS "patrol plan (back-test)" FROM {ANALYSIS}',
-                    )
+                        f'SELECT last("visit_hit_rate") AS "visits during nuisance" '
+                        f'FROM {ANALYSIS} WHERE {SITE} AND "scope" = \'site\' GROUP BY "site"',
+                        alias="$tag_site $col",
+                    ),
+                    target(
+                        f'SELECT last("plan_hit_rate") AS "patrol plan (back-test)" '
+                        f"FROM {ANALYSIS} WHERE \"scope\" = 'plan'",
+                        ref="B",
+                    ),
                 ],
                 unit="percentunit",
                 description="Latest analysis run: share of enforcement visits that arrived "
@@ -621,12 +629,14 @@ def nuisance_vs_reports() -> dict[str, Any]:
                 [
                     target(
                         f'SELECT last("episodes_without_complaint_rate") AS "episodes without '
-                        f'complaint" FROM {ANALYSIS}',
+                        f'complaint" FROM {ANALYSIS} WHERE {SITE} AND "scope" = \'site\' '
+                        'GROUP BY "site"',
+                        alias="$tag_site $col",
                     )
                 ],
                 unit="percentunit",
-                description="Latest analysis run: share of measured episodes without any "
-                "complaint. No complaints is not no problem.",
+                description="Latest analysis run, per site: share of measured episodes without "
+                "any complaint. No complaints is not no problem.",
                 steps=thresholds((None, "green"), (0.5, "orange"), (0.8, "red")),
                 decimals=0,
             ),

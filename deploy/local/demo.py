@@ -1242,7 +1242,12 @@ def run(opts: Options, children: Children) -> int:
     summary["residents"] = residents
     if plan_error:
         summary["partial"] = {"plan": plan_error}
-    influx.write(analysis_lines(summary, tl.end_ms), DB, rp="forever", precision="ms")
+    # report --influx wrote the headline numbers per site; the plan's back-test here
+    from klankkast.analysis.headline import plan_lines
+
+    plan_doc = _read_json(plan_dir / "plan.json")
+    if plan_doc:
+        influx.write(plan_lines(plan_doc, tl.end_ms), DB, rp="forever", precision="ms")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     print_summary(summary)
     if opts.keep:
@@ -1605,35 +1610,6 @@ def build_summary(
             "visits": len(rows_v),
         },
     }
-
-
-#: ``analysis`` fields (the headline numbers of the latest report/plan run) that the
-#: "Nuisance versus reports" dashboard shows: InfluxQL cannot join complaints with
-#: episodes, so the numbers come from the analysis itself.
-ANALYSIS_FIELDS = {
-    "complaints_total": "complaints_total",
-    "complaints_corroborated": "corroborated_complaints",
-    "corroboration_rate": "corroboration_rate",
-    "visits_total": "visits_total",
-    "visit_hit_rate": "visit_hit_rate",
-    "episodes_count": "episodes_detected",
-    "episodes_without_complaint_rate": "episodes_without_complaint_rate",
-    "plan_hit_rate": "plan_hit_rate",
-    "association_p_value": "association_p_value",
-}
-
-
-def analysis_lines(summary: dict[str, Any], t_ms: int) -> list[str]:
-    """One ``analysis`` point (measurement of the demo) with the headline numbers."""
-    h = summary["headline"]
-    fields = []
-    for field, key in ANALYSIS_FIELDS.items():
-        v = h.get(key)
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-            fields.append(f"{field}={float(v)!r}")
-    if not fields:
-        return []
-    return [f"analysis,scope=all {','.join(fields)} {t_ms}"]
 
 
 def _fmt_rate(x: Any) -> str:

@@ -166,15 +166,3 @@ def test_minutes_inside_skip_windows_are_left_out() -> None:
         )
     )
     assert [f["t"] - t0 for f in frames] == [m * 60_000 for m in (0, 1, 4, 5, 6, 7, 8, 9)]
-
-
-def test_analysis_lines_carry_the_headline_numbers() -> None:
-    lines = demo.analysis_lines(
-        {"headline": {"corroborated_complaints": 5, "complaints_total": 8, "visit_hit_rate": None,
-                      "plan_hit_rate": 0.5}},
-        1_800_000_000_000,
-    )  # fmt: skip
-    assert lines == [
-        "analysis,scope=all complaints_total=8.0,complaints_corroborated=5.0,plan_hit_rate=0.5 "
-        "1800000000000"
-    ]

@@ -1,0 +1,82 @@
+"""The headline numbers of an analysis run as InfluxDB points (measurement ``analysis``).
+
+Grafana's *Nuisance versus reports* shows corroborated complaints, the visit hit rate
+and silent nuisance per ``$site``. InfluxQL cannot join complaints with episodes, so
+the numbers come from the analysis itself: ``klankkast-analyze report --influx URL``
+writes one point per site it analysed (tags ``site``, ``scope=site``), timestamped at
+the end of the analysed period, so the latest period is what ``last()`` reads; the
+patrol plan's back-test is one point with ``scope=plan``. Pure functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Final
+
+from klankkast.influx import line
+
+__all__ = ["M_ANALYSIS", "PLAN_FIELDS", "SITE_FIELDS", "plan_lines", "site_lines"]
+
+M_ANALYSIS: Final = "analysis"
+
+#: field -> dotted key of a ``summary.json`` section (totals or ``sites.{site}``)
+SITE_FIELDS: Final = {
+    "complaints_total": "complaints.total",
+    "complaints_corroborated": "complaints.corroborated",
+    "corroboration_rate": "complaints.corroboration_rate",
+    "visits_total": "visits.total",
+    "visit_hit_rate": "visits.hit_rate",
+    "episodes_count": "episodes.count",
+    "episodes_without_complaint": "episodes.without_complaint",
+    "episodes_without_complaint_rate": "episodes.without_complaint_rate",
+    "association_p_value": "association.p_value",
+    "marks_total": "marks.total",
+    "marks_matched": "marks.matched",
+    "episodes_with_neither": "marks.episodes_with_neither",
+}
+
+#: field -> dotted key of ``plan.json``
+PLAN_FIELDS: Final = {
+    "plan_hit_rate": "backtest.hit_rate_plan",
+    "random_plan_hit_rate": "backtest.hit_rate_random",
+    "historical_hit_rate": "backtest.hit_rate_historical",
+    "plan_windows": "windows",
+}
+
+
+def _get(doc: Mapping[str, Any], dotted: str) -> Any:
+    cur: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _fields(doc: Mapping[str, Any], spec: Mapping[str, str]) -> dict[str, float | int | str | bool]:
+    out: dict[str, float | int | str | bool] = {}
+    for field, key in spec.items():
+        v = _get(doc, key)
+        if isinstance(v, list):
+            v = len(v)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out[field] = float(v)
+    return out
+
+
+def site_lines(summary: Mapping[str, Any], t_ms: int) -> list[str]:
+    """One ``analysis`` point per site of ``summary["sites"]`` (``summary.json``)."""
+    out = []
+    for site, section in sorted((summary.get("sites") or {}).items()):
+        fields = _fields(section, SITE_FIELDS)
+        if fields:
+            out.append(line(M_ANALYSIS, {"site": site, "scope": "site"}, fields, t_ms))
+    return out
+
+
+def plan_lines(plan: Mapping[str, Any], t_ms: int) -> list[str]:
+    """The plan's back-test as one ``analysis`` point (``scope=plan``); none without
+    numbers (a plan that could not be back-tested still counts its windows)."""
+    fields = _fields(plan, PLAN_FIELDS)
+    return [line(M_ANALYSIS, {"scope": "plan"}, fields, t_ms)] if fields else []
