@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "importer",
         "validate complaints/visits files and optionally write them to InfluxDB",
     ),
+    "run": (
+        "service",
+        "the analysis on a schedule: nightly report, weekly plan, headline numbers to InfluxDB",
+    ),
 }
 
 
