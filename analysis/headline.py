@@ -5,20 +5,40 @@ and silent nuisance per ``$site``. InfluxQL cannot join complaints with episodes
 the numbers come from the analysis itself: ``klankkast-analyze report --influx URL``
 writes one point per site it analysed (tags ``site``, ``scope=site``), timestamped at
 the end of the analysed period, so the latest period is what ``last()`` reads; the
-patrol plan's back-test is one point with ``scope=plan``. Pure functions.
+patrol plan's back-test is one point with ``scope=plan``. The period limits of the
+rules are a series of their own (measurement ``limit``, one point per site and quarter
+hour, the field named after the period: ``day``, ``evening`` or ``night``), so the
+dashboards draw the limit that applies at each moment, in the rules' time zone, in the
+period's colour. Pure functions.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import numpy as np
+
+from klankkast.analysis.episodes import period_of
+from klankkast.analysis.rules import Rules
 from klankkast.influx import line
 
-__all__ = ["M_ANALYSIS", "PLAN_FIELDS", "SITE_FIELDS", "plan_lines", "site_lines"]
+__all__ = [
+    "LIMIT_STEP_MS",
+    "M_ANALYSIS",
+    "M_LIMIT",
+    "PLAN_FIELDS",
+    "SITE_FIELDS",
+    "limit_lines",
+    "plan_lines",
+    "site_lines",
+]
 
 M_ANALYSIS: Final = "analysis"
+M_LIMIT: Final = "limit"
+LIMIT_STEP_MS: Final = 15 * 60_000
+_PERIODS: Final = ("day", "evening", "night")
 
 #: field -> dotted key of a ``summary.json`` section (totals or ``sites.{site}``)
 SITE_FIELDS: Final = {
@@ -80,3 +100,20 @@ def plan_lines(plan: Mapping[str, Any], t_ms: int) -> list[str]:
     numbers (a plan that could not be back-tested still counts its windows)."""
     fields = _fields(plan, PLAN_FIELDS)
     return [line(M_ANALYSIS, {"scope": "plan"}, fields, t_ms)] if fields else []
+
+
+def limit_lines(rules: Rules, sites: Sequence[str], start_ms: int, end_ms: int) -> list[str]:
+    """The absolute limit in force at every quarter hour of ``[start, end)`` per site
+    (measurement ``limit``, field = the period's name, value in dB(A)). The limits apply
+    to the specific level (the rules' ``absolute.level``)."""
+    t0 = -(-start_ms // LIMIT_STEP_MS) * LIMIT_STEP_MS
+    t = np.arange(t0, end_ms, LIMIT_STEP_MS, dtype=np.int64)
+    if t.size == 0 or not rules.absolute_enabled:
+        return []
+    period = period_of(t, rules)
+    limits = rules.limits_db()
+    return [
+        line(M_LIMIT, {"site": site}, {_PERIODS[int(p)]: float(limits[int(p)])}, int(ts))
+        for site in sites
+        for ts, p in zip(t.tolist(), period.tolist(), strict=True)
+    ]

@@ -33,7 +33,7 @@ from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time
 from klankkast.analysis.correlate import Coverage, Findings, analyse, attach_marks
 from klankkast.analysis.episodes import Episode, SiteGrid, detect
 from klankkast.analysis.errors import AnalysisError, ConfigError, InputErrors
-from klankkast.analysis.headline import site_lines
+from klankkast.analysis.headline import limit_lines, site_lines
 from klankkast.analysis.importer import (
     Complaint,
     complaint_lines,
@@ -270,6 +270,8 @@ def main(args: argparse.Namespace) -> int:
                 + episode_lines(findings.episodes)
                 # the headline numbers per site, for Grafana's Nuisance versus reports
                 + site_lines(summary, int(meta["to_ms"]))
+                # the period limits in force over the analysed span, for the dashboards
+                + limit_lines(rules, meta["sites"], int(meta["from_ms"]), int(meta["to_ms"]))
             )
             write_lines(args.influx, lines)
         progress(1.0, "done")

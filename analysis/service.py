@@ -314,19 +314,28 @@ def run_once(
     if analyze(args) != 0:
         raise AnalysisError(f"the report of {date} failed (see the lines above)")
     summary = json.loads((folder / "report" / "summary.json").read_text(encoding="utf-8"))
-    if plan_made and "://" in cfg.levels:
-        _write_plan_point(cfg, folder / "plan" / "plan.json", now_ms)
+    if "://" in cfg.levels:
+        _write_points(cfg, folder / "plan" / "plan.json" if plan_made else None, summary, now_ms)
     _set_latest(cfg.out_dir, folder)
     for old in _prune(cfg.out_dir, now_ms, cfg.keep_days, tz):
         say(f"klankkast-analyze run: removed {old} (older than {cfg.keep_days} days)")
     return RunResult(folder, plan_made, summary)
 
 
-def _write_plan_point(cfg: Config, plan_json: Path, t_ms: int) -> None:
-    from klankkast.analysis.headline import plan_lines
+def _write_points(
+    cfg: Config, plan_json: Path | None, summary: Mapping[str, Any], t_ms: int
+) -> None:
+    """The new plan's back-test point, and the period limits of the coming eight days (the
+    report wrote those of its span), so the dashboards have them until the next run."""
+    from klankkast.analysis.headline import limit_lines, plan_lines
     from klankkast.analysis.levels import write_lines
+    from klankkast.analysis.rules import load_rules
 
-    lines = plan_lines(json.loads(plan_json.read_text(encoding="utf-8")), t_ms)
+    lines = []
+    if plan_json is not None:
+        lines += plan_lines(json.loads(plan_json.read_text(encoding="utf-8")), t_ms)
+    sites = list((summary.get("sites") or {}).keys())
+    lines += limit_lines(load_rules(cfg.rules), sites, t_ms, t_ms + 8 * _DAY_MS)
     if lines:
         write_lines(_internal_address(cfg), lines)
 

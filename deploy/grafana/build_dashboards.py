@@ -46,8 +46,9 @@ BANDS = (
     "4000", "5000", "6300", "8000", "10000", "12500", "16000", "20000",
 )  # fmt: skip
 
-#: Default LAeq,5min limits of the episode rules (analysis/rules.default.toml),
-#: drawn as threshold lines: night 23-07, evening 19-23, day 07-19, dB(A).
+#: Default LAeq,5min limits of the episode rules (analysis/rules.default.toml): only the
+#: week heat map's quick look uses the evening one; the level panels draw the limits the
+#: analysis wrote from the rules actually in use (LIMIT below).
 LIMITS_DB = {"night": 40, "evening": 45, "day": 50}
 
 SITE = '"site" =~ /^$site$/'
@@ -102,12 +103,34 @@ def thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
     return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
 
 
-LIMIT_STEPS = thresholds(
-    (None, "green"),
-    (LIMITS_DB["night"], "blue"),
-    (LIMITS_DB["evening"], "orange"),
-    (LIMITS_DB["day"], "red"),
-)
+#: the period limits as written by the analysis (measurement "limit", one field per
+#: period, klankkast.analysis.headline.limit_lines), in the colour of their period
+LIMIT = '"forever"."limit"'
+PERIOD_COLOURS = {"day": "#E69F00", "evening": "#CC79A7", "night": "#0072B2"}  # Okabe-Ito
+
+
+def limit_target() -> dict[str, Any]:
+    """The limit in force at each moment, per period (one series each)."""
+    fields = ", ".join(f'last("{p}") AS "limit {p}"' for p in PERIOD_COLOURS)
+    return target(
+        f"SELECT {fields} FROM {LIMIT} WHERE {SITE} AND $timeFilter "
+        "GROUP BY time($__interval) fill(none)",
+        ref="L",
+    )
+
+
+def limit_overrides() -> list[dict[str, Any]]:
+    return [
+        {
+            "matcher": {"id": "byName", "options": f"limit {p}"},
+            "properties": [
+                {"id": "color", "value": {"mode": "fixed", "fixedColor": colour}},
+                {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 6]}},
+                {"id": "custom.lineWidth", "value": 2},
+            ],
+        }
+        for p, colour in PERIOD_COLOURS.items()
+    ]
 
 
 class Layout:
@@ -149,18 +172,18 @@ def timeseries(
         "lineInterpolation": "stepAfter" if draw == "line" else "linear",
     }
     defaults: dict[str, Any] = {"unit": unit, "custom": custom}
+    custom["thresholdsStyle"] = {"mode": "off"}
+    overrides: list[dict[str, Any]] = []
     if limits:
-        custom["thresholdsStyle"] = {"mode": "dashed"}
-        defaults["thresholds"] = LIMIT_STEPS
-    else:
-        custom["thresholdsStyle"] = {"mode": "off"}
+        targets = [*targets, limit_target()]
+        overrides = limit_overrides()
     return {
         "type": "timeseries",
         "title": title,
         "description": description,
         "datasource": DS,
         "targets": targets,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "fieldConfig": {"defaults": defaults, "overrides": overrides},
         "options": {
             "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
             "tooltip": {"mode": "multi", "sort": "desc"},
@@ -302,9 +325,9 @@ def courtyard_now() -> dict[str, Any]:
     lay = Layout()
     where = f"{SITE} AND {NODE} AND $timeFilter"
     limits_txt = (
-        "Dashed lines: the default LAeq,5min limits of the episode rules, "
-        f"night (23-07) {LIMITS_DB['night']}, evening (19-23) {LIMITS_DB['evening']}, "
-        f"day (07-19) {LIMITS_DB['day']} dB(A); the rules apply them to the specific level "
+        "Dashed lines: the LAeq limit of the period in force at each moment (day orange, "
+        "evening purple, night blue), from the rules file in its time zone (measurement "
+        "'limit', written by the analysis); the rules apply it to the specific level "
         "(the total with the residual subtracted), so a background near a line is no "
         "episode. A measurement, not a legal verdict."
     )

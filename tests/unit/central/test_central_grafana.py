@@ -94,15 +94,24 @@ def test_every_template_variable_is_used() -> None:
             assert f"${var['name']}" in text
 
 
-def test_courtyard_now_has_the_period_limits_as_thresholds() -> None:
-    """Default LAeq,5min limits of the episode rules: day 50, evening 45, night 40 dB(A)."""
-    dash = _dashboards()["courtyard-now"]
-    laeq = next(p for p in dash["panels"] if p["title"].startswith("LAeq per second"))
-    steps = [s["value"] for s in laeq["fieldConfig"]["defaults"]["thresholds"]["steps"]]
-    assert steps == [None, 40, 45, 50]
-    rules = (REPO / "analysis" / "rules.default.toml").read_text()
-    for value in ("50", "45", "40"):
-        assert value in rules
+def test_level_panels_draw_the_limit_of_the_period_in_force() -> None:
+    """No fixed 40/45/50 scale around the clock (issue 17): each level panel reads the
+    limit series the analysis writes (one field per period) and colours it by period."""
+    for uid in ("courtyard-now", "nuisance-vs-reports"):
+        dash = _dashboards()[uid]
+        level_panels = [p for p in dash["panels"] if p["title"].startswith(("LAeq", "Site level"))]
+        assert level_panels
+        for panel in level_panels:
+            (lim,) = [t for t in panel["targets"] if t["refId"] == "L"]
+            for period in ("day", "evening", "night"):
+                assert f'last("{period}") AS "limit {period}"' in lim["query"]
+            assert '"forever"."limit"' in lim["query"] and "$site" in lim["query"]
+            colours = {
+                o["matcher"]["options"]: o["properties"][0]["value"]["fixedColor"]
+                for o in panel["fieldConfig"]["overrides"]
+            }
+            assert len(set(colours.values())) == 3
+            assert "thresholds" not in panel["fieldConfig"]["defaults"]
 
 
 def test_spectrum_covers_every_nominal_band() -> None:
