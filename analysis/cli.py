@@ -9,6 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Final
+
+from klankkast import __version__
+from klankkast.analysis._cliargs import add_password_argument, resolve_influx_args
+from klankkast.analysis.errors import ConfigError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -18,7 +23,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "importer",
         "validate complaints/visits files and optionally write them to InfluxDB",
     ),
+    "check": ("check", "check the rules and connect to the level source and InfluxDB; exit"),
 }
+
+EXIT_STATUSES: Final = """exit status:
+  0  success
+  1  bad input, rules or data; a failed check (one line per problem)
+  2  usage error: unknown option, missing argument, malformed InfluxDB address
+"""
 
 
 def _add(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
@@ -26,6 +38,10 @@ def _add(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[ty
     p = sub.add_parser(name, help=help_text, description=help_text)
     mod = importlib.import_module(f"klankkast.analysis.{module}")
     mod.add_arguments(p)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = (p.epilog + "\n" if p.epilog else "") + EXIT_STATUSES
+    if any(a.dest in ("levels", "influx") for a in p._actions):
+        add_password_argument(p)
     p.set_defaults(_module=mod)
 
 
@@ -34,12 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="klankkast-analyze",
         description="Does measured nuisance match complaints and enforcement visits?",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"klankkast-analyze {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     names = [argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS)
     for name in names:
         _add(sub, name)
     args = parser.parse_args(argv)
+    try:
+        resolve_influx_args(args)
+    except ConfigError as err:
+        print(f"klankkast-analyze {args.command}: {err}", file=sys.stderr)
+        return 2
     return int(args._module.main(args) or 0)
 
 
