@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from typing import Final
 
-from klankkast import __version__
 from klankkast.analysis._cliargs import add_password_argument, resolve_influx_args
 from klankkast.analysis.errors import ConfigError
 
@@ -31,6 +31,13 @@ EXIT_STATUSES: Final = """exit status:
   1  bad input, rules or data; a failed check (one line per problem)
   2  usage error: unknown option, missing argument, malformed InfluxDB address
 """
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("klankkast")
+    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
+        return "unknown"
 
 
 def _add(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
@@ -53,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         epilog=EXIT_STATUSES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"klankkast-analyze {__version__}")
+    parser.add_argument("--version", action="version", version=f"klankkast-analyze {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     names = [argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS)
     for name in names:

@@ -39,7 +39,7 @@ from klankkast.ingest.config import (
 )
 from klankkast.ingest.errors import ConfigError
 
-__all__ = ["build_parser", "check", "main"]
+__all__ = ["build_parser", "check", "check_influx", "main"]
 
 log = logging.getLogger("klankkast.ingest")
 
@@ -170,7 +170,7 @@ def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[st
     return problems
 
 
-def _check_influx(cfg: CentralConfig) -> list[str]:
+def check_influx(cfg: CentralConfig) -> list[str]:
     """Ping, ensure the layout, write one ingest_stats point and read it back."""
     ic = cfg.influxdb
     influx = make_influx_client(ic)
@@ -205,7 +205,7 @@ def _check_influx(cfg: CentralConfig) -> list[str]:
 
 def check(cfg: CentralConfig, client_id: str, timeout_s: float = 10.0) -> int:
     """Verify both connections, credentials and permissions; print what is wrong."""
-    problems = _check_influx(cfg) + _check_mqtt(cfg, client_id, timeout_s)
+    problems = check_influx(cfg) + _check_mqtt(cfg, client_id, timeout_s)
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
