@@ -44,6 +44,23 @@ __all__ = ["build_parser", "check", "check_influx", "main"]
 log = logging.getLogger("klankkast.ingest")
 
 
+EXIT_STATUSES = """exit status:
+  0  run: stopped by SIGTERM/SIGINT; check: both connections, credentials and rights OK
+  1  configuration error (one line naming key, value and what is allowed), a failed
+     check, or the InfluxDB writer gave up
+  2  usage error (unknown option, missing argument)
+"""
+
+
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("klankkast")
+    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="klankkast-ingest",
@@ -55,8 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
             "klankkast/v1/_rejected. 'check' verifies the MQTT and InfluxDB connections, "
             "credentials and permissions and says what is wrong."
         ),
-        epilog="Configuration: see deploy/central/central.example.toml ([mqtt], [influxdb], [ingest]).",
+        epilog=(
+            "Configuration: see deploy/central/central.example.toml ([mqtt], [influxdb], "
+            "[ingest]).\n\n" + EXIT_STATUSES
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"klankkast-ingest {_version()}")
     parser.add_argument(
         "command",
         nargs="?",
