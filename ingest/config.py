@@ -59,7 +59,9 @@ class MqttConfig:
     key_file: Path | None = None
     client_id: str = ""
     share_group: str = "ingest"
-    session_expiry_s: int = 3600
+    #: 3 days: an ingest down over a weekend (Friday evening to Monday morning) still
+    #: finds its queued messages; when a session expires the broker drops them
+    session_expiry_s: int = 259_200
     receive_maximum: int = 65535
     keepalive_s: int = 30
 
