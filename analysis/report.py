@@ -122,7 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--influx",
         metavar="URL",
-        help="also write complaint/visit/episode points to influxdb+http://host:port/DB",
+        help="also write complaint/visit/episode points to influxdb+http(s)://[user@]host:port/DB",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
