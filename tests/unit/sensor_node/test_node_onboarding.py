@@ -81,3 +81,22 @@ def test_wire_refuses_a_non_boolean_calibrated() -> None:
     p["calibrated"] = "no"
     with pytest.raises(wire.SchemaError, match="calibrated must be true or false"):
         wire.encode("status", p)
+
+
+def test_one_mode_and_owner_for_the_node_password() -> None:
+    """add-node.sh (and its README) told the operator 0600 owner klankkast; install.sh
+    creates 0640 root:klankkast. One mode now, stated alike everywhere."""
+    import re
+
+    install = (REPO / "deploy/pi/install.sh").read_text()
+    add_node = (REPO / "deploy/mosquitto/add-node.sh").read_text()
+    readme = " ".join((REPO / "deploy/mosquitto/README.md").read_text().split())
+    m = re.search(r'install -m (\d{4}) \$\(own (\w+)\) /dev/null "\$ETC/mqtt.password"', install)
+    assert m, "install.sh no longer creates mqtt.password"
+    mode, owner = m.groups()
+    assert 'echo "-o $1 -g klankkast"' in install  # own(): group klankkast
+    stated = f"mode {mode}, owner {owner}, group klankkast"
+    assert f"/etc/klankkast/mqtt.password ({stated}" in add_node
+    assert (
+        f"`/etc/klankkast/mqtt.password` (mode {mode}, owner `{owner}`, group `klankkast`" in readme
+    )
