@@ -180,8 +180,8 @@ def parse_config(doc: dict[str, Any], *, base: Path, path: str = "") -> Config:
                 path=path,
             )
     url = _get(i, "url", str, "http://127.0.0.1:8086", path, "must be an InfluxDB address")
-    database = _get(i, "database", str, "klankkast", path, "must be a database name")
-    username = _get(i, "username", str, None, path, "must be a user name")
+    influx_db = _get(i, "database", str, "klankkast", path, "must be a database name")
+    influx_user = _get(i, "username", str, None, path, "must be a user name")
     if url.startswith("influxdb+"):
         # one address form: url = "influxdb+http://courtyard_read@host:8086/klankkast"
         try:
@@ -193,7 +193,7 @@ def parse_config(doc: dict[str, Any], *, base: Path, path: str = "") -> Config:
                 raise ConfigError(
                     f"influxdb.{key}", i[key], f"give it in influxdb.url only ({url})", path=path
                 )
-        url, database, username = address.url, address.database, address.username
+        url, influx_db, influx_user = address.url, address.database, address.username
     else:  # the older form: url = "http://host:port" with database and username
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or parts.query:
@@ -218,8 +218,8 @@ def parse_config(doc: dict[str, Any], *, base: Path, path: str = "") -> Config:
         raise ConfigError("influxdb.timeout_s", timeout, "must be 0.1-60 s", path=path)
     influx = InfluxConfig(
         url=url,
-        database=database,
-        username=username,
+        database=influx_db,
+        username=influx_user,
         password_file=_path(base, _get(i, "password_file", str, None, path, "must be a path")),
         write_username=_get(i, "write_username", str, None, path, "must be a user name"),
         write_password_file=_path(

@@ -40,3 +40,16 @@ def test_other_forms_are_one_line(url: str) -> None:
     msg = str(info.value)
     assert "influxdb.url" in msg and "influxdb+http(s)://" in msg
     assert "\n" not in msg and ":pw@" not in msg
+
+
+@pytest.mark.parametrize(
+    "influxdb",
+    [{"url": "http://h:8086", "database": "noise"}, {"url": "influxdb+http://u@h:8086/noise"}],
+)
+def test_the_influx_database_is_not_the_invitation_store(influxdb: dict[str, object]) -> None:
+    """[courtyard] database (SQLite) and [courtyard.influxdb] database are two things."""
+    doc = _doc(influxdb)
+    doc["courtyard"]["database"] = "inv.sqlite"  # type: ignore[index]
+    cfg = parse_config(doc, base=Path("/srv"))
+    assert cfg.database == Path("/srv/inv.sqlite")
+    assert cfg.influxdb.database == "noise"
