@@ -90,3 +90,41 @@ def test_alerts_write_where_the_layout_says() -> None:
     written = re.findall(r"self\.client\.write\(batch, rp=(\w+)", src)
     assert written == ["RP_FOREVER"]
     assert getattr(influx, written[0]) == rp_of("alert")
+
+
+def _qualified_reads(text: str) -> set[tuple[str, str]]:
+    """Every ``"rp"."measurement"`` in a text (JSON-escaped quotes too)."""
+    text = text.replace('\\"', '"')
+    return set(re.findall(r'"(raw|forever|experience)"\."([a-z_]+)"', text))
+
+
+def _reader_files() -> list[Path]:
+    return [
+        *sorted((REPO / "deploy" / "grafana" / "dashboards").glob("*.json")),
+        REPO / "deploy" / "grafana" / "build_dashboards.py",
+        REPO / "deploy" / "grafana" / "provisioning" / "alerting" / "klankkast.yaml",
+        REPO / "analysis" / "levels.py",
+        REPO / "deploy" / "influxdb" / "README.md",
+    ]
+
+
+@pytest.mark.parametrize("path", _reader_files(), ids=lambda p: p.name)
+def test_readers_query_each_measurement_in_its_policy(path: Path) -> None:
+    """Dashboards, alert rules and the analysis name ``"rp"."measurement"``: a move of a
+    measurement in the layout without them would leave empty panels."""
+    reads = _qualified_reads(path.read_text(encoding="utf-8"))
+    wrong = sorted((rp, m) for rp, m in reads if m in MEASUREMENTS and rp_of(m) != rp)
+    assert not wrong, f"{path.name} reads {wrong} (layout: {[rp_of(m) for _, m in wrong]})"
+
+
+def test_the_reader_check_can_fail() -> None:
+    assert _qualified_reads('SELECT x FROM \\"raw\\".\\"episode\\"') == {("raw", "episode")}
+    assert rp_of("episode") != "raw"
+
+
+def test_courtyard_defaults_follow_the_layout() -> None:
+    from klankkast.courtyard.config import InfluxConfig
+
+    d = InfluxConfig()
+    assert d.marks_rp == rp_of("experience")
+    assert {rp_of(m) for m in ("episode", "alert", "complaint", "visit")} == {d.events_rp}
