@@ -98,7 +98,7 @@ def _check_mqtt(client: Any, mcfg: MqttConfig, topics: list[str], timeout_s: flo
 
 def check(central: CentralConfig, acfg: AlertsConfig, timeout_s: float = 10.0) -> int:
     """Build the clients a start builds, connect, print what is wrong; exit status."""
-    from klankkast.alerts.service import mqtt_config, subscriptions
+    from klankkast.alerts.service import mqtt_config, secret_error, subscriptions
     from klankkast.ingest.cli import check_influx
     from klankkast.ingest.config import default_client_id, make_influx_client, make_mqtt_client
 
@@ -109,9 +109,7 @@ def check(central: CentralConfig, acfg: AlertsConfig, timeout_s: float = 10.0) -
         if acfg.influx:
             make_influx_client(central.influxdb).close()
     except ConfigError as err:
-        if err.key == "mqtt.password_file" and acfg.username is not None:
-            err = ConfigError("alerts.password_file", err.value, err.allowed)  # its real key
-        print(f"klankkast-alerts: {err}", file=sys.stderr)
+        print(f"klankkast-alerts: {secret_error(err, acfg)}", file=sys.stderr)
         return 1
     problems = check_influx(central) if acfg.influx else []
     problems += _check_mqtt(client, mcfg, subscriptions(acfg), timeout_s)

@@ -447,6 +447,14 @@ def mqtt_config(central: CentralConfig, acfg: AlertsConfig) -> MqttConfig:
     return replace(central.mqtt, username=acfg.username, password_file=acfg.password_file)
 
 
+def secret_error(err: ConfigError, acfg: AlertsConfig) -> ConfigError:
+    """``err`` under the key the operator wrote: the alerts' own MQTT password file is
+    ``alerts.password_file``, though it is read as ``[mqtt]``'s."""
+    if err.key == "mqtt.password_file" and acfg.username is not None:
+        return ConfigError("alerts.password_file", err.value, err.allowed)
+    return err
+
+
 def subscriptions(acfg: AlertsConfig) -> list[str]:
     """The frames topic filter and the nodes' status topic filter."""
     return [f"{wire.TOPIC_ROOT}/+/+/{acfg.frames}", f"{wire.TOPIC_ROOT}/+/+/status"]
@@ -702,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         service.start()
     except ConfigError as err:
-        print(f"klankkast-alerts: {err}", file=sys.stderr)
+        print(f"klankkast-alerts: {secret_error(err, acfg)}", file=sys.stderr)
         return 1
     while not stop.wait(1.0):
         pass
