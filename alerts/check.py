@@ -15,7 +15,6 @@ Exit status: 0 OK; 1 a configuration error or a failed check; 2 bad usage.
 
 from __future__ import annotations
 
-import socket
 import ssl
 import sys
 import threading
@@ -28,23 +27,6 @@ if TYPE_CHECKING:
     from klankkast.ingest.config import CentralConfig, MqttConfig
 
 __all__ = ["check"]
-
-
-def _connect_error(url: str, err: BaseException) -> str:
-    """One line naming why a TCP/TLS connection to the broker failed."""
-    if isinstance(err, socket.gaierror):
-        return f"mqtt: name resolution failed for {url}: {err.strerror or err}"
-    if isinstance(err, ConnectionRefusedError):
-        return f"mqtt: connection refused by {url} (is the broker listening on that port?)"
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return (
-            f"mqtt: TLS verification of {url} failed: {err.verify_message} (check [mqtt] ca_file)"
-        )
-    if isinstance(err, ssl.SSLError):
-        return f"mqtt: TLS handshake with {url} failed: {err.reason or err}"
-    if isinstance(err, TimeoutError | socket.timeout):
-        return f"mqtt: no answer from {url} (firewall, or a wrong port?)"
-    return f"mqtt: cannot connect to {url}: {type(err).__name__}: {err}"
 
 
 def _check_mqtt(client: Any, mcfg: MqttConfig, topics: list[str], timeout_s: float) -> list[str]:
@@ -72,7 +54,9 @@ def _check_mqtt(client: Any, mcfg: MqttConfig, topics: list[str], timeout_s: flo
     try:
         client.connect(mcfg.host, mcfg.port, keepalive=30, clean_start=True, properties=props)
     except (OSError, ssl.SSLError) as err:
-        return [_connect_error(mcfg.url, err)]
+        from klankkast.ingest.cli import connect_error
+
+        return [connect_error(mcfg.url, err)]
     client.loop_start()
     problems: list[str] = []
     try:

@@ -15,6 +15,8 @@ import argparse
 import json
 import logging
 import signal
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -39,7 +41,7 @@ from klankkast.ingest.config import (
 )
 from klankkast.ingest.errors import ConfigError
 
-__all__ = ["build_parser", "check", "check_influx", "main"]
+__all__ = ["build_parser", "check", "check_influx", "connect_error", "main"]
 
 log = logging.getLogger("klankkast.ingest")
 
@@ -110,6 +112,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def connect_error(url: str, err: BaseException) -> str:
+    """One line naming why a TCP/TLS connection to the broker failed: name resolution,
+    refused, TLS verification (and against which CA), another TLS failure, no answer."""
+    if isinstance(err, socket.gaierror):
+        return f"mqtt: name resolution failed for {url}: {err.strerror or err}"
+    if isinstance(err, ConnectionRefusedError):
+        return f"mqtt: connection refused by {url} (is the broker listening on that port?)"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return (
+            f"mqtt: TLS verification of {url} failed: {err.verify_message} "
+            "(check [mqtt] ca_file: it must sign the broker's certificate)"
+        )
+    if isinstance(err, ssl.SSLError):
+        return f"mqtt: TLS handshake with {url} failed: {err.reason or err}"
+    if isinstance(err, TimeoutError):
+        return f"mqtt: no answer from {url} (firewall, or a wrong port?)"
+    return f"mqtt: cannot connect to {url}: {type(err).__name__}: {err}"
+
+
 def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[str]:
     """Connect, subscribe to the node topics and publish to the rejected topic.
 
@@ -155,7 +176,7 @@ def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[st
             cfg.mqtt.host, cfg.mqtt.port, keepalive=30, clean_start=True, properties=props
         )
     except Exception as err:
-        return [f"mqtt: cannot connect to {cfg.mqtt.url}: {err}"]
+        return [connect_error(cfg.mqtt.url, err)]
     client.loop_start()
     try:
         if not done.wait(timeout_s):
