@@ -1,4 +1,4 @@
-"""``klankkast-alerts --config F``: live nuisance alerts from the MQTT stream.
+"""``klankkast-alerts [check] --config F``: live nuisance alerts from the MQTT stream.
 
 Wiring only; the decisions are made in :mod:`klankkast.alerts.engine` (which
 applies the analysis' episode rules, :mod:`klankkast.analysis.episodes`).
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 
     from klankkast.analysis.rules import Rules
     from klankkast.influx import InfluxHTTP
-    from klankkast.ingest.config import CentralConfig
+    from klankkast.ingest.config import CentralConfig, MqttConfig
 
 __all__ = [
     "AlertsConfig",
@@ -77,7 +77,9 @@ __all__ = [
     "Webhook",
     "alert_line",
     "main",
+    "mqtt_config",
     "parse_alerts_config",
+    "subscriptions",
     "webhook_body",
 ]
 
@@ -438,6 +440,26 @@ class InfluxAlertWriter:
 # -- the service --------------------------------------------------------------------
 
 
+def mqtt_config(central: CentralConfig, acfg: AlertsConfig) -> MqttConfig:
+    """``[mqtt]`` with the alerts' own credentials when ``[alerts]`` names them."""
+    if acfg.username is None:
+        return central.mqtt
+    return replace(central.mqtt, username=acfg.username, password_file=acfg.password_file)
+
+
+def secret_error(err: ConfigError, acfg: AlertsConfig) -> ConfigError:
+    """``err`` under the key the operator wrote: the alerts' own MQTT password file is
+    ``alerts.password_file``, though it is read as ``[mqtt]``'s."""
+    if err.key == "mqtt.password_file" and acfg.username is not None:
+        return ConfigError("alerts.password_file", err.value, err.allowed)
+    return err
+
+
+def subscriptions(acfg: AlertsConfig) -> list[str]:
+    """The frames topic filter and the nodes' status topic filter."""
+    return [f"{wire.TOPIC_ROOT}/+/+/{acfg.frames}", f"{wire.TOPIC_ROOT}/+/+/status"]
+
+
 class AlertsService:
     """config -> adapters -> engine -> run loop -> ordered shutdown."""
 
@@ -456,11 +478,11 @@ class AlertsService:
 
     @property
     def subscription(self) -> str:
-        return f"{wire.TOPIC_ROOT}/+/+/{self.acfg.frames}"
+        return subscriptions(self.acfg)[0]
 
     @property
     def status_subscription(self) -> str:
-        return f"{wire.TOPIC_ROOT}/+/+/status"
+        return subscriptions(self.acfg)[1]
 
     def start(self) -> None:
         from klankkast.ingest.config import (
@@ -470,9 +492,7 @@ class AlertsService:
             mqtt_connect,
         )
 
-        mcfg = self.central.mqtt
-        if self.acfg.username is not None:
-            mcfg = replace(mcfg, username=self.acfg.username, password_file=self.acfg.password_file)
+        mcfg = mqtt_config(self.central, self.acfg)
         if self.acfg.influx:
             self.influx = InfluxAlertWriter(
                 make_influx_client(self.central.influxdb), self.central.influxdb.raw_retention_days
@@ -598,13 +618,41 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+EXIT_STATUSES: Final = """exit status:
+  0  run: stopped by SIGTERM/SIGINT; check: configuration valid and connections OK
+  1  configuration error (one line naming key, value and what is allowed), or a failed check
+  2  usage error (unknown option, missing argument)
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("run", "check"),
+        default="run",
+        help="run (default): run until SIGTERM/SIGINT; check: validate what a start validates "
+        "(config, rules, secret and TLS files), connect to the broker and InfluxDB, and exit",
+    )
     parser.add_argument(
         "--config", required=True, type=Path, help="central configuration (TOML) with [alerts]"
     )
     parser.add_argument(
-        "--check", action="store_true", help="validate the configuration and the rules, then exit"
+        "--check", action="store_true", help="deprecated spelling of the check command"
     )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, metavar="S", help="check: seconds per connection"
+    )
+    parser.add_argument("--version", action="version", version=f"klankkast-alerts {_version()}")
+
+
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("klankkast")
+    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
+        return "unknown"
 
 
 def load(path: Path) -> tuple[CentralConfig, AlertsConfig, Rules]:
@@ -621,6 +669,8 @@ def load(path: Path) -> tuple[CentralConfig, AlertsConfig, Rules]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="klankkast-alerts",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Live nuisance alerts: apply the analysis' episode rules to the MQTT stream per "
             "site, confirm, and publish start/update/end alerts on klankkast/v1/{site}/alerts "
@@ -639,10 +689,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.check:
         print(
-            f"klankkast-alerts: configuration OK ({len(acfg.webhooks)} webhook(s), "
-            f"confirm_s={acfg.settings.confirm_s}, frames={acfg.frames})"
+            "klankkast-alerts: --check is deprecated; use: klankkast-alerts check --config FILE",
+            file=sys.stderr,
         )
-        return 0
+    if args.check or args.command == "check":
+        from klankkast.alerts.check import check
+
+        return check(central, acfg, args.timeout)
     logging.basicConfig(
         level=acfg.log_level, format="%(asctime)s klankkast-alerts %(levelname)s %(message)s"
     )
@@ -657,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         service.start()
     except ConfigError as err:
-        print(f"klankkast-alerts: {err}", file=sys.stderr)
+        print(f"klankkast-alerts: {secret_error(err, acfg)}", file=sys.stderr)
         return 1
     while not stop.wait(1.0):
         pass

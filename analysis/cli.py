@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
+from typing import Final
+
+from klankkast.analysis._cliargs import add_password_argument, resolve_influx_args
+from klankkast.analysis.errors import ConfigError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -22,7 +27,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "service",
         "the analysis on a schedule: nightly report, weekly plan, headline numbers to InfluxDB",
     ),
+    "check": ("check", "check the rules and connect to the level source and InfluxDB; exit"),
 }
+
+EXIT_STATUSES: Final = """exit status:
+  0  success
+  1  bad input, rules or data; a failed check (one line per problem)
+  2  usage error: unknown option, missing argument, malformed InfluxDB address
+"""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("klankkast")
+    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
+        return "unknown"
 
 
 def _add(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
@@ -30,6 +49,10 @@ def _add(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[ty
     p = sub.add_parser(name, help=help_text, description=help_text)
     mod = importlib.import_module(f"klankkast.analysis.{module}")
     mod.add_arguments(p)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = (p.epilog + "\n" if p.epilog else "") + EXIT_STATUSES
+    if any(a.dest in ("levels", "influx") for a in p._actions):
+        add_password_argument(p)
     p.set_defaults(_module=mod)
 
 
@@ -38,12 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="klankkast-analyze",
         description="Does measured nuisance match complaints and enforcement visits?",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"klankkast-analyze {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     names = [argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS)
     for name in names:
         _add(sub, name)
     args = parser.parse_args(argv)
+    try:
+        resolve_influx_args(args)
+    except ConfigError as err:
+        print(f"klankkast-analyze {args.command}: {err}", file=sys.stderr)
+        return 2
     return int(args._module.main(args) or 0)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from klankkast.analysis.episodes import period_of
 from klankkast.analysis.rules import Rules
-from klankkast.influx import line
+from klankkast.influx import M_ANALYSIS, M_LIMIT, line
 
 __all__ = [
     "LIMIT_STEP_MS",
@@ -35,8 +35,6 @@ __all__ = [
     "site_lines",
 ]
 
-M_ANALYSIS: Final = "analysis"
-M_LIMIT: Final = "limit"
 LIMIT_STEP_MS: Final = 15 * 60_000
 _PERIODS: Final = ("day", "evening", "night")
 

@@ -237,7 +237,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--influx",
         metavar="URL",
-        help="write to InfluxDB: influxdb+http://[user:pass@]host:port/DATABASE",
+        help="write to InfluxDB: influxdb+http(s)://[user@]host:port/DATABASE "
+        "(password: --influx-password-file)",
     )
 
 

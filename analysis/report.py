@@ -138,8 +138,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--influx",
         metavar="URL",
-        help="also write complaint/visit/episode points and the headline numbers per site "
-        "(measurement analysis, for Grafana) to influxdb+http://host:port/DB",
+        help="also write complaint/visit/episode points, the headline numbers per site "
+        "(measurement analysis) and the period limits (measurement limit), for Grafana, "
+        "to influxdb+http(s)://[user@]host:port/DB",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 

@@ -32,6 +32,15 @@ EXIT_STATUSES: Final = """exit status:
 """
 
 
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("klankkast")
+    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="klankkast-courtyard",
@@ -42,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--config", required=True, help="the courtyard TOML file (courtyard.example.toml)"
     )
+    ap.add_argument("--version", action="version", version=f"klankkast-courtyard {_version()}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="run the web application under uvicorn", epilog=EXIT_STATUSES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip

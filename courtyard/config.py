@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from klankkast.courtyard.errors import ConfigError
+from klankkast.influx import AddressError, parse_address, redact_address
 
 __all__ = ["Config", "InfluxConfig", "load_config", "parse_config"]
 
@@ -178,9 +179,30 @@ def parse_config(doc: dict[str, Any], *, base: Path, path: str = "") -> Config:
                 f"is not a known key (known: {', '.join(sorted(iknown))})",
                 path=path,
             )
-    url = _get(i, "url", str, "http://127.0.0.1:8086", path, "must be an http(s) URL")
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise ConfigError("influxdb.url", url, "must be http(s)://host:port", path=path)
+    url = _get(i, "url", str, "http://127.0.0.1:8086", path, "must be an InfluxDB address")
+    influx_db = _get(i, "database", str, "klankkast", path, "must be a database name")
+    influx_user = _get(i, "username", str, None, path, "must be a user name")
+    if url.startswith("influxdb+"):
+        # one address form: url = "influxdb+http://courtyard_read@host:8086/klankkast"
+        try:
+            address = parse_address(url)
+        except AddressError as err:
+            raise ConfigError("influxdb.url", err.shown, err.reason, path=path) from None
+        for key in ("database", "username"):
+            if key in i:
+                raise ConfigError(
+                    f"influxdb.{key}", i[key], f"give it in influxdb.url only ({url})", path=path
+                )
+        url, influx_db, influx_user = address.url, address.database, address.username
+    else:  # the older form: url = "http://host:port" with database and username
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or parts.query:
+            raise ConfigError(
+                "influxdb.url",
+                redact_address(url),
+                "must be influxdb+http(s)://[user@]host:port/database",
+                path=path,
+            )
     rps = {}
     for key, default in (("marks_rp", "experience"), ("events_rp", "forever")):
         rps[key] = _get(i, key, str, default, path, "must be a retention policy name")
@@ -196,8 +218,8 @@ def parse_config(doc: dict[str, Any], *, base: Path, path: str = "") -> Config:
         raise ConfigError("influxdb.timeout_s", timeout, "must be 0.1-60 s", path=path)
     influx = InfluxConfig(
         url=url,
-        database=_get(i, "database", str, "klankkast", path, "must be a database name"),
-        username=_get(i, "username", str, None, path, "must be a user name"),
+        database=influx_db,
+        username=influx_user,
         password_file=_path(base, _get(i, "password_file", str, None, path, "must be a path")),
         write_username=_get(i, "write_username", str, None, path, "must be a user name"),
         write_password_file=_path(

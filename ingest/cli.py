@@ -15,6 +15,8 @@ import argparse
 import json
 import logging
 import signal
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -39,9 +41,26 @@ from klankkast.ingest.config import (
 )
 from klankkast.ingest.errors import ConfigError
 
-__all__ = ["build_parser", "check", "main"]
+__all__ = ["build_parser", "check", "check_influx", "connect_error", "main"]
 
 log = logging.getLogger("klankkast.ingest")
+
+
+EXIT_STATUSES = """exit status:
+  0  run: stopped by SIGTERM/SIGINT; check: both connections, credentials and rights OK
+  1  configuration error (one line naming key, value and what is allowed), a failed
+     check, or the InfluxDB writer gave up
+  2  usage error (unknown option, missing argument)
+"""
+
+
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("klankkast")
+    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
             "klankkast/v1/_rejected. 'check' verifies the MQTT and InfluxDB connections, "
             "credentials and permissions and says what is wrong."
         ),
-        epilog="Configuration: see deploy/central/central.example.toml ([mqtt], [influxdb], [ingest]).",
+        epilog=(
+            "Configuration: see deploy/central/central.example.toml ([mqtt], [influxdb], "
+            "[ingest]).\n\n" + EXIT_STATUSES
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"klankkast-ingest {_version()}")
     parser.add_argument(
         "command",
         nargs="?",
@@ -86,6 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="check: seconds per connection (default 10)",
     )
     return parser
+
+
+def connect_error(url: str, err: BaseException) -> str:
+    """One line naming why a TCP/TLS connection to the broker failed: name resolution,
+    refused, TLS verification (and against which CA), another TLS failure, no answer."""
+    if isinstance(err, socket.gaierror):
+        return f"mqtt: name resolution failed for {url}: {err.strerror or err}"
+    if isinstance(err, ConnectionRefusedError):
+        return f"mqtt: connection refused by {url} (is the broker listening on that port?)"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return (
+            f"mqtt: TLS verification of {url} failed: {err.verify_message} "
+            "(check [mqtt] ca_file: it must sign the broker's certificate)"
+        )
+    if isinstance(err, ssl.SSLError):
+        return f"mqtt: TLS handshake with {url} failed: {err.reason or err}"
+    if isinstance(err, TimeoutError):
+        return f"mqtt: no answer from {url} (firewall, or a wrong port?)"
+    return f"mqtt: cannot connect to {url}: {type(err).__name__}: {err}"
 
 
 def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[str]:
@@ -133,7 +176,7 @@ def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[st
             cfg.mqtt.host, cfg.mqtt.port, keepalive=30, clean_start=True, properties=props
         )
     except Exception as err:
-        return [f"mqtt: cannot connect to {cfg.mqtt.url}: {err}"]
+        return [connect_error(cfg.mqtt.url, err)]
     client.loop_start()
     try:
         if not done.wait(timeout_s):
@@ -170,7 +213,7 @@ def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[st
     return problems
 
 
-def _check_influx(cfg: CentralConfig) -> list[str]:
+def check_influx(cfg: CentralConfig) -> list[str]:
     """Ping, ensure the layout, write one ingest_stats point and read it back."""
     ic = cfg.influxdb
     influx = make_influx_client(ic)
@@ -205,7 +248,7 @@ def _check_influx(cfg: CentralConfig) -> list[str]:
 
 def check(cfg: CentralConfig, client_id: str, timeout_s: float = 10.0) -> int:
     """Verify both connections, credentials and permissions; print what is wrong."""
-    problems = _check_influx(cfg) + _check_mqtt(cfg, client_id, timeout_s)
+    problems = check_influx(cfg) + _check_mqtt(cfg, client_id, timeout_s)
     for p in problems:
         print(p, file=sys.stderr)
     if problems:

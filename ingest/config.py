@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from klankkast.influx import InfluxHTTP
+from klankkast.influx import AddressError, InfluxHTTP, parse_address, redact_address
 from klankkast.ingest.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -59,7 +59,9 @@ class MqttConfig:
     key_file: Path | None = None
     client_id: str = ""
     share_group: str = "ingest"
-    session_expiry_s: int = 3600
+    #: 3 days: an ingest down over a weekend (Friday evening to Monday morning) still
+    #: finds its queued messages; when a session expires the broker drops them
+    session_expiry_s: int = 259_200
     receive_maximum: int = 65535
     keepalive_s: int = 30
 
@@ -212,14 +214,27 @@ def _check_mqtt_url(value: str) -> str | None:
     return None
 
 
-def _check_http_url(value: str) -> str | None:
+def _check_influx_url(value: str) -> str | None:
+    """``influxdb+http(s)://[user@]host:port/db``, or the older ``http(s)://host[:port]``
+    (with ``database`` and ``username`` as keys of their own)."""
+    if value.startswith("influxdb+"):
+        try:
+            parse_address(value)
+        except AddressError as err:
+            return err.reason
+        return None
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be http://host[:port] or https://host[:port]"
+        return "must be influxdb+http(s)://[user@]host:port/database"
     try:
         _ = parts.port
     except ValueError:
         return "has an invalid port"
+    if parts.path not in ("", "/") or parts.query or parts.username or parts.password:
+        return (
+            "must be influxdb+http(s)://[user@]host:port/database "
+            "(a plain http(s):// URL names only host and port)"
+        )
     return None
 
 
@@ -276,10 +291,28 @@ def _parse_mqtt(sec: _Section) -> MqttConfig:
 
 def _parse_influx(sec: _Section) -> InfluxConfig:
     d = InfluxConfig()
+    try:
+        url = sec.str_("url", d.url, _check_influx_url)
+    except ConfigError as err:  # never show a password someone put in the URL
+        raise ConfigError(err.key, redact_address(str(err.value)), err.allowed) from None
+    database, username = sec.data.get("database"), sec.data.get("username")
+    if url.startswith("influxdb+"):
+        # one address form: url = "influxdb+http://user@host:8086/klankkast"
+        address = parse_address(url)
+        for key in ("database", "username"):
+            if sec.data.get(key) is not None:
+                raise ConfigError(
+                    sec.key(key), sec.data[key], f"give it in {sec.key('url')} only ({url})"
+                )
+            sec.used.add(key)
+        url, database, username = address.url, address.database, address.username
+    else:
+        database = sec.str_("database", d.database, _check_database)
+        username = sec.str_("username", None)
     cfg = InfluxConfig(
-        url=sec.str_("url", d.url, _check_http_url),
-        database=sec.str_("database", d.database, _check_database),
-        username=sec.str_("username", None),
+        url=url,
+        database=database,
+        username=username,
         password_file=sec.path("password_file"),
         token_file=sec.path("token_file"),
         raw_retention_days=sec.int_("raw_retention_days", d.raw_retention_days, 1, 36500),

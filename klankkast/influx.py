@@ -7,13 +7,16 @@ Only the parts of the API that InfluxDB 1.x, 2.x (v1 compatibility endpoints) an
 ``POST /query`` and ``GET /ping``. Authentication is either HTTP basic auth
 (username + password) or an ``Authorization: Token <token>`` header.
 
-Layout (see ``deploy/influxdb/README.md`` and ``deploy/influxdb/setup.sh``): retention
-policy :data:`RP_RAW` (default 30 days) is the database's DEFAULT policy and holds the
-1-s ``second`` frames and, unless a writer names another policy, ``status``,
-``node_health`` and ``ingest_stats``; :data:`RP_FOREVER` (no expiry) holds ``minute``
-and whatever must outlive the raw data (writers of ``complaint``, ``visit``,
-``episode``, ``alert`` should pass ``rp=RP_FOREVER`` and query
-``"forever"."<measurement>"``).
+Layout (see ``deploy/influxdb/README.md`` and ``deploy/influxdb/setup.sh``): the
+retention policies are :data:`RETENTION_POLICIES` and the policy of each measurement
+is :data:`MEASUREMENTS` -- the one place that says how long what is kept.
+``docs/privacy.md`` carries :func:`retention_table` verbatim (a test compares them,
+and compares both with ``SHOW RETENTION POLICIES`` after ``setup.sh``). :data:`RP_RAW`
+(30 days) is the DEFAULT policy: 1-s frames and the operational measurements.
+:data:`RP_FOREVER` (no expiry unless the municipality sets a term) holds the minute
+summaries and the enforcement record (complaints, visits, episodes, alerts, the
+analysis' headline numbers); writers pass ``rp=rp_of(measurement)`` and query
+``"<rp>"."<measurement>"``. :data:`RP_EXPERIENCE` (365 days) holds residents' marks.
 """
 
 from __future__ import annotations
@@ -28,25 +31,36 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
+    "ADDRESS_FORM",
+    "MEASUREMENTS",
     "M_ALERT",
+    "M_ANALYSIS",
     "M_COMPLAINT",
     "M_EPISODE",
+    "M_EXPERIENCE",
     "M_INGEST_STATS",
+    "M_LIMIT",
     "M_MINUTE",
     "M_NODE_HEALTH",
     "M_SECOND",
     "M_STATUS",
     "M_VISIT",
+    "RETENTION_POLICIES",
+    "RP_EXPERIENCE",
     "RP_FOREVER",
     "RP_RAW",
+    "AddressError",
+    "InfluxAddress",
     "InfluxError",
     "InfluxHTTP",
     "PayloadTooLargeError",
     "PermanentWriteError",
     "QueryError",
+    "RetentionPolicy",
     "RetryableWriteError",
     "WriteError",
     "escape_field_key",
@@ -54,8 +68,12 @@ __all__ = [
     "escape_tag",
     "format_field_value",
     "line",
+    "parse_address",
     "parse_duration_ms",
     "quote_ident",
+    "redact_address",
+    "retention_table",
+    "rp_of",
 ]
 
 
@@ -95,8 +113,137 @@ class QueryError(InfluxError):
     """An InfluxQL query failed (HTTP error or an ``error`` in the result)."""
 
 
+class AddressError(InfluxError, ValueError):
+    """Text that is not an InfluxDB address; the message is one line saying why.
+
+    ``reason`` is the problem and the form without the text (for a caller's own
+    ``ConfigError(key, value, reason)``); ``shown`` is the text with any password
+    replaced by ``***``.
+    """
+
+    def __init__(self, shown: str, reason: str) -> None:
+        super().__init__(f"{shown!r} is not an InfluxDB address: {reason}")
+        self.shown = shown
+        self.reason = reason
+
+
+#: The one way every program is told where InfluxDB is (config files and flags).
+ADDRESS_FORM: Final = "influxdb+http(s)://[user@]host:port/database"
+
+_IDENT_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxAddress:
+    """Where a database lives: ``influxdb+http(s)://[user@]host:port/database``.
+
+    The password is never part of the address: it comes from a file
+    (``password_file`` in a config, ``--influx-password-file`` on the command line),
+    so neither a process list nor a shell history nor a log line shows it.
+    ``options`` holds the query parameters a caller allowed (e.g. ``measurement``
+    of ``klankkast-analyze --levels``).
+    """
+
+    scheme: str
+    host: str
+    port: int
+    database: str
+    username: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def url(self) -> str:
+        """The server's base URL for :class:`InfluxHTTP`: ``http(s)://host:port``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return dict(self.options).get(key, default)
+
+    def __str__(self) -> str:
+        user = f"{urllib.parse.quote(self.username, safe='')}@" if self.username else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        query = f"?{urllib.parse.urlencode(self.options)}" if self.options else ""
+        return f"influxdb+{self.scheme}://{user}{host}:{self.port}/{self.database}{query}"
+
+    def client(self, password: str | None = None, *, timeout_s: float = 10.0) -> InfluxHTTP:
+        """An (unconnected) :class:`InfluxHTTP` for this address."""
+        return InfluxHTTP(
+            self.url,
+            self.database,
+            username=self.username,
+            password=password if self.username is not None else None,
+            timeout_s=timeout_s,
+        )
+
+
+def redact_address(text: str) -> str:
+    """``text`` with the password of a ``scheme://user:password@host`` replaced by ``***``."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/@]*@", r"\1***@", text)
+
+
+def parse_address(text: str, *, options: Sequence[str] = ()) -> InfluxAddress:
+    """Parse ``influxdb+http(s)://[user@]host:port/database[?option=value]``.
+
+    Only query parameters named in ``options`` are accepted. Anything else -- a plain
+    ``http://host:8086/db``, a password in the address, a missing port or database,
+    a path below the database -- raises :class:`AddressError` with one line that
+    names the problem and the form.
+    """
+
+    def bad(why: str) -> AddressError:
+        return AddressError(redact_address(text), f"{why}; use {ADDRESS_FORM}")
+
+    if not isinstance(text, str) or not text:
+        raise AddressError(str(text or ""), f"it is empty; use {ADDRESS_FORM}")
+    if any(c.isspace() for c in text):
+        raise bad("it contains white space")
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme in ("http", "https"):
+        raise bad(f"write influxdb+{parts.scheme}:// instead of {parts.scheme}://")
+    if parts.scheme not in ("influxdb+http", "influxdb+https"):
+        raise bad(f"the scheme must be influxdb+http or influxdb+https, not {parts.scheme!r}")
+    if parts.password is not None:
+        raise bad("the password must not be in the address (give it in a password file)")
+    if not parts.hostname:
+        raise bad("the host is missing")
+    try:
+        port = parts.port
+    except ValueError:
+        raise bad("the port is not a number from 1 to 65535") from None
+    if port is None or port == 0:
+        raise bad("the port is missing")
+    database = parts.path[1:] if parts.path.startswith("/") else ""
+    if not database:
+        raise bad("the database is missing (.../database)")
+    if "/" in database or not _IDENT_RE.fullmatch(urllib.parse.unquote(database)):
+        raise bad("the database must be one name of 1-64 of [A-Za-z0-9_.-]")
+    if parts.fragment:
+        raise bad("it must not have a #fragment")
+    username = urllib.parse.unquote(parts.username) if parts.username is not None else None
+    if username == "":
+        raise bad("the user name before '@' is empty")
+    try:
+        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        pairs = [] if not parts.query else [(parts.query, "")]
+    for key, _value in pairs:
+        if key not in options:
+            allowed = ", ".join(options) if options else "none"
+            raise bad(f"unknown option {key!r} (allowed: {allowed})")
+    return InfluxAddress(
+        scheme=parts.scheme.split("+", 1)[1],
+        host=parts.hostname,
+        port=port,
+        database=urllib.parse.unquote(database),
+        username=username,
+        options=tuple(pairs),
+    )
+
+
 RP_RAW: Final = "raw"
 RP_FOREVER: Final = "forever"
+RP_EXPERIENCE: Final = "experience"
 
 M_SECOND: Final = "second"
 M_MINUTE: Final = "minute"
@@ -107,6 +254,90 @@ M_COMPLAINT: Final = "complaint"
 M_VISIT: Final = "visit"
 M_EPISODE: Final = "episode"
 M_ALERT: Final = "alert"
+M_ANALYSIS: Final = "analysis"
+M_EXPERIENCE: Final = "experience"
+M_LIMIT: Final = "limit"
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """One retention policy of the layout.
+
+    ``duration`` is InfluxQL (``30d``, ``365d``, ``INF``); ``days`` the same in days
+    (``None``: no expiry); ``setting`` how an operator changes it.
+    """
+
+    name: str
+    duration: str
+    days: int | None
+    default: bool
+    setting: str
+
+
+#: Every retention policy, as ``deploy/influxdb/setup.sh`` and :meth:`InfluxHTTP.ensure_layout`
+#: create them (setup.sh's defaults; both keep an existing policy's changed duration).
+RETENTION_POLICIES: Final[dict[str, RetentionPolicy]] = {
+    RP_RAW: RetentionPolicy(
+        RP_RAW, "30d", 30, True, "`INFLUX_RAW_DURATION` (setup.sh), `[influxdb] raw_retention_days`"
+    ),
+    RP_FOREVER: RetentionPolicy(
+        RP_FOREVER, "INF", None, False, "`INFLUX_FOREVER_DURATION` (setup.sh), e.g. `104w`"
+    ),
+    RP_EXPERIENCE: RetentionPolicy(
+        RP_EXPERIENCE, "365d", 365, False, "`INFLUX_EXPERIENCE_DURATION` (setup.sh)"
+    ),
+}
+
+#: measurement -> (retention policy, what it holds, why it is kept that long)
+MEASUREMENTS: Final[dict[str, tuple[str, str, str]]] = {
+    M_SECOND: (RP_RAW, "1-s level frames of every node", "detail for recent complaints only"),
+    M_STATUS: (RP_RAW, "node status (online, version, calibration, clock)", "operations"),
+    M_NODE_HEALTH: (RP_RAW, "node health computed by the ingest (Fleet health)", "operations"),
+    M_INGEST_STATS: (RP_RAW, "ingest counters", "operations"),
+    M_MINUTE: (RP_FOREVER, "per-minute level summaries", "trends, patrol plan history"),
+    M_COMPLAINT: (RP_FOREVER, "imported complaints (no personal data, section 5)", "enforcement record"),
+    M_VISIT: (RP_FOREVER, "enforcement visits", "enforcement record"),
+    M_EPISODE: (RP_FOREVER, "nuisance episodes of the analysis", "enforcement record"),
+    M_ALERT: (RP_FOREVER, "live alerts: site, time, levels", "enforcement record"),
+    M_ANALYSIS: (RP_FOREVER, "headline numbers of an analysis report", "enforcement record"),
+    M_LIMIT: (RP_FOREVER, "the rules' period limit per site and quarter hour", "dashboards' limit lines"),
+    M_EXPERIENCE: (RP_EXPERIENCE, "residents' marks (household hash, section 4a)", "as told to residents"),
+}  # fmt: skip
+
+
+def rp_of(measurement: str) -> str:
+    """The retention policy that holds ``measurement`` (:data:`MEASUREMENTS`)."""
+    try:
+        return MEASUREMENTS[measurement][0]
+    except KeyError:
+        raise ValueError(
+            f"measurement must be one of {', '.join(MEASUREMENTS)}; got {measurement!r}"
+        ) from None
+
+
+def _term(rp: RetentionPolicy) -> str:
+    return "no expiry" if rp.days is None else f"{rp.days} days"
+
+
+def retention_table() -> str:
+    """The retention table of ``docs/privacy.md`` (Markdown), made from the layout."""
+    rows = [
+        "| measurement | what | retention policy | kept (as shipped) | why |",
+        "|---|---|---|---|---|",
+    ]
+    for name, (rp, what, why) in MEASUREMENTS.items():
+        pol = RETENTION_POLICIES[rp]
+        rows.append(f"| `{name}` | {what} | `{rp}` | **{_term(pol)}** | {why} |")
+    rows += [
+        "",
+        "| retention policy | kept (as shipped) | DEFAULT | how to change |",
+        "|---|---|---|---|",
+    ]
+    for pol in RETENTION_POLICIES.values():
+        default = "yes" if pol.default else "no"
+        rows.append(f"| `{pol.name}` | **{_term(pol)}** | {default} | {pol.setting} |")
+    return "\n".join(rows) + "\n"
+
 
 _TAG_TABLE: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _MEAS_TABLE: Final = str.maketrans({",": r"\,", " ": r"\ "})
@@ -457,10 +688,11 @@ class InfluxHTTP:
         return parse_duration_ms(str(row.get("duration", ""))) if row else None
 
     def ensure_layout(self, raw_days: int = 30) -> None:
-        """Create the database and the retention policies ``raw`` and ``forever`` if absent.
+        """Create the database and the retention policies of :data:`RETENTION_POLICIES`
+        that are absent.
 
         ``raw`` keeps ``raw_days`` days and is created as the DEFAULT policy (as
-        ``deploy/influxdb/setup.sh`` does); ``forever`` keeps data without expiry.
+        ``deploy/influxdb/setup.sh`` does); the others get their layout duration.
         Existing policies are left as they are, and nothing but ``SHOW RETENTION
         POLICIES`` is sent when the layout is complete, so a user without admin rights
         (as ``deploy/influxdb/setup.sh`` creates) can run it.
@@ -473,17 +705,19 @@ class InfluxHTTP:
         except QueryError as err:
             if "database not found" not in str(err):
                 raise
-            self.query_raw(f"CREATE DATABASE {db}", db="")
-            existing = self._retention_policies()
-        if RP_RAW not in existing:
+            # "raw" as the first policy: InfluxDB then makes no INF "autogen" policy
             self.query_raw(
-                f"CREATE RETENTION POLICY {quote_ident(RP_RAW)} ON {db} "
-                f"DURATION {int(raw_days)}d REPLICATION 1 DEFAULT",
+                f"CREATE DATABASE {db} WITH DURATION {int(raw_days)}d REPLICATION 1 "
+                f"NAME {quote_ident(RP_RAW)}",
                 db="",
             )
-        if RP_FOREVER not in existing:
+            existing = self._retention_policies()
+        for pol in RETENTION_POLICIES.values():
+            if pol.name in existing:
+                continue
+            duration = f"{int(raw_days)}d" if pol.name == RP_RAW else pol.duration
             self.query_raw(
-                f"CREATE RETENTION POLICY {quote_ident(RP_FOREVER)} ON {db} "
-                "DURATION INF REPLICATION 1",
+                f"CREATE RETENTION POLICY {quote_ident(pol.name)} ON {db} "
+                f"DURATION {duration} REPLICATION 1{' DEFAULT' if pol.default else ''}",
                 db="",
             )

@@ -70,27 +70,28 @@ def check_audio(cfg: NodeConfig, seconds: float) -> bool:
 
 
 def check_broker(cfg: NodeConfig, timeout_s: float) -> bool:
-    from klankkast.sensor.service import make_publisher
+    """Name the cause when the broker cannot be used (:mod:`klankkast.sensor.brokerprobe`)."""
+    from klankkast.sensor import wire
+    from klankkast.sensor.brokerprobe import probe_broker
+    from klankkast.sensor.config import read_password
 
-    pub = make_publisher(cfg, client_id=f"{cfg.client_id}-check")
-    pub.reconnect = (1, 2)
-    try:
-        pub.start()
-        ok = pub.wait_connected(timeout_s)
-        detail = (
-            f"connected to {cfg.mqtt.url}"
-            if ok
-            else (
-                f"no connection to {cfg.mqtt.url} within {timeout_s:g} s"
-                + (f" ({pub.last_error})" if pub.last_error else "")
-            )
-        )
-    except Exception as err:  # TLS/file errors from paho
-        ok, detail = False, f"{cfg.mqtt.url}: {type(err).__name__}: {err}"
-    finally:
-        pub.close()
-    _line(ok, "broker", detail)
-    return bool(ok)
+    m = cfg.mqtt
+    result = probe_broker(
+        m.host,
+        m.port,
+        tls=m.tls,
+        ca_file=str(m.ca_file) if m.ca_file else None,
+        cert_file=str(m.cert_file) if m.cert_file else None,
+        key_file=str(m.key_file) if m.key_file else None,
+        username=m.username,
+        password=read_password(cfg),
+        client_id=f"{cfg.client_id}-check"[:128],
+        topic_prefix=f"{wire.TOPIC_ROOT}/{cfg.node.site}/{cfg.node.id}",
+        timeout_s=timeout_s,
+    )
+    cause = "" if result.ok else f"{result.cause.replace('_', ' ')}: "
+    _line(result.ok, "broker", f"{cause}{result.detail}")
+    return result.ok
 
 
 def main(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 
 # subcommand -> (module, one-line help)
@@ -26,6 +27,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+EPILOG = """exit status:
+  0  success
+  1  configuration error (one line naming key, value and what is allowed)
+  2  usage error (unknown option, missing argument); check: unhealthy; calibrate:
+     refused; replay: bad input; simulate: frames undelivered
+  each COMMAND --help states its own
+"""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("klankkast")
+    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
+        return "unknown"
+
+
 def _add(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     module, help_text = COMMANDS[name]
     p = sub.add_parser(name, help=help_text, description=help_text)
@@ -39,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="klankkast-sensor",
         description="klankkast noise-measurement node: calibrated levels (never audio) over MQTT.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"klankkast-sensor {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     names = [argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS)
     for name in names:

@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "List PortAudio input devices, their channels and which of the node's sample rates "
         f"({', '.join(map(str, SAMPLERATES_HZ))} Hz) each accepts. Use the name (or a "
-        "unique part of it) or the index as [audio] device."
+        "unique part of it) or the index as [audio] device. Exit status 0 listed; 1 PortAudio "
+        "cannot be queried or there is no input device; 2 usage error."
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per device")
 

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "over a file of whole seconds every sample counts once.\n"
         "Formats: 16/24/32-bit PCM, 32/64-bit float WAV (incl. WAVE_FORMAT_EXTENSIBLE);\n"
         "mono or the first channel; 16000, 32000, 44100 or 48000 Hz.\n"
-        "Exit status 2 on bad input (one line on stderr)."
+        "Exit status 0 done, 2 on bad input (one line on stderr)."
     )
     parser.add_argument("file", metavar="FILE.wav", help="WAV file to measure")
     parser.add_argument(

@@ -306,6 +306,8 @@ class Node:
             "outbox_evictions": int(self.outbox.evictions),
             **self._unconfirmed_fields(),
             "calibrated_at": self.cfg.calibration.calibrated_at,
+            # only `calibrate` (or an installer with a certificate) sets calibrated_at
+            "calibrated": self.cfg.calibration.calibrated_at is not None,
             "cpu_temp_c": cpu_temp_c(),
             "audio": audio,
             "reanchors": self.reanchors + (self._clock.reanchors if self._clock else 0),

@@ -147,7 +147,7 @@ STATUS_REQUIRED: Final = (*_COMMON, "state", "version", "uptime_s")
 STATUS_OPTIONAL: Final = (
     "xruns", "outbox_depth", "outbox_evictions", "clock_synced", "calibrated_at",
     "cpu_temp_c", "audio", "reanchors", "drift_ms", "error", "disk_free_mb",
-    "unconfirmed", "unconfirmed_age_s",
+    "unconfirmed", "unconfirmed_age_s", "calibrated",
 )  # fmt: skip
 
 #: Fields that hold a level in dB (validated against the allowed range by the ingest).
@@ -296,9 +296,9 @@ def validate(kind: str, payload: dict[str, Any]) -> None:
                 raise SchemaError(
                     "bad_type", f"{key} must be a string of at most {_MAX_STR} characters"
                 )
-        elif key == "clock_synced":
+        elif key in ("clock_synced", "calibrated"):
             if not isinstance(value, bool):
-                raise SchemaError("bad_type", f"clock_synced must be true or false; got {value!r}")
+                raise SchemaError("bad_type", f"{key} must be true or false; got {value!r}")
         elif key == "tonal_band":
             if value not in BAND_NOMINALS:
                 raise SchemaError(

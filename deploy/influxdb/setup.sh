@@ -2,9 +2,12 @@
 # Prepare an InfluxDB 1.x server for klankkast (1.6 or later; 1.11 in compose):
 #
 #   - the database (default "klankkast")
-#   - retention policies: "raw" (1-s frames, default 30d, the DEFAULT policy, so
-#     status, node_health, ingest_stats, complaint, visit, episode and alert land
-#     there unless the writer names another) and "forever" (per-minute summaries)
+#   - the retention policies of the layout (klankkast/influx.py RETENTION_POLICIES;
+#     which measurement goes where: MEASUREMENTS there, and the table in
+#     docs/privacy.md, which a test compares with what this script creates):
+#     "raw" (30d, the DEFAULT policy: second, status, node_health, ingest_stats),
+#     "forever" (INF unless INFLUX_FOREVER_DURATION: minute, complaint, visit,
+#     episode, alert, analysis) and "experience" (365d: residents' marks)
 #   - a write user for the ingest (WRITE + READ on the database: the ingest's
 #     `check` reads back, and the analysis import writes the same database)
 #   - a read-only user for Grafana
@@ -20,6 +23,8 @@
 #   INFLUX_RAW_DURATION     30d     (InfluxQL duration, >= 1h)
 #   INFLUX_SHARD_RAW        1d      (shard group duration of "raw")
 #   INFLUX_SHARD_FOREVER    52w     (shard group duration of "forever")
+#   INFLUX_FOREVER_DURATION INF     (the municipality's term for "forever", e.g. 104w;
+#                           >= INFLUX_SHARD_FOREVER; then update docs/privacy.md)
 #   INFLUX_ADMIN_USER       admin account to authenticate with (auth enabled)
 #   INFLUX_ADMIN_PASSWORD   its password (or INFLUX_ADMIN_PASSWORD_FILE)
 #   INFLUX_CREATE_ADMIN=1   create that admin first (a fresh server with auth on
@@ -49,6 +54,7 @@ db=${INFLUX_DB:-klankkast}
 raw=${INFLUX_RAW_DURATION:-30d}
 shard_raw=${INFLUX_SHARD_RAW:-1d}
 shard_forever=${INFLUX_SHARD_FOREVER:-52w}
+forever=${INFLUX_FOREVER_DURATION:-INF}
 ingest_user=${INFLUX_INGEST_USER:-klankkast_ingest}
 grafana_user=${INFLUX_GRAFANA_USER:-klankkast_grafana}
 experience=${INFLUX_EXPERIENCE_DURATION:-365d}
@@ -81,6 +87,8 @@ for pair in "INFLUX_RAW_DURATION=$raw" "INFLUX_SHARD_RAW=$shard_raw" "INFLUX_SHA
     "INFLUX_EXPERIENCE_DURATION=$experience"; do
     [[ ${pair#*=} =~ $dur_re ]] || die "${pair%%=*} must be an InfluxQL duration like 30d, 12h or 52w; got '${pair#*=}'"
 done
+[[ $forever == INF || $forever =~ $dur_re ]] ||
+    die "INFLUX_FOREVER_DURATION must be INF or an InfluxQL duration like 104w; got '$forever'"
 
 admin_user=${INFLUX_ADMIN_USER:-}
 admin_password=$(secret INFLUX_ADMIN_PASSWORD)
@@ -139,17 +147,22 @@ if [[ ${INFLUX_CREATE_ADMIN:-0} == 1 ]]; then
     fi
 fi
 
-q "CREATE DATABASE \"$db\"" || die "cannot create database $db"
+# A new database gets "raw" as its first policy, so InfluxDB makes no "autogen" (an
+# INF policy outside the layout); an existing database is left as it is.
+if ! QUIET=1 q "SHOW RETENTION POLICIES ON \"$db\""; then
+    q "CREATE DATABASE \"$db\" WITH DURATION $raw REPLICATION 1 SHARD DURATION $shard_raw NAME \"raw\"" ||
+        die "cannot create database $db"
+fi
 QUIET=1 q "CREATE RETENTION POLICY \"raw\" ON \"$db\" DURATION $raw REPLICATION 1 SHARD DURATION $shard_raw DEFAULT" ||
     q "ALTER RETENTION POLICY \"raw\" ON \"$db\" DURATION $raw SHARD DURATION $shard_raw DEFAULT" ||
     die "cannot create retention policy raw on $db"
-QUIET=1 q "CREATE RETENTION POLICY \"forever\" ON \"$db\" DURATION INF REPLICATION 1 SHARD DURATION $shard_forever" ||
-    q "ALTER RETENTION POLICY \"forever\" ON \"$db\" DURATION INF SHARD DURATION $shard_forever" ||
+QUIET=1 q "CREATE RETENTION POLICY \"forever\" ON \"$db\" DURATION $forever REPLICATION 1 SHARD DURATION $shard_forever" ||
+    q "ALTER RETENTION POLICY \"forever\" ON \"$db\" DURATION $forever SHARD DURATION $shard_forever" ||
     die "cannot create retention policy forever on $db"
 QUIET=1 q "CREATE RETENTION POLICY \"experience\" ON \"$db\" DURATION $experience REPLICATION 1" ||
     q "ALTER RETENTION POLICY \"experience\" ON \"$db\" DURATION $experience" ||
     die "cannot create retention policy experience on $db"
-echo "setup.sh: database $db with retention policies raw ($raw, default), forever (INF) and experience ($experience)"
+echo "setup.sh: database $db with retention policies raw ($raw, default), forever ($forever) and experience ($experience)"
 
 if [[ -n $ingest_password ]]; then
     QUIET=1 q "CREATE USER \"$ingest_user\" WITH PASSWORD $(quote "$ingest_password")" ||

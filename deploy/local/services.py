@@ -62,6 +62,7 @@ DEBIAN_PACKAGE = {
     "pactl": "pulseaudio-utils",
     "paplay": "pulseaudio-utils",
     "arecord": "alsa-utils",
+    "systemd-analyze": "systemd",
 }
 
 _EXTRA_PATH = ("/usr/sbin", "/usr/local/sbin", "/sbin")

@@ -111,7 +111,7 @@ if ((reload)); then
 fi
 
 echo "add-node.sh: user $user added; its password is in $secret" >&2
-echo "add-node.sh: copy it to the node as /etc/klankkast/mqtt.password (mode 0600, owner klankkast)" >&2
+echo "add-node.sh: copy it to the node as /etc/klankkast/mqtt.password (mode 0640, owner root, group klankkast; as install.sh creates it)" >&2
 echo "add-node.sh: and the broker's CA certificate as /etc/klankkast/ca.crt" >&2
 
 cat <<EOF

@@ -37,7 +37,7 @@ def test_unit_is_notify_with_watchdog_dedicated_user_and_ordered_stop() -> None:
 
 def test_install_script_matches_the_unit_and_parses() -> None:
     text = (PI / "install.sh").read_text()
-    assert "PREFIX=/opt/klankkast" in text and "ETC=/etc/klankkast" in text
+    assert "PREFIX=$ROOT/opt/klankkast" in text and "ETC=$ROOT/etc/klankkast" in text
     assert "[sensor]" in text and "useradd --system" in text
     assert "systemctl enable klankkast-sensor.service" in text
     assert subprocess.run(["bash", "-n", str(PI / "install.sh")], check=False).returncode == 0

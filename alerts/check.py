@@ -1,0 +1,110 @@
+"""``klankkast-alerts check``: would ``klankkast-alerts`` start, and reach what it needs?
+
+It validates what a start validates -- the whole configuration and the rules, then
+builds the same clients, which reads the MQTT and InfluxDB secret files and the TLS
+files -- and then connects: InfluxDB is pinged, its layout ensured, a point written
+to ``ingest_stats`` and read back (the checks of ``klankkast-ingest check``); the
+broker is connected to with the alerts' own credentials (clean start, no session
+kept) and the alerts' subscriptions are made, so a refused login (and, on a broker
+that refuses subscriptions it will not serve, a missing read right) is named.
+Mosquitto 2.0 grants any subscription and filters at delivery, so there a missing
+read right shows only as silence. Webhooks are not called (a test alert would wake people up).
+
+Exit status: 0 OK; 1 a configuration error or a failed check; 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from klankkast.ingest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from klankkast.alerts.service import AlertsConfig
+    from klankkast.ingest.config import CentralConfig, MqttConfig
+
+__all__ = ["check"]
+
+
+def _check_mqtt(client: Any, mcfg: MqttConfig, topics: list[str], timeout_s: float) -> list[str]:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    done = threading.Event()
+    result: dict[str, Any] = {}
+
+    def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        result["connect"] = rc
+        if rc.is_failure:
+            done.set()
+            return
+        c.subscribe([(t, 1) for t in topics])
+
+    def on_subscribe(c: Any, u: Any, mid: Any, rcs: Any, props: Any) -> None:
+        result["suback"] = rcs
+        done.set()
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 0
+    try:
+        client.connect(mcfg.host, mcfg.port, keepalive=30, clean_start=True, properties=props)
+    except (OSError, ssl.SSLError) as err:
+        from klankkast.ingest.cli import connect_error
+
+        return [connect_error(mcfg.url, err)]
+    client.loop_start()
+    problems: list[str] = []
+    try:
+        if not done.wait(timeout_s):
+            problems.append(f"mqtt: no answer from {mcfg.url} within {timeout_s:g} s")
+        rc = result.get("connect")
+        if rc is not None and rc.is_failure:
+            problems.append(
+                f"mqtt: {mcfg.url} refused the login of user {mcfg.username!r}: {rc} "
+                "(check [alerts] username / password_file, or [mqtt])"
+            )
+        for topic, code in zip(topics, result.get("suback", []), strict=False):
+            if code.is_failure:
+                problems.append(
+                    f"mqtt: user {mcfg.username!r} is not authorised to read {topic}: {code} "
+                    "(the broker's ACL: topic read klankkast/v1/#)"
+                )
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return problems
+
+
+def check(central: CentralConfig, acfg: AlertsConfig, timeout_s: float = 10.0) -> int:
+    """Build the clients a start builds, connect, print what is wrong; exit status."""
+    from klankkast.alerts.service import mqtt_config, secret_error, subscriptions
+    from klankkast.ingest.cli import check_influx
+    from klankkast.ingest.config import default_client_id, make_influx_client, make_mqtt_client
+
+    mcfg = mqtt_config(central, acfg)
+    cid = acfg.client_id or default_client_id("klankkast-alerts")
+    try:
+        client = make_mqtt_client(mcfg, client_id=f"{cid}-check"[:64])
+        if acfg.influx:
+            make_influx_client(central.influxdb).close()
+    except ConfigError as err:
+        print(f"klankkast-alerts: {secret_error(err, acfg)}", file=sys.stderr)
+        return 1
+    problems = check_influx(central) if acfg.influx else []
+    problems += _check_mqtt(client, mcfg, subscriptions(acfg), timeout_s)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        return 1
+    influx = f", influxdb {central.influxdb.url}/{central.influxdb.database}" if acfg.influx else ""
+    print(
+        f"klankkast-alerts: check OK: mqtt {mcfg.url} as {mcfg.username or 'anonymous'}{influx}; "
+        f"{len(acfg.webhooks)} webhook(s) (not called), confirm_s={acfg.settings.confirm_s}, "
+        f"frames={acfg.frames}"
+    )
+    return 0
