@@ -8,8 +8,12 @@ Every night at ``report_at`` (local time of the rules' time zone) one run:
    the current plan's section, and writes the complaint, visit and episode points and the
    headline numbers per site (measurement ``analysis``) to the InfluxDB of ``levels``,
    so Grafana's headline panels follow ``$site``; the plan's back-test as one more point;
-3. points ``out_dir/latest`` at ``<date>`` (replaced atomically: readers never see a
-   half-written run) and removes dated folders older than ``keep_days``.
+3. points ``out_dir/latest`` at ``<date>`` and ``out_dir/current-plan`` at the newest
+   plan (both replaced atomically: readers never see a half-written run) and removes
+   dated folders older than ``keep_days`` (never the one holding the current plan).
+
+A configured input file that does not exist (an export not delivered yet) is left out
+of that night's run with a log line, not an error.
 
 ``--once`` does one run now and exits (the systemd timer's service); without it the
 program runs until SIGTERM, sleeping until the next ``report_at``. The configuration is
@@ -169,8 +173,13 @@ def parse_config(t: Mapping[str, Any], *, base: Path) -> tuple[Config, list[str]
     if not isinstance(levels, str) or not levels:
         problems.append(f"analysis.levels: is required ({_KEYS['levels']})")
         levels = ""
-    elif "://" in levels and not levels.startswith(("influxdb+http://", "influxdb+https://")):
-        bad("levels", levels)
+    elif "://" in levels:
+        from klankkast.influx import AddressError, parse_address
+
+        try:
+            parse_address(levels, options=("measurement",))
+        except AddressError as err:
+            problems.append(f"analysis.levels = {err.shown!r}: {err.reason}")
     elif "://" not in levels and not Path(levels).is_absolute():
         levels = str(base / levels)
     out_dir = path_of("out_dir", required=True) or base
@@ -239,11 +248,12 @@ def _latest_plan(out_dir: Path, tz: str) -> tuple[Path | None, int | None]:
     return None, None
 
 
-def _set_latest(out_dir: Path, folder: Path) -> None:
-    tmp = out_dir / f".latest-{os.getpid()}"
+def _set_link(out_dir: Path, name: str, target: Path) -> None:
+    """``out_dir/name`` -> ``target`` (relative), replaced atomically."""
+    tmp = out_dir / f".{name}-{os.getpid()}"
     tmp.unlink(missing_ok=True)
-    tmp.symlink_to(folder.name)
-    os.replace(tmp, out_dir / "latest")
+    tmp.symlink_to(target.relative_to(out_dir))
+    os.replace(tmp, out_dir / name)
 
 
 def _prune(out_dir: Path, now_ms: int, keep_days: int, tz: str) -> list[Path]:
@@ -291,7 +301,7 @@ def run_once(
         args = ["plan", *_address_args(cfg, "--levels"), *period, "--now", _iso(now_ms, tz),
                 "--capacity", str(cfg.capacity), "--duration", str(cfg.duration_min),
                 "--lang", cfg.lang, "--out", str(folder / "plan"), *common]  # fmt: skip
-        if cfg.visits:
+        if cfg.visits and cfg.visits.exists():
             args += ["--visits", str(cfg.visits)]
         say(f"klankkast-analyze run: plan into {folder / 'plan'}")
         if analyze(args) != 0:
@@ -308,15 +318,22 @@ def run_once(
         ("--site-map", cfg.site_map),
         ("--plan", plan_path),
     ):
-        if value is not None:
-            args += [flag, str(value)]
+        if value is None:
+            continue
+        if not value.exists():
+            # an export that has not arrived yet: the report runs without it, and says so
+            say(f"klankkast-analyze run: {flag.lstrip('-')} file {value} not found; left out")
+            continue
+        args += [flag, str(value)]
     say(f"klankkast-analyze run: report into {folder / 'report'}")
     if analyze(args) != 0:
         raise AnalysisError(f"the report of {date} failed (see the lines above)")
     summary = json.loads((folder / "report" / "summary.json").read_text(encoding="utf-8"))
     if "://" in cfg.levels:
         _write_points(cfg, folder / "plan" / "plan.json" if plan_made else None, summary, now_ms)
-    _set_latest(cfg.out_dir, folder)
+    if plan_made:
+        _set_link(cfg.out_dir, "current-plan", folder / "plan")
+    _set_link(cfg.out_dir, "latest", folder)
     for old in _prune(cfg.out_dir, now_ms, cfg.keep_days, tz):
         say(f"klankkast-analyze run: removed {old} (older than {cfg.keep_days} days)")
     return RunResult(folder, plan_made, summary)

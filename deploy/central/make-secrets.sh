@@ -17,7 +17,7 @@ umask 077
 mkdir -p secrets mosquitto-etc/certs
 gen() { [[ -s secrets/$1 ]] || openssl rand -base64 24 | tr -d '/+=\n' >"secrets/$1"; }
 for name in mqtt-ingest mqtt-alerts mqtt-dispatch influx-admin influx-ingest influx-grafana grafana-admin \
-    influx-courtyard-read influx-courtyard-write; do
+    influx-courtyard-read influx-courtyard-write influx-analysis; do
     gen "$name.password"
 done
 # the residents' page's server key (sessions, CSRF, household hashes): 32 random bytes

@@ -39,6 +39,11 @@
 #   INFLUX_COURTYARD_READ_PASSWORD  (or ..._FILE); user skipped if unset
 #   INFLUX_COURTYARD_WRITE_USER   courtyard_write  (WRITE only: the residents' marks)
 #   INFLUX_COURTYARD_WRITE_PASSWORD (or ..._FILE); user skipped if unset
+#   INFLUX_ANALYSIS_USER    klankkast_analysis (the scheduled analysis: reads levels,
+#                           writes complaint/visit/episode/analysis/limit points;
+#                           InfluxDB 1.x grants per database only, so ALL on it =
+#                           read and write, never admin rights)
+#   INFLUX_ANALYSIS_PASSWORD (or ..._FILE); user skipped if unset
 #
 # Usage:
 #   INFLUX_ADMIN_USER=admin INFLUX_ADMIN_PASSWORD_FILE=/etc/klankkast/influx-admin \
@@ -60,6 +65,7 @@ grafana_user=${INFLUX_GRAFANA_USER:-klankkast_grafana}
 experience=${INFLUX_EXPERIENCE_DURATION:-365d}
 cy_read_user=${INFLUX_COURTYARD_READ_USER:-courtyard_read}
 cy_write_user=${INFLUX_COURTYARD_WRITE_USER:-courtyard_write}
+analysis_user=${INFLUX_ANALYSIS_USER:-klankkast_analysis}
 
 die() {
     echo "setup.sh: $*" >&2
@@ -79,7 +85,8 @@ secret() {
 
 ident_re='^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$'
 for pair in "INFLUX_DB=$db" "INFLUX_INGEST_USER=$ingest_user" "INFLUX_GRAFANA_USER=$grafana_user" \
-    "INFLUX_COURTYARD_READ_USER=$cy_read_user" "INFLUX_COURTYARD_WRITE_USER=$cy_write_user"; do
+    "INFLUX_COURTYARD_READ_USER=$cy_read_user" "INFLUX_COURTYARD_WRITE_USER=$cy_write_user" \
+    "INFLUX_ANALYSIS_USER=$analysis_user"; do
     [[ ${pair#*=} =~ $ident_re ]] || die "${pair%%=*} must be 1-64 of [A-Za-z0-9_.-]; got '${pair#*=}'"
 done
 dur_re='^[0-9]+(h|d|w)$'
@@ -96,6 +103,7 @@ ingest_password=$(secret INFLUX_INGEST_PASSWORD)
 grafana_password=$(secret INFLUX_GRAFANA_PASSWORD)
 cy_read_password=$(secret INFLUX_COURTYARD_READ_PASSWORD)
 cy_write_password=$(secret INFLUX_COURTYARD_WRITE_PASSWORD)
+analysis_password=$(secret INFLUX_ANALYSIS_PASSWORD)
 
 # InfluxQL string literal: backslash and single quote escaped
 quote() {
@@ -195,4 +203,13 @@ if [[ -n $cy_write_password ]]; then
     q "REVOKE ALL ON \"$db\" FROM \"$cy_write_user\"" || die "cannot revoke from $cy_write_user"
     q "GRANT WRITE ON \"$db\" TO \"$cy_write_user\"" || die "cannot grant write on $db to $cy_write_user"
     echo "setup.sh: user $cy_write_user may write (not read) $db"
+fi
+if [[ -n $analysis_password ]]; then
+    QUIET=1 q "CREATE USER \"$analysis_user\" WITH PASSWORD $(quote "$analysis_password")" ||
+        q "SET PASSWORD FOR \"$analysis_user\" = $(quote "$analysis_password")" ||
+        die "cannot create user $analysis_user"
+    q "REVOKE ALL ON \"$db\" FROM \"$analysis_user\"" || die "cannot revoke from $analysis_user"
+    # ALL on one database = read and write it (a later GRANT replaces an earlier one)
+    q "GRANT ALL ON \"$db\" TO \"$analysis_user\"" || die "cannot grant $db to $analysis_user"
+    echo "setup.sh: user $analysis_user may read and write $db (no admin rights)"
 fi

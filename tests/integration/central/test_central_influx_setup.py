@@ -73,6 +73,22 @@ def test_setup_creates_layout_and_least_privilege_users(influxdb_auth: Any, tmp_
     assert not secret_leak
 
 
+def test_setup_creates_the_analysis_user_without_admin_rights(influxdb_auth: Any) -> None:
+    """The scheduled analysis reads levels and writes its points; it cannot administer."""
+    res = _run(influxdb_auth, INFLUX_ANALYSIS_PASSWORD="an4lysis")
+    assert res.returncode == 0, res.stderr
+    assert "klankkast_analysis may read and write" in res.stdout
+    write = f"{influxdb_auth.url}/write?db=klankkast&precision=ms"
+    line = f"analysis,scope=site,site=s complaints_total=1 {int(time.time() * 1000)}".encode()
+    assert _http(write, "klankkast_analysis", "an4lysis", line) == 204
+    query = f"{influxdb_auth.url}/query?" + urllib.parse.urlencode(
+        {"db": "klankkast", "q": 'SELECT count("complaints_total") FROM "analysis"'}
+    )
+    assert _http(query, "klankkast_analysis", "an4lysis") == 200
+    admin = f"{influxdb_auth.url}/query?" + urllib.parse.urlencode({"q": 'CREATE DATABASE "other"'})
+    assert _http(admin, "klankkast_analysis", "an4lysis", b"") == 403
+
+
 def test_setup_rejects_a_bad_duration_before_any_io(influxdb_auth: Any) -> None:
     res = _run(influxdb_auth, INFLUX_RAW_DURATION="thirty days")
     assert res.returncode == 1

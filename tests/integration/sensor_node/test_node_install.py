@@ -134,6 +134,29 @@ def test_systemd_analyze_verify(unit: Path, installed: tuple[Path, Path], tmp_pa
     assert res.stderr.strip() == "", res.stderr
 
 
+@pytest.mark.parametrize(
+    "timer", sorted((REPO / "deploy" / "central" / "systemd").glob("*.timer")), ids=lambda p: p.name
+)
+def test_systemd_analyze_verify_timer(
+    timer: Path, installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A timer with the service it starts (klankkast-analyze.timer: the nightly analysis)."""
+    require("systemd-analyze")
+    _src, root = installed
+    service = timer.with_suffix(".service")
+    for unit in (service, timer):
+        text = unit.read_text().replace("/opt/klankkast/bin/", f"{root}/opt/klankkast/bin/")
+        (tmp_path / unit.name).write_text(text)
+    env = {**os.environ, "SYSTEMD_LOG_LEVEL": "warning"}
+    res = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(tmp_path / service.name),
+         str(tmp_path / timer.name)],
+        capture_output=True, text=True, timeout=120, check=False, env=env,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip() == "", res.stderr
+
+
 def test_systemd_analyze_verify_can_fail(tmp_path: Path) -> None:
     """The check above sees a misplaced key (it is not a check that cannot fail)."""
     require("systemd-analyze")

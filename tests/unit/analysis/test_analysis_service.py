@@ -67,7 +67,7 @@ def test_every_problem_of_the_table_at_once(tmp_path: Path) -> None:
     )  # fmt: skip
     text = "\n".join(problems)
     assert len(problems) == 6, text
-    assert "analysis.levels = 'http://influx:8086/klankkast': must be an InfluxDB address" in text
+    assert "analysis.levels = 'http://influx:8086/klankkast': write influxdb+http://" in text
     assert "analysis.hystory_days = 3: is not a known key; did you mean 'history_days'?" in text
     for key in ("lang", "report_at", "plan_weekday", "capacity"):
         assert f"analysis.{key} = " in text
@@ -98,6 +98,8 @@ def test_nightly_runs_on_files(tmp_path: Path) -> None:
     assert r1.summary["complaints"]["total"] == 15
     latest = tmp_path / "reports" / "latest"
     assert latest.is_symlink() and latest.resolve() == r1.folder.resolve()
+    current = tmp_path / "reports" / "current-plan" / "plan.json"
+    assert current.resolve() == (r1.folder / "plan" / "plan.json").resolve()
     # Tuesday: a report, no new plan; the report carries Monday's plan
     r2 = run_once(cfg, _ms("2026-03-24T06:00:00+01:00"), schedule, analyze=analyze, say=said.append)
     assert not r2.plan_made and not (r2.folder / "plan").exists()
@@ -116,5 +118,33 @@ def test_nightly_runs_on_files(tmp_path: Path) -> None:
     assert r4.plan_made
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
         "2026-03-30",
+        "current-plan",
         "latest",
     ]
+    assert current.resolve() == (r4.folder / "plan" / "plan.json").resolve()
+
+
+def test_an_export_not_delivered_yet_is_left_out(tmp_path: Path) -> None:
+    sc = make_scenario(6, sites=1, days=14, founded=4, unfounded=1, gap_day=None)
+    paths = write_files(sc, tmp_path / "in", two_nodes=False)
+    cfg, _ = parse_config(
+        {"levels": paths["levels"], "out_dir": str(tmp_path / "r"),
+         "complaints": str(tmp_path / "inbox" / "complaints.csv"), "visits": paths["visits"]},
+        base=tmp_path,
+    )  # fmt: skip
+    said: list[str] = []
+    r = run_once(cfg, _ms("2026-03-16T06:00:00+01:00"), Schedule(dt.time(6, 0), 0, AMS),
+                 analyze=analyze, say=said.append)  # fmt: skip
+    assert r.summary["complaints"]["total"] == 0 and r.summary["visits"]["total"] > 0
+    assert any("complaints file" in line and "not found" in line for line in said)
+
+
+@pytest.mark.parametrize("name", ["central.example.toml", "central.compose.toml"])
+def test_the_shipped_configs_have_a_valid_analysis_table(name: str) -> None:
+    import tomllib
+
+    path = Path(__file__).resolve().parents[3] / "deploy" / "central" / name
+    table = tomllib.loads(path.read_text())["analysis"]
+    cfg, problems = parse_config(table, base=path.parent)
+    assert problems == []
+    assert cfg.password_file is not None and "://" in cfg.levels
