@@ -824,15 +824,17 @@ def fleet_health() -> dict[str, Any]:
                 "Calibration and clock per node",
                 [
                     target(
-                        f'SELECT last("calibrated_at") AS "calibrated_at", '
+                        f'SELECT last("calibrated") AS "calibrated", '
+                        f'last("calibrated_at") AS "calibrated_at", '
                         f'last("clock_synced") AS "clock_synced", last("version") AS "version" '
                         f"FROM {STATUS} WHERE {where} "
                         'GROUP BY "site", "node"',
                         fmt="table",
                     )
                 ],
-                description="Newest status per node: when it was calibrated (age), whether its "
-                "clock is synchronised (NTP), software version.",
+                description="Newest status per node: whether it has a calibration (a node "
+                "never calibrated says so in red: its levels are not traceable), when it was "
+                "calibrated (age), whether its clock is synchronised (NTP), software version.",
                 transformations=[
                     {
                         "id": "convertFieldType",
@@ -847,8 +849,30 @@ def fleet_health() -> dict[str, Any]:
                     {
                         "matcher": {"id": "byName", "options": "calibrated_at"},
                         "properties": [
-                            {"id": "displayName", "value": "calibrated"},
+                            {"id": "displayName", "value": "calibrated at"},
                             {"id": "unit", "value": "dateTimeFromNow"},
+                        ],
+                    },
+                    {
+                        "matcher": {"id": "byName", "options": "calibrated"},
+                        "properties": [
+                            {
+                                "id": "mappings",
+                                "value": [
+                                    {
+                                        "type": "value",
+                                        "options": {
+                                            "true": {"text": "yes", "color": "green", "index": 0},
+                                            "false": {
+                                                "text": "NOT CALIBRATED",
+                                                "color": "red",
+                                                "index": 1,
+                                            },
+                                        },
+                                    }
+                                ],
+                            },
+                            {"id": "custom.cellOptions", "value": {"type": "color-background"}},
                         ],
                     },
                     {

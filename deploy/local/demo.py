@@ -516,6 +516,7 @@ def status_payloads(
             "outbox_depth": int(rng.poisson(0.3)),
             "outbox_evictions": 0,
             "clock_synced": True,
+            "calibrated": True,
             "calibrated_at": calibrated.isoformat(timespec="seconds"),
             "drift_ms": round(float(rng.normal(0, 3)), 1),
             # confirm = "ingest" (the default): the last second or two await the

@@ -214,3 +214,14 @@ def test_a_webhook_contact_point_receives_every_alert() -> None:
     compose = yaml.safe_load((REPO / "deploy" / "central" / "docker-compose.yml").read_text())
     env = compose["services"]["grafana"]["environment"]
     assert url.lstrip("$").strip("{}") in env
+
+
+def test_fleet_health_shows_an_uncalibrated_node() -> None:
+    """The node's status field calibrated (false without a calibration) is on Fleet health
+    (issue 17: the example config no longer fakes one)."""
+    dash = _dashboards()["fleet-health"]
+    (panel,) = [p for p in dash["panels"] if p["title"] == "Calibration and clock per node"]
+    assert 'last("calibrated") AS "calibrated"' in panel["targets"][0]["query"]
+    (o,) = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "calibrated"]
+    mapping = o["properties"][0]["value"][0]["options"]
+    assert mapping["false"]["color"] == "red" and mapping["true"]["color"] == "green"
