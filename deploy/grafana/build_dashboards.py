@@ -1084,12 +1084,77 @@ DASHBOARDS = {
 }
 
 
+#: The Dutch set (uid + "-nl"): every title a noise officer or planner reads. A title
+#: without a translation fails the build (KeyError), so the two sets cannot drift.
+NL: dict[str, str] = {
+    # dashboards
+    "klankkast — Courtyard now": "klankkast — Binnenplaats nu",
+    "klankkast — Nuisance versus reports": "klankkast — Overlast en meldingen",
+    "klankkast — Fleet health": "klankkast — Meetnet",
+    # panels
+    "LAeq per second (energy mean per interval)": "LAeq per seconde (energetisch gemiddeld)",
+    "Current alert state": "Huidige waarschuwing",
+    "LAeq per minute (energy mean per interval)": "LAeq per minuut (energetisch gemiddeld)",
+    "LAFmax per interval": "LAFmax per interval",
+    "LA90 background": "LA90-achtergrond",
+    "LCeq − LAeq (low-frequency content)": "LCeq − LAeq (laagfrequent geluid)",
+    "One-third-octave spectrum LZeq (energy mean over the time range)":
+        "Tertsbandspectrum LZeq (energetisch gemiddeld over de periode)",
+    "Site level with episodes, complaints and visits":
+        "Niveau van de binnenplaats met episodes, klachten en controles",
+    "Corroborated complaints": "Bevestigde klachten",
+    "Visit hit rate": "Controles tijdens overlast",
+    "Silent nuisance": "Overlast zonder klacht",
+    "Episodes in range": "Episodes in de periode",
+    "Week heat map: share of each hour above 45 dB(A), by hour of week":
+        "Weekkaart: aandeel van elk uur boven 45 dB(A), per uur van de week",
+    "Last seen per node": "Laatst gezien per meetpunt",
+    "Calibration and clock per node": "Kalibratie en klok per meetpunt",
+    "Online per node": "Online per meetpunt",
+    "seq gaps per hour": "ontbrekende frames per uur",
+    "Outbox depth and evictions": "Wachtrij en verwijderde frames",
+    "Unconfirmed frames": "Onbevestigde frames",
+    "Oldest unconfirmed frame": "Oudste onbevestigde frame",
+    "Audio xruns": "Audio-onderbrekingen (xruns)",
+    "Clock drift": "Klokafwijking",
+    "Ingest: messages in, points written, rejected":
+        "Ingest: berichten binnen, punten geschreven, geweigerd",
+    # annotations and variables
+    "Annotations & Alerts": "Annotaties en waarschuwingen",
+    "Episodes": "Episodes",
+    "Alerts sent": "Verstuurde waarschuwingen",
+    "Complaints": "Klachten",
+    "Visits": "Controles",
+    "Residents' marks": "Meldingen van bewoners",
+    "Site": "Binnenplaats",
+    "Node": "Meetpunt",
+}  # fmt: skip
+
+
+def dutch(dash: dict[str, Any]) -> dict[str, Any]:
+    """The Dutch copy of a dashboard: uid + "-nl", titles, annotation names and variable
+    labels in Dutch; queries, units and layout unchanged."""
+    nl = json.loads(json.dumps(dash))
+    nl["uid"] = dash["uid"] + "-nl"
+    nl["title"] = NL[dash["title"]]
+    nl["tags"] = [*dash["tags"], "nl"]
+    for panel in nl["panels"]:
+        panel["title"] = NL[panel["title"]]
+    for ann in nl["annotations"]["list"]:
+        ann["name"] = NL[ann["name"]]
+    for var in nl["templating"]["list"]:
+        var["label"] = NL[var["label"]]
+    return dict(nl)
+
+
 def render() -> dict[str, str]:
-    """File name -> JSON text of every dashboard."""
-    return {
-        f"{uid}.json": json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
-        for uid, build in DASHBOARDS.items()
-    }
+    """File name -> JSON text of every dashboard, English and Dutch."""
+    out = {}
+    for build in DASHBOARDS.values():
+        dash = build()
+        for d in (dash, dutch(dash)):
+            out[f"{d['uid']}.json"] = json.dumps(d, indent=2, ensure_ascii=False) + "\n"
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[3]
 GRAFANA = REPO / "deploy" / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"
 PROVISIONING = GRAFANA / "provisioning"
-UIDS = {"courtyard-now", "nuisance-vs-reports", "fleet-health"}
+ENGLISH = {"courtyard-now", "nuisance-vs-reports", "fleet-health"}
+UIDS = ENGLISH | {f"{u}-nl" for u in ENGLISH}
 DS_UID = "klankkast-influxdb"
 
 
@@ -225,3 +226,19 @@ def test_fleet_health_shows_an_uncalibrated_node() -> None:
     (o,) = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "calibrated"]
     mapping = o["properties"][0]["value"][0]["options"]
     assert mapping["false"]["color"] == "red" and mapping["true"]["color"] == "green"
+
+
+def test_a_dutch_set_with_the_same_queries() -> None:
+    """Every English dashboard has a Dutch twin (uid -nl): titles, annotation names and
+    variable labels in Dutch, the same queries and layout (issue 17)."""
+    dashes = _dashboards()
+    for uid in ENGLISH:
+        en, nl = dashes[uid], dashes[f"{uid}-nl"]
+        assert _queries(nl) == _queries(en)
+        assert [p["gridPos"] for p in nl["panels"]] == [p["gridPos"] for p in en["panels"]]
+        assert nl["title"] != en["title"]
+        titles = [p["title"] for p in nl["panels"]]
+        assert len([t for t, e in zip(titles, en["panels"], strict=True) if t != e["title"]]) >= (
+            len(titles) - 1
+        )  # "LAFmax per interval" reads the same in Dutch
+    assert dashes["nuisance-vs-reports-nl"]["panels"][1]["title"] == "Bevestigde klachten"
