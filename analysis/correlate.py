@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -227,15 +226,7 @@ class Findings:
                 "by_period": dict(sorted(by_period.items())),
                 "without_complaint_by_hour_of_week": how,
             },
-            "association": {
-                "p_value": a.p_value,
-                "method": a.method,
-                "statistic": a.statistic,
-                "null_mean": None if math.isnan(a.null_mean) else a.null_mean,
-                "permutations": a.permutations,
-                "shift_unit": a.unit,
-                "complaints_tested": a.complaints,
-            },
+            "association": a.as_json(),
             # residents' marks ("ik heb nu last"): None when no marks were read
             "marks": None if self.marks is None else self.marks.summary(),
         }

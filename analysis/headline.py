@@ -30,6 +30,7 @@ __all__ = [
     "M_LIMIT",
     "PLAN_FIELDS",
     "SITE_FIELDS",
+    "dotted",
     "limit_lines",
     "plan_lines",
     "site_lines",
@@ -63,9 +64,10 @@ PLAN_FIELDS: Final = {
 }
 
 
-def _get(doc: Mapping[str, Any], dotted: str) -> Any:
+def dotted(doc: Mapping[str, Any], key: str) -> Any:
+    """``doc["a"]["b"]`` for ``key`` ``"a.b"``; None where a part is missing."""
     cur: Any = doc
-    for part in dotted.split("."):
+    for part in key.split("."):
         if not isinstance(cur, Mapping) or part not in cur:
             return None
         cur = cur[part]
@@ -75,7 +77,7 @@ def _get(doc: Mapping[str, Any], dotted: str) -> Any:
 def _fields(doc: Mapping[str, Any], spec: Mapping[str, str]) -> dict[str, float | int | str | bool]:
     out: dict[str, float | int | str | bool] = {}
     for field, key in spec.items():
-        v = _get(doc, key)
+        v = dotted(doc, key)
         if isinstance(v, list):
             v = len(v)
         if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):

@@ -27,7 +27,6 @@ at the end.
 from __future__ import annotations
 
 import csv
-import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -122,15 +121,7 @@ class MarkFindings:
             "median_households_per_marked_episode": (
                 float(np.median([e.households for e in marked])) if marked else None
             ),
-            "association": {
-                "p_value": a.p_value,
-                "method": a.method,
-                "statistic": a.statistic,
-                "null_mean": None if math.isnan(a.null_mean) else a.null_mean,
-                "permutations": a.permutations,
-                "shift_unit": a.unit,
-                "marks_tested": a.complaints,
-            },
+            "association": a.as_json("marks_tested"),
         }
 
 

@@ -16,6 +16,7 @@ the +1 correction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,19 @@ class PermutationResult:
     unit: str
     method: str
     complaints: int
+
+    def as_json(self, tested: str = "complaints_tested") -> dict[str, object]:
+        """The ``association`` object of ``summary.json`` (``tested``: the name of the
+        count of windows tested, e.g. ``marks_tested``)."""
+        return {
+            "p_value": self.p_value,
+            "method": self.method,
+            "statistic": self.statistic,
+            "null_mean": None if math.isnan(self.null_mean) else self.null_mean,
+            "permutations": self.permutations,
+            "shift_unit": self.unit,
+            tested: self.complaints,
+        }
 
 
 def overlaps(starts: np.ndarray, ends: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -172,44 +172,25 @@ QUIET=1 q "CREATE RETENTION POLICY \"experience\" ON \"$db\" DURATION $experienc
     die "cannot create retention policy experience on $db"
 echo "setup.sh: database $db with retention policies raw ($raw, default), forever ($forever) and experience ($experience)"
 
-if [[ -n $ingest_password ]]; then
-    QUIET=1 q "CREATE USER \"$ingest_user\" WITH PASSWORD $(quote "$ingest_password")" ||
-        q "SET PASSWORD FOR \"$ingest_user\" = $(quote "$ingest_password")" ||
-        die "cannot create user $ingest_user"
-    q "GRANT ALL ON \"$db\" TO \"$ingest_user\"" || die "cannot grant $db to $ingest_user"
-    echo "setup.sh: user $ingest_user may write (and read) $db"
-fi
-if [[ -n $grafana_password ]]; then
-    QUIET=1 q "CREATE USER \"$grafana_user\" WITH PASSWORD $(quote "$grafana_password")" ||
-        q "SET PASSWORD FOR \"$grafana_user\" = $(quote "$grafana_password")" ||
-        die "cannot create user $grafana_user"
-    q "REVOKE ALL ON \"$db\" FROM \"$grafana_user\"" || die "cannot revoke from $grafana_user"
-    q "GRANT READ ON \"$db\" TO \"$grafana_user\"" || die "cannot grant read on $db to $grafana_user"
-    echo "setup.sh: user $grafana_user may read $db"
-fi
+# user NAME PASSWORD PRIVILEGE WHAT: create (or re-password) a user with exactly PRIVILEGE
+# (READ, WRITE or ALL = read and write) on the database, never admin rights; a user
+# whose password is not given is skipped. A GRANT replaces the earlier one, so the
+# REVOKE first makes a re-run take away what a changed script no longer grants.
+user() {
+    local name=$1 password=$2 privilege=$3 what=$4
+    [[ -n $password ]] || return 0
+    QUIET=1 q "CREATE USER \"$name\" WITH PASSWORD $(quote "$password")" ||
+        q "SET PASSWORD FOR \"$name\" = $(quote "$password")" ||
+        die "cannot create user $name"
+    q "REVOKE ALL ON \"$db\" FROM \"$name\"" || die "cannot revoke from $name"
+    q "GRANT $privilege ON \"$db\" TO \"$name\"" || die "cannot grant $privilege on $db to $name"
+    echo "setup.sh: user $name may $what $db"
+}
+
+user "$ingest_user" "$ingest_password" ALL "write (and read)"
+user "$grafana_user" "$grafana_password" READ "read"
 # the residents' page: one user that only reads, one that only writes the marks
-if [[ -n $cy_read_password ]]; then
-    QUIET=1 q "CREATE USER \"$cy_read_user\" WITH PASSWORD $(quote "$cy_read_password")" ||
-        q "SET PASSWORD FOR \"$cy_read_user\" = $(quote "$cy_read_password")" ||
-        die "cannot create user $cy_read_user"
-    q "REVOKE ALL ON \"$db\" FROM \"$cy_read_user\"" || die "cannot revoke from $cy_read_user"
-    q "GRANT READ ON \"$db\" TO \"$cy_read_user\"" || die "cannot grant read on $db to $cy_read_user"
-    echo "setup.sh: user $cy_read_user may read $db"
-fi
-if [[ -n $cy_write_password ]]; then
-    QUIET=1 q "CREATE USER \"$cy_write_user\" WITH PASSWORD $(quote "$cy_write_password")" ||
-        q "SET PASSWORD FOR \"$cy_write_user\" = $(quote "$cy_write_password")" ||
-        die "cannot create user $cy_write_user"
-    q "REVOKE ALL ON \"$db\" FROM \"$cy_write_user\"" || die "cannot revoke from $cy_write_user"
-    q "GRANT WRITE ON \"$db\" TO \"$cy_write_user\"" || die "cannot grant write on $db to $cy_write_user"
-    echo "setup.sh: user $cy_write_user may write (not read) $db"
-fi
-if [[ -n $analysis_password ]]; then
-    QUIET=1 q "CREATE USER \"$analysis_user\" WITH PASSWORD $(quote "$analysis_password")" ||
-        q "SET PASSWORD FOR \"$analysis_user\" = $(quote "$analysis_password")" ||
-        die "cannot create user $analysis_user"
-    q "REVOKE ALL ON \"$db\" FROM \"$analysis_user\"" || die "cannot revoke from $analysis_user"
-    # ALL on one database = read and write it (a later GRANT replaces an earlier one)
-    q "GRANT ALL ON \"$db\" TO \"$analysis_user\"" || die "cannot grant $db to $analysis_user"
-    echo "setup.sh: user $analysis_user may read and write $db (no admin rights)"
-fi
+user "$cy_read_user" "$cy_read_password" READ "read"
+user "$cy_write_user" "$cy_write_password" WRITE "write (not read)"
+# the scheduled analysis: reads levels, writes its points (no admin rights)
+user "$analysis_user" "$analysis_password" ALL "read and write"

@@ -1507,13 +1507,10 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _get(d: dict[str, Any], dotted: str) -> Any:
-    cur: Any = d
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
+def _get(d: dict[str, Any], key: str) -> Any:
+    from klankkast.analysis.headline import dotted
+
+    return dotted(d, key)
 
 
 def build_summary(

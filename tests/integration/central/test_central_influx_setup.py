@@ -77,7 +77,7 @@ def test_setup_creates_the_analysis_user_without_admin_rights(influxdb_auth: Any
     """The scheduled analysis reads levels and writes its points; it cannot administer."""
     res = _run(influxdb_auth, INFLUX_ANALYSIS_PASSWORD="an4lysis")
     assert res.returncode == 0, res.stderr
-    assert "klankkast_analysis may read and write" in res.stdout
+    assert "user klankkast_analysis may read and write klankkast" in res.stdout
     write = f"{influxdb_auth.url}/write?db=klankkast&precision=ms"
     line = f"analysis,scope=site,site=s complaints_total=1 {int(time.time() * 1000)}".encode()
     assert _http(write, "klankkast_analysis", "an4lysis", line) == 204
