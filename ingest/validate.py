@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final
 
+from klankkast.decibel import level_to_energy
 from klankkast.influx import M_MINUTE, M_SECOND, M_STATUS, RP_FOREVER, RP_RAW, line
 from klankkast.sensor import wire
 
@@ -138,7 +139,7 @@ def fields_of(msg: wire.Message) -> dict[str, float | int | str | bool]:
             fields[key] = float(value)
     for key in wire.LEQ_FIELDS:
         if key in fields:
-            fields[f"{key}_e"] = 10.0 ** (float(fields[key]) / 10.0)
+            fields[f"{key}_e"] = level_to_energy(float(fields[key]))
     for nominal, value in (msg.payload.get("bands") or {}).items():
         fields[wire.band_field(nominal)] = float(value)
     return fields
@@ -176,7 +177,7 @@ def _fast_line(measurement: str, msg: wire.Message) -> str:
             append(f"{key}={value}i")
         elif kind == "e":
             f = float(value)
-            append(f"{key}={f!r},{key}_e={10.0 ** (f / 10.0)!r}")
+            append(f"{key}={f!r},{key}_e={level_to_energy(f)!r}")
         elif kind == "-" or value is None:
             continue
         elif value is True or value is False:
@@ -366,7 +367,7 @@ def _fast_frame(
         plan = _PLANS[key] = _plan(key)
     get_floats, e_index, get_ints, template = plan
     args: list[Any] = list(map(float, get_floats(p)))
-    args.extend([10.0 ** (args[i] / 10.0) for i in e_index])
+    args.extend([level_to_energy(args[i]) for i in e_index])
     args.extend(get_ints(p))
     if tonal_is_str:
         args.append(tonal_text)

@@ -93,6 +93,14 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from klankkast.decibel import (
+    energies_to_levels,
+    energy_mean_level,
+    energy_to_level,
+    level_to_energy,
+    levels_to_energies,
+)
+
 from . import bands as _bands
 from . import weighting as _weighting
 from .micresponse import MicResponse
@@ -168,7 +176,6 @@ __all__ = [
     "IntervalReport",
     "Meter",
     "band_nominals",
-    "energy_mean_db",
     "tonality",
 ]
 
@@ -198,13 +205,6 @@ _SECOND_KEYS: Final = ("LAeq", "LCeq", "LZeq", "LAFmax", "LAFmin", "LASmax", "LC
 def band_nominals(fs_hz: int) -> tuple[str, ...]:
     """Nominal one-third-octave bands measured at ``fs_hz`` (see :mod:`klankkast.sensor.bands`)."""
     return _bands.band_nominals(fs_hz)
-
-
-def energy_mean_db(levels_db: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> float:
-    """Energy mean 10 lg(mean 10^(L/10)) of levels in dB (never an arithmetic dB mean)."""
-    lv = np.asarray(levels_db, dtype=np.float64)
-    w = np.ones_like(lv) if weights is None else np.asarray(weights, dtype=np.float64)
-    return float(10.0 * np.log10(np.sum(w * 10.0 ** (lv / 10.0)) / np.sum(w)))
 
 
 def tonality(
@@ -313,7 +313,7 @@ def _grid_step(fs_hz: int) -> int:
 
 def _lg10(ms: float) -> float:
     """10 lg(ms), ms floored at 1e-20."""
-    return 10.0 * math.log10(max(ms, _MS_FLOOR))
+    return energy_to_level(max(ms, _MS_FLOOR))
 
 
 def _fast_length(n: int) -> int:
@@ -487,7 +487,7 @@ class Meter:
 
     def _db(self, ms: float | FloatArray) -> Any:
         return np.maximum(
-            10.0 * np.log10(np.maximum(ms, _MS_FLOOR)) + self.offset_db, self.floor_db
+            energies_to_levels(np.maximum(ms, _MS_FLOOR)) + self.offset_db, self.floor_db
         )
 
     def _corrections(self) -> _Corrections:
@@ -497,10 +497,10 @@ class Meter:
         assert self.mic_response is not None
         fs = self.fs_hz
         f = np.arange(self._nfft // 2 + 1, dtype=np.float64) * fs / self._nfft
-        c = 10.0 ** (self.mic_response.correction_db(f) / 10.0)
+        c = levels_to_energies(self.mic_response.correction_db(f))
         fpos = np.maximum(f, 1e-3)
-        wa = 10.0 ** (_weighting.analogue_weighting_db("A", fpos) / 10.0)
-        wc = 10.0 ** (_weighting.analogue_weighting_db("C", fpos) / 10.0)
+        wa = levels_to_energies(_weighting.analogue_weighting_db("A", fpos))
+        wc = levels_to_energies(_weighting.analogue_weighting_db("C", fpos))
         wa[0] = wc[0] = 0.0
         wb = self._wbands * c.astype(np.float32)[None, :]
         self._corr = (c, wa, wc, wb)
@@ -644,7 +644,7 @@ class Meter:
             laf_max_db=_lg10(float(yf.max())),
             laf_min_db=_lg10(float(yf.min())),
             las_max_db=_lg10(float(grid[:, 1].max())),
-            laf_samples_db=10.0 * np.log10(np.maximum(yf[k - 1 :: k], _MS_FLOOR)),
+            laf_samples_db=energies_to_levels(np.maximum(yf[k - 1 :: k], _MS_FLOOR)),
             overload=overload,
             nonfinite=nonfinite,
         )
@@ -679,9 +679,9 @@ class Meter:
             d_a = _ratio_db(p64 * wa, corr)
             d_c = _ratio_db(p64 * wc, corr)
             d_z = _ratio_db(p64, corr)
-            ms_a *= 10.0 ** (d_a / 10.0)
-            ms_c *= 10.0 ** (d_c / 10.0)
-            ms_z *= 10.0 ** (d_z / 10.0)
+            ms_a *= level_to_energy(d_a)
+            ms_c *= level_to_energy(d_c)
+            ms_z *= level_to_energy(d_z)
         off_a = self.offset_db + d_a
         sec = _Second(
             n=n,
@@ -750,7 +750,7 @@ class Meter:
             clock = seconds[i : i + _KI_CLOCK_S]
             maxima.append(max(max(s.laf_max_db for s in clock), self.floor_db))
             durations.append(sum(s.n for s in clock))
-        return energy_mean_db(maxima, durations) - laeq
+        return energy_mean_level(maxima, durations) - laeq
 
     def _summary_report(self) -> IntervalReport:
         seconds = self._summary
@@ -781,4 +781,4 @@ def _ratio_db(weighted_power: FloatArray, corr: FloatArray) -> float:
     den = float(np.sum(weighted_power))
     if den <= 0.0:
         return 0.0
-    return float(10.0 * np.log10(float(np.einsum("i,i->", weighted_power, corr)) / den))
+    return energy_to_level(float(np.einsum("i,i->", weighted_power, corr)) / den)
