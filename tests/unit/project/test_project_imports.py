@@ -10,8 +10,9 @@ The rooms of the house and who may use whom:
 - nothing imports ``courtyard`` (the residents' page, a program on top: it reads through the
   storage module and uses the analysis' rules for the limits);
 - the storage module imports no part;
-- the shared modules (``klankkast.decibel``, the one place of decibel arithmetic) may be
-  imported by every part and import no part.
+- the shared modules (``klankkast.decibel``, the one place of decibel arithmetic, and
+  ``klankkast.configcheck``, the one config checker) may be imported by every part and
+  import no part.
 
 Every ``import``/``from ... import`` in every module is read with :mod:`ast`, including
 imports inside functions (the lazy ones count as much as the top-level ones).
@@ -29,7 +30,8 @@ PARTS = ("sensor", "ingest", "analysis", "alerts", "courtyard")
 
 #: part -> the klankkast modules (prefixes) outside itself that it may import
 #: the shared modules every part may use: they import no part themselves
-SHARED: tuple[str, ...] = ("klankkast.decibel",)
+SHARED: tuple[str, ...] = ("klankkast.decibel", "klankkast.configcheck")
+_SHARED_NAMES = tuple(m.removeprefix("klankkast.") for m in SHARED)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "sensor": SHARED,
     "ingest": ("klankkast.sensor.wire", "klankkast.influx", *SHARED),
@@ -44,6 +46,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "courtyard": ("klankkast.analysis", "klankkast.influx", *SHARED),
     "influx": (),
     "decibel": (),
+    "configcheck": (),
 }
 
 
@@ -67,7 +70,7 @@ def imports_of(path: Path, package: str) -> list[tuple[int, str]]:
 
 def modules() -> list[tuple[str, Path]]:
     found = [(part, p) for part in PARTS for p in sorted((REPO / part).glob("*.py"))]
-    shared = [(name, REPO / "klankkast" / f"{name}.py") for name in ("influx", "decibel")]
+    shared = [(name, REPO / "klankkast" / f"{name}.py") for name in ("influx", *_SHARED_NAMES)]
     return [*found, *shared]
 
 
@@ -78,7 +81,7 @@ def _allowed(part: str, module: str) -> bool:
     return any(module == a or module.startswith(a + ".") for a in ALLOWED[part])
 
 
-@pytest.mark.parametrize("part", [*PARTS, "influx", "decibel"])
+@pytest.mark.parametrize("part", [*PARTS, "influx", *_SHARED_NAMES])
 def test_import_directions(part: str) -> None:
     bad = []
     for owner, path in modules():
