@@ -113,3 +113,42 @@ def test_resolve_path(tmp_path: Path) -> None:
     assert cc.resolve_path(None, tmp_path) is None
     assert cc.resolve_path("a/b", tmp_path) == tmp_path / "a" / "b"
     assert cc.resolve_path("/etc/x", tmp_path) == Path("/etc/x")
+
+
+# -- every part uses it ------------------------------------------------------------
+def test_the_parts_raise_their_own_config_error_as_a_checker_error(tmp_path: Path) -> None:
+    """Each part's ConfigError is the checker's (so one ``except`` fits all) and each part
+    reports several problems of one file in one run."""
+    from klankkast.alerts.service import parse_alerts_config
+    from klankkast.analysis.errors import ConfigError as AnalysisConfigError
+    from klankkast.analysis.rules import load_rules
+    from klankkast.ingest.config import parse_central_config
+    from klankkast.ingest.errors import ConfigError as IngestConfigError
+    from klankkast.sensor.config import parse_config
+    from klankkast.sensor.errors import ConfigError as SensorConfigError
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        "[absolute]\nnight_db = 500\nnigth_db = 40\n[periods]\ntimezone = 'Mars/Olympus'\n"
+    )
+    cases = [
+        (SensorConfigError, lambda: parse_config({"node": {"id": "!"}, "mqtt": {}}), 3),
+        (
+            IngestConfigError,
+            lambda: parse_central_config({"ingest": {"batch_ms": 0, "workers": 99}}),
+            2,
+        ),
+        (
+            IngestConfigError,
+            lambda: parse_alerts_config({"confirm_s": -1, "webhooks": [{"url": "ftp://x"}]}),
+            2,
+        ),
+        (AnalysisConfigError, lambda: load_rules(rules), 3),
+    ]
+    for cls, parse, n in cases:
+        assert issubclass(cls, cc.ConfigError)
+        with pytest.raises(cls) as err:
+            parse()
+        assert len(err.value.errors) == n, str(err.value)
+        assert len(str(err.value).splitlines()) == n
+        assert all(" = " in line and ": " in line for line in str(err.value).splitlines())
