@@ -43,7 +43,7 @@ import os
 import queue
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -59,6 +59,7 @@ from klankkast.influx import (
 )
 from klankkast.ingest._pahofast import Publish, ReadBuffer, bulk_ack
 from klankkast.ingest.acks import AckCoalescer
+from klankkast.ingest.batcher import Batcher, BatchLimits
 from klankkast.ingest.config import (
     CentralConfig,
     default_client_id,
@@ -467,88 +468,60 @@ class IngestService:
                     return False
 
     def _writer_loop(self) -> None:
+        """Take, encode, merge and hand over as the :class:`Batcher` decides (its docstring
+        states the rules); this loop only does the I/O."""
         ing = self.cfg.ingest
-        batch_points = ing.batch_points
-        batch_s = ing.batch_ms / 1000.0
-        max_pending = 2 * max(1, ing.workers) + 1
-        next_stats = time.monotonic() + ing.stats_interval_s
-        next_health = time.monotonic() + ing.health_interval_s
-        points: dict[str | None, list[str]] = {}
-        n_points = 0
-        acks: list[_Inbound] = []  # merged into the current batch, in arrival order
-        chunk: list[_Inbound] = []
-        pending: deque[tuple[Any, list[_Inbound]]] = deque()  # chunks being encoded
-        started = 0.0
-        remaining = -1  # once stopping: how many queued messages are still taken in
+        limits = BatchLimits(
+            ing.batch_points, ing.batch_ms / 1000.0, _CHUNK, 2 * max(1, ing.workers) + 1
+        )
+        b: Batcher[_Inbound, Any] = Batcher(
+            limits, time.monotonic(), ing.stats_interval_s, ing.health_interval_s
+        )
         while True:
-            stopping = self._stop.is_set()
-            if stopping and remaining < 0:
-                # Take in what has arrived so far, not what keeps arriving while we
-                # shut down (that stays unacknowledged and is redelivered).
-                remaining = self._queue.qsize()
-            now = time.monotonic()
-            if pending:
-                timeout = 0.002
-            elif acks:
-                timeout = max(0.0, started + batch_s - now)
-            else:
-                timeout = min(0.2, max(0.0, min(next_stats, next_health) - now))
-            item: _Inbound | None = None
-            try:
-                if not stopping:
-                    item = self._queue.get(timeout=timeout)
-                elif remaining > 0:
-                    item = self._queue.get_nowait()
-                    remaining -= 1
-            except queue.Empty:
-                item = None
+            if self._stop.is_set():
+                b.stop(self._queue.qsize())
+            wait = b.wait_s(time.monotonic())
+            item = None if wait is None else self._get(wait)
             while item is not None:
-                if not (acks or chunk or pending):
-                    started = time.monotonic()
-                chunk.append(item)
                 self.stats.taken += 1
-                if len(chunk) >= _CHUNK or (stopping and remaining <= 0):
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                    if stopping:
-                        remaining -= 1
-                except queue.Empty:
-                    item = None
+                if b.take(item, time.monotonic()):
+                    break  # the chunk is full (or the last one while stopping)
+                item = self._get(None)
+            chunk = b.cut()
             if chunk:
-                pending.append((self._submit(chunk), chunk))
-                chunk = []
-            while pending and (pending[0][0].done() or len(pending) > max_pending):
-                fut, items = pending.popleft()
-                n_points += self._merge(items, self._result(fut, items), points)
-                acks.extend(items)
+                b.submitted(self._submit(chunk), chunk)
+            while (ready := b.ready()) is not None:
+                self._merge_chunk(b, *ready)
             now = time.monotonic()
-            aged = now - started >= batch_s
-            if (aged or stopping) and pending:
-                while pending:  # bring what is being encoded into this batch
-                    fut, items = pending.popleft()
-                    n_points += self._merge(items, self._result(fut, items), points)
-                    acks.extend(items)
-            if acks and (n_points >= batch_points or aged or stopping):
-                if not self._hand_over((points, acks)):
+            while (ready := b.closing(now)) is not None:
+                self._merge_chunk(b, *ready)
+            if b.batch_due(now):
+                if not self._hand_over(b.batch()):
                     return  # stopped during an outage: leave the rest to redelivery
-                points = {}
-                n_points = 0
-                acks = []
-                started = time.monotonic()
-            if now >= next_stats:
-                next_stats = now + ing.stats_interval_s
+                b.handed_over(time.monotonic())
+            if b.stats_tick.due(now):
                 self._write_stats()
-            if now >= next_health:
-                next_health = now + ing.health_interval_s
+            if b.health_tick.due(now):
                 self._write_health()
-            if stopping and not acks and not pending:
+            if b.finished():
                 self._hand_over(None)
                 if self._flusher is not None:
                     self._flusher.join(30.0)
                 self._write_stats()
                 self._write_health()
                 return
+
+    def _get(self, wait_s: float | None) -> _Inbound | None:
+        """The next queued message: waiting up to ``wait_s`` (``None`` or 0: not waiting)."""
+        try:
+            if wait_s:
+                return self._queue.get(timeout=wait_s)
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _merge_chunk(self, b: Batcher[_Inbound, Any], fut: Any, items: list[_Inbound]) -> None:
+        b.merged(items, self._merge(items, self._result(fut, items), b.points))
 
     def _submit(self, items: list[_Inbound]) -> Any:
         raw = [(it.topic, it.payload) for it in items]
