@@ -112,6 +112,9 @@ class IngestConfig:
     workers: int = 2
     #: publish end-to-end acknowledgements to the nodes (``klankkast/v1/{site}/{node}/ack``)
     acks: bool = True
+    #: the fast paths (``_pahofast``: paho's receive and PUBACK paths; ``_fastframe``:
+    #: the frame encoder); false runs the plain paths only, to rule them out in a fault
+    fast_paths: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +215,7 @@ SCHEMA: Final[_cc.Schema] = {
         "log_level": _cc.string(_G.log_level, check=check_log_level),
         "workers": _cc.integer(_G.workers, 0, 16),
         "acks": _cc.boolean(_G.acks),
+        "fast_paths": _cc.boolean(_G.fast_paths),
     },
 }
 _PATHS: Final = ("password_file", "ca_file", "cert_file", "key_file", "token_file")

@@ -68,7 +68,7 @@ from klankkast.ingest.config import (
     mqtt_connect,
 )
 from klankkast.ingest.health import HealthTracker
-from klankkast.ingest.validate import encode_chunk, rejection_payload
+from klankkast.ingest.validate import Encoding, encode_chunk, rejection_payload
 from klankkast.sensor import wire
 
 __all__ = ["SUBSCRIPTION", "IngestService", "Stats", "WriteOutcome", "write_lines"]
@@ -179,13 +179,13 @@ def _frame_id(topic: str, payload: bytes) -> tuple[str, str, str, int] | None:
 class _Done:
     """An already-computed result with the ``done()``/``result()`` of a Future."""
 
-    def __init__(self, value: list[tuple[Any, ...]]) -> None:
+    def __init__(self, value: list[Encoding]) -> None:
         self._value = value
 
     def done(self) -> bool:
         return True
 
-    def result(self) -> list[tuple[Any, ...]]:
+    def result(self) -> list[Encoding]:
         return self._value
 
 
@@ -275,6 +275,8 @@ class IngestService:
         self._pool: ProcessPoolExecutor | None = None
         # acknowledgements to the nodes (flusher thread only)
         self._acker: AckCoalescer | None = AckCoalescer() if cfg.ingest.acks else None
+        #: [ingest] fast_paths: _pahofast's receive/ack paths and _fastframe's encoder
+        self._fast = cfg.ingest.fast_paths
 
     # -- paho callbacks (network thread: never block) ---------------------------------
     def _on_connect(
@@ -344,7 +346,8 @@ class IngestService:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        ReadBuffer.install(client, self._on_publishes)
+        if self._fast:  # [ingest] fast_paths: paho's receive path through _pahofast
+            ReadBuffer.install(client, self._on_publishes)
         # Reconnect quickly: after a broker restart, frames published before we
         # subscribe again are not queued for a shared subscription (see ingest/README.md).
         client.reconnect_delay_set(min_delay=0.1, max_delay=5)  # type: ignore[arg-type,unused-ignore]
@@ -528,13 +531,13 @@ class IngestService:
         now_ms = self._clock_ms()
         if self._pool is not None:
             try:
-                return self._pool.submit(encode_chunk, raw, now_ms, self._raw_ms)
+                return self._pool.submit(encode_chunk, raw, now_ms, self._raw_ms, self._fast)
             except Exception as err:  # broken pool: encode here from now on
                 log.error("encoder process pool unusable (%s); encoding in-process", err)
                 self._pool = None
-        return _Done(encode_chunk(raw, now_ms, self._raw_ms))
+        return _Done(encode_chunk(raw, now_ms, self._raw_ms, self._fast))
 
-    def _result(self, fut: Any, items: list[_Inbound]) -> list[tuple[Any, ...]]:
+    def _result(self, fut: Any, items: list[_Inbound]) -> list[Encoding]:
         try:
             return list(fut.result())
         except Exception as err:
@@ -545,13 +548,12 @@ class IngestService:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
             raw = [(it.topic, it.payload) for it in items]
-            res: list[tuple[Any, ...]] = encode_chunk(raw, self._clock_ms(), self._raw_ms)
-            return res
+            return encode_chunk(raw, self._clock_ms(), self._raw_ms, self._fast)
 
     def _merge(
         self,
         items: Sequence[_Inbound],
-        results: Sequence[tuple[Any, ...]],
+        results: Sequence[Encoding],
         points: dict[str | None, list[str]],
     ) -> int:
         """Fold encoded results into the batch: points, rejections, node health."""
@@ -561,30 +563,30 @@ class IngestService:
         group: list[str] | None = None
         group_rp: str | None = None
         for item, res in zip(items, results, strict=True):
-            ok = res[0]
-            if ok is True:
-                _ok, rp, lp, kind, site, node, t, seq, state = res
-                if group is None or rp != group_rp:
-                    group_rp = rp
-                    group = points.setdefault(rp, [])
-                group.append(lp)
+            if res.ok is True:
+                if group is None or res.rp != group_rp:
+                    group_rp = res.rp
+                    group = points.setdefault(res.rp, [])
+                group.append(res.line)
                 n += 1
+                kind, site, node, seq = res.kind, res.site, res.node, res.seq
                 if kind in wire.FRAME_KINDS:
-                    observe_frame(kind, site, node, t, seq, item.recv_ms)
+                    assert seq is not None  # a frame always has one (the wire contract)
+                    observe_frame(kind, site, node, res.t, seq, item.recv_ms)
                     item.frame = (site, node, kind, seq)
                 else:
-                    payload = {"t": t, "seq": seq, "state": state}
+                    payload = {"t": res.t, "seq": seq, "state": res.state}
                     self.health.observe(wire.Message(kind, site, node, payload), item.recv_ms)
-            elif ok is None:
+            elif res.ok is None:
                 stats.ignored += 1
             else:
-                self._reject(res[1], res[2], item)
+                self._reject(res.reason, res.message, item)
         stats.messages_in += len(items)
         return n
 
     def _process(self, item: _Inbound, points: dict[str | None, list[str]]) -> int:
         """Encode and merge one message in-process (the pool-less path, used by tests)."""
-        res = encode_chunk([(item.topic, item.payload)], self._clock_ms(), self._raw_ms)
+        res = encode_chunk([(item.topic, item.payload)], self._clock_ms(), self._raw_ms, self._fast)
         return self._merge([item], res, points)
 
     def _reject(self, reason: str, message: str, item: _Inbound) -> None:
@@ -679,7 +681,12 @@ class IngestService:
         if client is None:
             return
         gen = self._gen
-        bulk_ack(client, [item.mid for item in acks if item.qos == 1 and item.gen == gen])
+        mids = [item.mid for item in acks if item.qos == 1 and item.gen == gen]
+        if self._fast:  # [ingest] fast_paths: all PUBACKs in one write (_pahofast)
+            bulk_ack(client, mids)
+        else:
+            for mid in mids:
+                client.ack(mid, 1)
         for item in acks:
             if item.qos == 2 and item.gen == gen:
                 client.ack(item.mid, item.qos)
