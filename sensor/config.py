@@ -50,6 +50,9 @@ class NodeSection:
     id: str
     site: str
     status_interval_s: float = 60.0
+    #: the fast paths (scipy's routines called directly, the frame splice, the outbox's
+    #: in-memory copy: :mod:`klankkast.sensor._fastpaths`); false: the plain paths only
+    fast_paths: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,7 @@ SCHEMA: Final[_cc.Schema] = {
         "id": _cc.custom(_cc.MISSING, _valid_id),
         "site": _cc.custom(_cc.MISSING, _valid_id),
         "status_interval_s": _cc.number(60.0, 1.0, 3600.0, " s"),
+        "fast_paths": _cc.boolean(True),
     },
     "audio": {
         "device": _cc.custom("default", _device),

@@ -101,70 +101,19 @@ from klankkast.decibel import (
     levels_to_energies,
 )
 
+from . import _fastpaths
 from . import bands as _bands
 from . import weighting as _weighting
 from .micresponse import MicResponse
 
 
-def _load_scipy_extension(package: str, module: str) -> Any:
-    """A compiled scipy module loaded from its file without its package's ``__init__``.
-
-    The core calls two of scipy's C/C++ routines directly: the in-place sections loop
-    behind ``scipy.signal.sosfilt`` and pocketfft's real FFT behind
-    ``scipy.fft.rfft`` (the same code those functions run, minus argument checks,
-    copies and backend dispatch). Importing them by their dotted names would first
-    run ``scipy.signal/__init__`` and ``scipy.fft/__init__``, which pull in
-    scipy.signal, sparse, linalg, special and optimize: about 70 MB resident that a
-    running node never uses. Both modules need only numpy. Returns None when the
-    layout differs (other scipy versions); the core then uses the public functions,
-    with the same results.
-    """
-    import importlib
-    import importlib.machinery
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    import scipy
-
-    name = f"scipy.{package}.{module}"
-    mod = sys.modules.get(name)
-    try:
-        if mod is None and f"scipy.{package.split('.')[0]}" in sys.modules:
-            mod = importlib.import_module(name)  # the package is loaded already
-        if mod is None:
-            folder = Path(scipy.__file__).parent.joinpath(*package.split("."))
-            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-                path = folder / f"{module}{suffix}"
-                if path.is_file():
-                    spec = importlib.util.spec_from_file_location(name, path)
-                    if spec is None or spec.loader is None:
-                        return None
-                    mod = importlib.util.module_from_spec(spec)
-                    sys.modules[name] = mod
-                    try:
-                        spec.loader.exec_module(mod)
-                    except BaseException:
-                        sys.modules.pop(name, None)
-                        raise
-                    break
-        return mod
-    except Exception:  # pragma: no cover - other scipy layouts
-        return None
-
-
-_sosfilt_mod = _load_scipy_extension("signal", "_sosfilt")
-_sosfilt_inplace: Any = getattr(_sosfilt_mod, "_sosfilt", None)
-_pocketfft = _load_scipy_extension("fft._pocketfft", "pypocketfft")
-_r2c: Any = getattr(_pocketfft, "r2c", None)
-
-
-def _rfft_f32(x: npt.NDArray[np.float32]) -> npt.NDArray[np.complex64]:
-    """``scipy.fft.rfft(x, workers=1)`` of a contiguous 1-D float32 array."""
-    if _r2c is not None:
+def _rfft_f32(x: npt.NDArray[np.float32], r2c: Any = None) -> npt.NDArray[np.complex64]:
+    """``scipy.fft.rfft(x, workers=1)`` of a contiguous 1-D float32 array; through
+    pocketfft's ``r2c`` directly when given (:mod:`klankkast.sensor._fastpaths`)."""
+    if r2c is not None:
         # what scipy.fft.rfft calls: axes, forward, norm=None ("backward": 0), out, workers
-        return _r2c(x, (0,), True, 0, None, 1)  # type: ignore[no-any-return]
-    from scipy import fft as sp_fft  # pragma: no cover - other scipy layouts
+        return r2c(x, (0,), True, 0, None, 1)  # type: ignore[no-any-return]
+    from scipy import fft as sp_fft
 
     return sp_fft.rfft(x, overwrite_x=True, workers=1)  # type: ignore[no-any-return]
 
@@ -375,6 +324,7 @@ class Meter:
         mic_response: MicResponse | None = None,
         summary_s: float = 60.0,
         floor_db: float = -20.0,
+        fast_paths: bool = True,
     ) -> None:
         if fs_hz not in SUPPORTED_RATES:
             raise ValueError(
@@ -393,6 +343,11 @@ class Meter:
         d = _weighting.design(self.fs_hz)
         self._sos_c = d.sos_c
         self._sos_c2a = d.sos_c_to_a
+        # [node] fast_paths: scipy's sections loop and real FFT called directly (the
+        # same code, without importing scipy.signal / scipy.fft); off: the public API
+        routines = _fastpaths.scipy_routines() if fast_paths else (None, None)
+        self._sosfilt_inplace: Any = routines[0]
+        self._r2c: Any = routines[1]
         self._zi_c = np.zeros((1, d.sos_c.shape[0], 2))  # (signals, sections, 2)
         self._zi_a = np.zeros((1, d.sos_c_to_a.shape[0], 2))
         self._m = _grid_step(self.fs_hz)
@@ -533,7 +488,7 @@ class Meter:
                 work[:fs] = 0.0
                 np.multiply(bx[lo - a : hi - a], win[lo - s : hi - s], out=work[lo - s : hi - s])
             work[fs:] = 0.0  # FFT padding
-            spec = _rfft_f32(work)
+            spec = _rfft_f32(work, self._r2c)
             power += spec.real**2 + spec.imag**2
             weight += float(cw[hi - s] - cw[lo - s])
         return power, weight
@@ -545,13 +500,14 @@ class Meter:
         square e (a buffer reused by the next call).
         """
         n = len(x)
-        if _sosfilt_inplace is not None:
+        sosfilt_inplace = self._sosfilt_inplace
+        if sosfilt_inplace is not None:
             buf = self._wbuf if n == self.fs_hz else np.empty((1, n))
             buf[0] = x
-            _sosfilt_inplace(self._sos_c, buf, self._zi_c)
+            sosfilt_inplace(self._sos_c, buf, self._zi_c)
             ms_c = float(np.einsum("i,i->", buf[0], buf[0])) / n
             peak = _parabolic_peak(buf[0])
-            _sosfilt_inplace(self._sos_c2a, buf, self._zi_a)
+            sosfilt_inplace(self._sos_c2a, buf, self._zi_a)
             e = buf[0]
         else:
             from scipy import signal

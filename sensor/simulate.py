@@ -472,7 +472,10 @@ def _run(
     outbox_path = args.outbox or cfg.outbox.path.with_name(cfg.outbox.path.name + ".simulate")
     try:
         outbox = SqliteOutbox(
-            outbox_path, int(cfg.outbox.max_mb * 1024 * 1024), synchronous="NORMAL"
+            outbox_path,
+            int(cfg.outbox.max_mb * 1024 * 1024),
+            synchronous="NORMAL",
+            mirror=cfg.node.fast_paths,
         )
     except SensorError as err:
         return _fail(str(err))
@@ -531,7 +534,7 @@ def _run(
                     stream_of(p["site"], p["node"], kind),
                     kind,
                     wire.topic(p["site"], p["node"], kind),
-                    frame_builder(kind, p),
+                    frame_builder(kind, p, cfg.node.fast_paths),
                 )
                 for kind, p in batch
             ]
