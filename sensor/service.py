@@ -161,8 +161,9 @@ def make_meter(cfg: NodeConfig) -> MeterLike:
             response = load_mic_response(cfg.calibration.mic_response)
         except (SensorError, ValueError, OSError) as err:
             raise ConfigError(
-                f"calibration.mic_response must be a readable microphone response file; "
-                f"got {str(cfg.calibration.mic_response)!r} ({err})"
+                "calibration.mic_response",
+                str(cfg.calibration.mic_response),
+                f"must be a readable microphone response file ({err})",
             ) from None
     meter: MeterLike = Meter(
         cfg.audio.samplerate,
