@@ -254,14 +254,7 @@ def _background_where_needed(
     out = np.full(n, np.nan)
     if n == 0:
         return out
-    windows = _preceding_windows(source_db, window_n)
-    finite = np.isfinite(source_db)
-    # counts[i] = finite values among steps i - window_n .. i - 1
-    cum = np.concatenate(([0], np.cumsum(finite.astype(np.int64))))
-    idx = np.arange(n)
-    counts = cum[idx] - cum[np.maximum(idx - window_n, 0)]
-    trailing = _trailing_min(np.where(finite, source_db, np.inf), window_n)
-    lows = np.concatenate(([np.inf], trailing[:-1]))  # min of steps i - window_n .. i - 1
+    windows, counts, lows = _preceding_stats(np.asarray(source_db, dtype=np.float64), window_n)
     with np.errstate(invalid="ignore"):
         cand = np.flatnonzero((counts >= max(1, min_n)) & (need_above - lows > 0))
     if cand.size == 0:
@@ -277,11 +270,34 @@ def _background_where_needed(
         if quantile == 0.0:
             out[rows] = srt[r, 0]
             continue
-        pos = quantile * (cnt - 1).astype(np.float64)
-        lo = pos.astype(np.int64)
-        v_lo = srt[r, lo]
-        v_hi = srt[r, np.minimum(lo + 1, cnt - 1)]
-        out[rows] = np.where(pos == lo, v_lo, v_lo + (v_hi - v_lo) * (pos - lo))
+        out[rows] = _rows_quantile(srt, cnt, quantile)
+    return out
+
+
+def _preceding_stats(x: F64, window_n: int) -> tuple[F64, I64, F64]:
+    """The preceding windows of each step (current excluded, see
+    :func:`_preceding_windows`), how many of their values are finite, and their minimum
+    (``inf`` where none): steps ``i - window_n .. i - 1``."""
+    n = int(x.size)
+    windows = _preceding_windows(x, window_n)
+    finite = np.isfinite(x)
+    cum = np.concatenate(([0], np.cumsum(finite.astype(np.int64))))
+    idx = np.arange(n)
+    counts: I64 = cum[idx] - cum[np.maximum(idx - window_n, 0)]
+    trailing = _trailing_min(np.where(finite, x, np.inf), window_n)
+    lows: F64 = np.concatenate(([np.inf], trailing[:-1]))
+    return windows, counts, lows
+
+
+def _rows_quantile(srt: F64, cnt: I64, quantile: float) -> F64:
+    """The ``quantile`` of the ``cnt`` finite values at the front of each sorted row
+    (linear interpolation between order statistics)."""
+    r = np.arange(srt.shape[0])
+    pos = quantile * (cnt - 1).astype(np.float64)
+    lo = pos.astype(np.int64)
+    v_lo = srt[r, lo]
+    v_hi = srt[r, np.minimum(lo + 1, cnt - 1)]
+    out: F64 = np.where(pos == lo, v_lo, v_lo + (v_hi - v_lo) * (pos - lo))
     return out
 
 
@@ -294,11 +310,7 @@ def _quiet_laeq_rows(srt: F64, cnt: I64, quantile: float) -> F64:
     ``cumsum``, so the streaming detector's single-row form is bit-identical).
     """
     r = np.arange(srt.shape[0])
-    pos = quantile * (cnt - 1).astype(np.float64)
-    lo = pos.astype(np.int64)
-    v_lo = srt[r, lo]
-    v_hi = srt[r, np.minimum(lo + 1, cnt - 1)]
-    q = np.where(pos == lo, v_lo, v_lo + (v_hi - v_lo) * (pos - lo))
+    q = _rows_quantile(srt, cnt, quantile)
     with np.errstate(invalid="ignore"):
         below = srt <= q[:, None]  # NaN compares False
     k = below.sum(axis=1)
@@ -332,13 +344,7 @@ def _residual_where_needed(
     out = np.full(n, np.nan)
     if n == 0:
         return out
-    windows = _preceding_windows(x, window_n)
-    finite = np.isfinite(x)
-    cum = np.concatenate(([0], np.cumsum(finite.astype(np.int64))))
-    idx = np.arange(n)
-    counts = cum[idx] - cum[np.maximum(idx - window_n, 0)]
-    trailing = _trailing_min(np.where(finite, x, np.inf), window_n)
-    lows = np.concatenate(([np.inf], trailing[:-1]))
+    windows, counts, lows = _preceding_stats(x, window_n)
     with np.errstate(invalid="ignore"):
         cand = np.flatnonzero((counts >= max(1, min_n)) & (need_above - lows > -0.01))
     chunk = max(1, 4_000_000 // max(1, window_n))
