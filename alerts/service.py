@@ -46,11 +46,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
+from klankkast import configcheck as _cc
 from klankkast.alerts.engine import (
     Alert,
     AlertEngine,
@@ -59,6 +61,7 @@ from klankkast.alerts.engine import (
     parse_quiet_range,
 )
 from klankkast.influx import PermanentWriteError, RetryableWriteError
+from klankkast.ingest.config import check_log_level
 from klankkast.ingest.errors import ConfigError
 from klankkast.sensor import wire
 
@@ -70,6 +73,7 @@ if TYPE_CHECKING:
     from klankkast.ingest.config import CentralConfig, MqttConfig
 
 __all__ = [
+    "SCHEMA",
     "AlertsConfig",
     "AlertsService",
     "HttpWebhooks",
@@ -87,11 +91,6 @@ log = logging.getLogger("klankkast.alerts")
 
 _FORMATS: Final = ("json", "slack")
 _FRAMES: Final = ("second", "minute")
-_KEYS: Final = (
-    "confirm_s", "update_s", "min_gap_s", "hysteresis_db", "late_after_s", "quiet_hours",
-    "webhooks", "rules", "frames", "hold_s", "idle_end_s", "client_id", "influx",
-    "log_level", "username", "password_file",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -116,129 +115,114 @@ class AlertsConfig:
     password_file: Path | None = None
 
 
-def _num(raw: dict[str, Any], key: str, default: float, lo: float, hi: float, integer: bool) -> Any:
-    value = raw.get(key, default)
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    if not integer:
-        ok = ok or isinstance(value, float)
-    if not ok or not lo <= value <= hi:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"alerts.{key}", value, f"must be {kind} from {lo:g} to {hi:g}")
-    return int(value) if integer else float(value)
+def _http_url(value: str) -> str | None:
+    parts = urllib.parse.urlsplit(value)
+    ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    return None if ok else "must be an http:// or https:// URL"
 
 
-def _str(raw: dict[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"alerts.{key}", value, "must be a non-empty string")
-    return value
+def _a_table(value: Any) -> str | None:
+    return None if isinstance(value, dict) else 'must be a table: site = ["HH:MM-HH:MM", ...]'
 
 
-def _path(raw: dict[str, Any], key: str, base_dir: Path) -> Path | None:
-    value = _str(raw, key)
-    if value is None:
-        return None
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else base_dir / p
+def _a_list(value: Any) -> str | None:
+    return None if isinstance(value, list) else "must be an array of tables {url, format}"
 
 
-def parse_alerts_config(raw: Any, base_dir: Path | None = None) -> AlertsConfig:
-    """Validate ``[alerts]`` (a dict from the TOML file); :class:`ConfigError` names the key."""
-    base = base_dir or Path.cwd()
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError("alerts", raw, "must be a table")
-    unknown = sorted(set(raw) - set(_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"alerts.{unknown[0]}",
-            raw[unknown[0]],
-            "unknown key; allowed keys are " + ", ".join(sorted(_KEYS)),
-        )
-    frames = raw.get("frames", "second")
-    if frames not in _FRAMES:
-        raise ConfigError("alerts.frames", frames, "must be one of second, minute")
+def _at_most_64(value: str) -> str | None:
+    return None if len(value) <= 64 else "must be at most 64 characters"
+
+
+#: Every key of ``[alerts]`` (documented in ``deploy/central/central.example.toml``).
+SCHEMA: Final[_cc.Schema] = {
+    "alerts": {
+        "confirm_s": _cc.integer(300, 0, 86_400),
+        "update_s": _cc.integer(60, 1, 86_400),
+        "min_gap_s": _cc.integer(900, 0, 86_400),
+        "hysteresis_db": _cc.number(1.0, 0.0, 20.0),
+        "late_after_s": _cc.integer(600, 1, 7 * 86_400),
+        "quiet_hours": _cc.custom({}, _a_table),
+        "webhooks": _cc.custom([], _a_list),
+        "rules": _cc.string(None),
+        "frames": _cc.choice("second", _FRAMES),
+        "hold_s": _cc.number(10.0, 0.0, 600.0),
+        "idle_end_s": _cc.number(900.0, 10.0, 86_400.0),
+        "client_id": _cc.string(None, check=_at_most_64),
+        "influx": _cc.boolean(True),
+        "log_level": _cc.custom("INFO", check_log_level),
+        "username": _cc.string(None),
+        "password_file": _cc.string(None),
+    }
+}
+#: The keys of ``[alerts]`` that are :class:`AlertSettings` fields of the same name.
+_SETTINGS: Final = (
+    "confirm_s", "update_s", "min_gap_s", "hysteresis_db", "late_after_s", "hold_s", "idle_end_s",
+)  # fmt: skip
+#: One table of ``[[alerts.webhooks]]``.
+WEBHOOK: Final[Mapping[str, _cc.Field]] = {
+    "url": _cc.string(_cc.MISSING, check=_http_url),
+    "format": _cc.choice("json", _FORMATS),
+    "timeout_s": _cc.number(5.0, 0.1, 120.0),
+}
+
+
+def _quiet_hours(qh: dict[str, Any], problems: _cc.Problems) -> dict[str, list[tuple[int, int]]]:
     quiet: dict[str, list[tuple[int, int]]] = {}
-    qh = raw.get("quiet_hours", {})
-    if not isinstance(qh, dict):
-        raise ConfigError("alerts.quiet_hours", qh, 'must be a table: site = ["HH:MM-HH:MM", ...]')
     for site, ranges in qh.items():
         key = f"alerts.quiet_hours.{site}"
         if site != "*" and not wire.valid_id(site):
-            raise ConfigError(key, site, 'the key must be a site id or "*"')
+            problems.add(key, site, 'must be a site id or "*" (the key)')
+            continue
         if isinstance(ranges, str):
             ranges = [ranges]
         if not isinstance(ranges, list):
-            raise ConfigError(key, ranges, 'must be a list of "HH:MM-HH:MM" local times')
+            problems.add(key, ranges, 'must be a list of "HH:MM-HH:MM" local times')
+            continue
         for r in ranges:
             try:
                 quiet.setdefault(site, []).append(parse_quiet_range(str(r)))
             except ValueError as err:
-                raise ConfigError(key, r, f'must be "HH:MM-HH:MM" local time ({err})') from None
-    hooks = raw.get("webhooks", [])
-    if not isinstance(hooks, list):
-        raise ConfigError("alerts.webhooks", hooks, "must be an array of tables {url, format}")
-    webhooks = []
+                problems.add(key, r, f'must be "HH:MM-HH:MM" local time ({err})')
+    return quiet
+
+
+def _webhooks(hooks: list[Any], problems: _cc.Problems) -> list[Webhook]:
+    out = []
     for i, h in enumerate(hooks):
         key = f"alerts.webhooks[{i}]"
-        if not isinstance(h, dict):
-            raise ConfigError(key, h, "must be a table {url, format}")
-        extra = sorted(set(h) - {"url", "format", "timeout_s"})
-        if extra:
-            raise ConfigError(
-                f"{key}.{extra[0]}", h[extra[0]], "unknown key; allowed: url, format, timeout_s"
-            )
-        url = h.get("url")
-        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{key}.url", url, "must be an http:// or https:// URL")
-        fmt = h.get("format", "json")
-        if fmt not in _FORMATS:
-            raise ConfigError(f"{key}.format", fmt, "must be one of json, slack")
-        timeout = h.get("timeout_s", 5.0)
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not 0.1 <= timeout <= 120
-        ):
-            raise ConfigError(f"{key}.timeout_s", timeout, "must be a number from 0.1 to 120")
-        webhooks.append(Webhook(str(url), fmt, float(timeout)))
-    influx = raw.get("influx", True)
-    if not isinstance(influx, bool):
-        raise ConfigError("alerts.influx", influx, "must be true or false")
-    level = raw.get("log_level", "INFO")
-    if not isinstance(level, str) or level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("alerts.log_level", level, "must be one of DEBUG, INFO, WARNING, ERROR")
-    username = _str(raw, "username")
-    password_file = _path(raw, "password_file", base)
-    if password_file is not None and username is None:
-        raise ConfigError("alerts.username", None, "is required when alerts.password_file is set")
-    client_id = _str(raw, "client_id")
-    if client_id is not None and len(client_id) > 64:
-        raise ConfigError("alerts.client_id", client_id, "must be at most 64 characters")
+        before = len(problems.errors)
+        v = _cc.check_all({key: h}, {key: WEBHOOK}, problems)[key]
+        if len(problems.errors) == before:
+            out.append(Webhook(str(v["url"]), v["format"], v["timeout_s"]))
+    return out
+
+
+def parse_alerts_config(raw: Any, base_dir: Path | None = None) -> AlertsConfig:
+    """Validate ``[alerts]`` (a dict from the TOML file); one :class:`ConfigError` names
+    every bad key."""
+    base = base_dir or Path.cwd()
+    problems = _cc.Problems()
+    v = _cc.check_all({"alerts": {} if raw is None else raw}, SCHEMA, problems)["alerts"]
+    quiet = _quiet_hours(v["quiet_hours"], problems)
+    webhooks = _webhooks(v["webhooks"], problems)
+    password_file = _cc.resolve_path(v["password_file"], base)
+    if password_file is not None and v["username"] is None:
+        problems.add("alerts.username", _cc.MISSING, "must be set when alerts.password_file is set")
+    problems.raise_as(ConfigError)
     settings = AlertSettings(
-        confirm_s=_num(raw, "confirm_s", 300, 0, 86_400, True),
-        update_s=_num(raw, "update_s", 60, 1, 86_400, True),
-        min_gap_s=_num(raw, "min_gap_s", 900, 0, 86_400, True),
-        hysteresis_db=_num(raw, "hysteresis_db", 1.0, 0.0, 20.0, False),
-        late_after_s=_num(raw, "late_after_s", 600, 1, 7 * 86_400, True),
-        hold_s=_num(raw, "hold_s", 10.0, 0.0, 600.0, False),
-        idle_end_s=_num(raw, "idle_end_s", 900.0, 10.0, 86_400.0, False),
-        step_s=1 if frames == "second" else 60,
+        **{k: v[k] for k in _SETTINGS},
+        step_s=1 if v["frames"] == "second" else 60,
         quiet=QuietHours(quiet),
     )
     return AlertsConfig(
         settings=settings,
         webhooks=tuple(webhooks),
-        rules_path=_path(raw, "rules", base),
-        frames=frames,
-        client_id=client_id,
-        influx=influx,
-        log_level=level.upper(),
-        username=username,
+        rules_path=_cc.resolve_path(v["rules"], base),
+        frames=v["frames"],
+        client_id=v["client_id"],
+        influx=v["influx"],
+        log_level=v["log_level"].upper(),
+        username=v["username"],
         password_file=password_file,
     )
 

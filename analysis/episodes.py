@@ -69,6 +69,12 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from klankkast.analysis.rules import PERIODS, Rules
+from klankkast.decibel import (
+    energies_to_levels,
+    energy_subtract_level,
+    finite_energy_mean_level,
+    levels_to_energies,
+)
 
 __all__ = [
     "DAY",
@@ -84,7 +90,6 @@ __all__ = [
     "detect_many",
     "duration_correction_db",
     "emergence_for",
-    "energy_mean_db",
     "limit_for",
     "local_hour_weekday",
     "period_of",
@@ -172,19 +177,6 @@ def emergence_for(period: I8, rules: Rules) -> F64:
 
 
 # ------------------------------------------------------------------------ levels
-def energy_mean_db(level_db: F64) -> float:
-    """Energy mean ``10·log10(mean(10^(L/10)))`` of the finite values; NaN if none.
-
-    ISO 1996-1 §3.1.7: equivalent continuous level of equal-duration parts.
-    30 min at 40 dB + 30 min at 70 dB gives 67.0 dB, not 55.
-    """
-    x = np.asarray(level_db, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan
-    return float(10.0 * np.log10(np.mean(np.power(10.0, x / 10.0))))
-
-
 def rolling_energy_mean(level_db: F64, window_n: int, min_n: int) -> F64:
     """Energy mean over the trailing ``window_n`` steps, the current one included.
 
@@ -196,7 +188,7 @@ def rolling_energy_mean(level_db: F64, window_n: int, min_n: int) -> F64:
     x = np.asarray(level_db, dtype=np.float64)
     n = x.size
     finite = np.isfinite(x)
-    energy = np.where(finite, np.power(10.0, np.where(finite, x, 0.0) / 10.0), 0.0)
+    energy = levels_to_energies(np.where(finite, x, -np.inf))  # 0 where not finite
     pad = window_n - 1
     e = np.concatenate((np.zeros(pad), energy))
     c = np.concatenate((np.zeros(pad, dtype=np.int64), finite.astype(np.int64)))
@@ -207,7 +199,7 @@ def rolling_energy_mean(level_db: F64, window_n: int, min_n: int) -> F64:
         cnt += c[j : j + n]
     out = np.full(n, np.nan)
     ok = cnt >= max(1, min_n)
-    out[ok] = 10.0 * np.log10(acc[ok] / cnt[ok])
+    out[ok] = energies_to_levels(acc[ok] / cnt[ok])
     return out
 
 
@@ -262,14 +254,7 @@ def _background_where_needed(
     out = np.full(n, np.nan)
     if n == 0:
         return out
-    windows = _preceding_windows(source_db, window_n)
-    finite = np.isfinite(source_db)
-    # counts[i] = finite values among steps i - window_n .. i - 1
-    cum = np.concatenate(([0], np.cumsum(finite.astype(np.int64))))
-    idx = np.arange(n)
-    counts = cum[idx] - cum[np.maximum(idx - window_n, 0)]
-    trailing = _trailing_min(np.where(finite, source_db, np.inf), window_n)
-    lows = np.concatenate(([np.inf], trailing[:-1]))  # min of steps i - window_n .. i - 1
+    windows, counts, lows = _preceding_stats(np.asarray(source_db, dtype=np.float64), window_n)
     with np.errstate(invalid="ignore"):
         cand = np.flatnonzero((counts >= max(1, min_n)) & (need_above - lows > 0))
     if cand.size == 0:
@@ -285,11 +270,34 @@ def _background_where_needed(
         if quantile == 0.0:
             out[rows] = srt[r, 0]
             continue
-        pos = quantile * (cnt - 1).astype(np.float64)
-        lo = pos.astype(np.int64)
-        v_lo = srt[r, lo]
-        v_hi = srt[r, np.minimum(lo + 1, cnt - 1)]
-        out[rows] = np.where(pos == lo, v_lo, v_lo + (v_hi - v_lo) * (pos - lo))
+        out[rows] = _rows_quantile(srt, cnt, quantile)
+    return out
+
+
+def _preceding_stats(x: F64, window_n: int) -> tuple[F64, I64, F64]:
+    """The preceding windows of each step (current excluded, see
+    :func:`_preceding_windows`), how many of their values are finite, and their minimum
+    (``inf`` where none): steps ``i - window_n .. i - 1``."""
+    n = int(x.size)
+    windows = _preceding_windows(x, window_n)
+    finite = np.isfinite(x)
+    cum = np.concatenate(([0], np.cumsum(finite.astype(np.int64))))
+    idx = np.arange(n)
+    counts: I64 = cum[idx] - cum[np.maximum(idx - window_n, 0)]
+    trailing = _trailing_min(np.where(finite, x, np.inf), window_n)
+    lows: F64 = np.concatenate(([np.inf], trailing[:-1]))
+    return windows, counts, lows
+
+
+def _rows_quantile(srt: F64, cnt: I64, quantile: float) -> F64:
+    """The ``quantile`` of the ``cnt`` finite values at the front of each sorted row
+    (linear interpolation between order statistics)."""
+    r = np.arange(srt.shape[0])
+    pos = quantile * (cnt - 1).astype(np.float64)
+    lo = pos.astype(np.int64)
+    v_lo = srt[r, lo]
+    v_hi = srt[r, np.minimum(lo + 1, cnt - 1)]
+    out: F64 = np.where(pos == lo, v_lo, v_lo + (v_hi - v_lo) * (pos - lo))
     return out
 
 
@@ -302,18 +310,13 @@ def _quiet_laeq_rows(srt: F64, cnt: I64, quantile: float) -> F64:
     ``cumsum``, so the streaming detector's single-row form is bit-identical).
     """
     r = np.arange(srt.shape[0])
-    pos = quantile * (cnt - 1).astype(np.float64)
-    lo = pos.astype(np.int64)
-    v_lo = srt[r, lo]
-    v_hi = srt[r, np.minimum(lo + 1, cnt - 1)]
-    q = np.where(pos == lo, v_lo, v_lo + (v_hi - v_lo) * (pos - lo))
+    q = _rows_quantile(srt, cnt, quantile)
     with np.errstate(invalid="ignore"):
         below = srt <= q[:, None]  # NaN compares False
     k = below.sum(axis=1)
-    energy = np.where(below, np.power(10.0, np.where(below, srt, 0.0) / 10.0), 0.0)
+    energy = levels_to_energies(np.where(below, srt, -np.inf))  # 0 above q and for NaN
     total = np.cumsum(energy, axis=1)[r, k - 1]
-    out: F64 = 10.0 * np.log10(total / k)
-    return out
+    return energies_to_levels(total / k)
 
 
 def residual_db(laeq_db: F64, window_n: int, quantile: float, min_n: int) -> F64:
@@ -341,13 +344,7 @@ def _residual_where_needed(
     out = np.full(n, np.nan)
     if n == 0:
         return out
-    windows = _preceding_windows(x, window_n)
-    finite = np.isfinite(x)
-    cum = np.concatenate(([0], np.cumsum(finite.astype(np.int64))))
-    idx = np.arange(n)
-    counts = cum[idx] - cum[np.maximum(idx - window_n, 0)]
-    trailing = _trailing_min(np.where(finite, x, np.inf), window_n)
-    lows = np.concatenate(([np.inf], trailing[:-1]))
+    windows, counts, lows = _preceding_stats(x, window_n)
     with np.errstate(invalid="ignore"):
         cand = np.flatnonzero((counts >= max(1, min_n)) & (need_above - lows > -0.01))
     chunk = max(1, 4_000_000 // max(1, window_n))
@@ -368,12 +365,9 @@ def specific_db(total_db: F64, residual_db_: F64, min_diff_db: float) -> F64:
     """
     t = np.asarray(total_db, dtype=np.float64)
     r = np.asarray(residual_db_, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore"):
         ok = (t - r) >= min_diff_db
-        diff = np.power(10.0, np.where(ok, t, 0.0) / 10.0) - np.power(
-            10.0, np.where(ok, r, 0.0) / 10.0
-        )
-        out: F64 = np.where(ok, 10.0 * np.log10(np.where(ok, diff, 1.0)), np.nan)
+    out: F64 = np.where(ok, energy_subtract_level(t, r), np.nan)
     return out
 
 
@@ -582,7 +576,11 @@ def _episode_of_region(
     la = laeq[seg]
     lc = lceq[seg]
     both = np.isfinite(la) & np.isfinite(lc)
-    bass = energy_mean_db(lc[both]) - energy_mean_db(la[both]) if both.any() else math.nan
+    bass = (
+        finite_energy_mean_level(lc[both]) - finite_energy_mean_level(la[both])
+        if both.any()
+        else math.nan
+    )
     fmax = lafmax[seg]
     lafmax_db = float(np.nanmax(fmax)) if np.isfinite(fmax).any() else math.nan
     fired: list[str] = []
@@ -591,7 +589,7 @@ def _episode_of_region(
     if f_em[a_rel : b_rel + 1].any():
         fired.append("emergence")
     step_ms = step_s * 1000
-    laeq_db = energy_mean_db(la)
+    laeq_db = finite_energy_mean_level(la)
     spec = float(specific_db(np.array([laeq_db]), np.array([residual]), rules.specific_min_db)[0])
     episode = Episode(
         site=site,
@@ -1142,9 +1140,9 @@ def _last_energy_mean(window_db: deque[float], min_n: int) -> float:
     count = int(finite.sum())
     if count < max(1, min_n):
         return math.nan
-    energy = np.where(finite, np.power(10.0, np.where(finite, x, 0.0) / 10.0), 0.0)
+    energy = levels_to_energies(np.where(finite, x, -np.inf))
     total = float(np.cumsum(energy)[-1])  # sequential, as the batch accumulation
-    return float(10.0 * np.log10(total / count))
+    return float(energies_to_levels(total / count))  # numpy's log10, as the batch
 
 
 def _sorted_quiet_laeq(values: list[float], quantile: float, min_n: int) -> float:

@@ -8,6 +8,8 @@ is allowed, so a command line can print it as it is.
 
 from __future__ import annotations
 
+from klankkast import configcheck as _configcheck
+
 __all__ = [
     "AnalysisError",
     "ConfigError",
@@ -23,16 +25,12 @@ class AnalysisError(Exception):
     """Base class of every error raised by ``klankkast.analysis``."""
 
 
-class ConfigError(AnalysisError):
-    """A rules or configuration file is invalid: one line naming key, value and what is allowed."""
+class ConfigError(AnalysisError, _configcheck.ConfigError):
+    """A rules or configuration file is invalid: ``{path}: {key} = {value!r}: {allowed}``.
 
-    def __init__(self, key: str, value: object, allowed: str, *, path: str | None = None) -> None:
-        where = f"{path}: " if path else ""
-        super().__init__(f"{where}{key} = {value!r} is not allowed; {allowed}")
-        self.key = key
-        self.value = value
-        self.allowed = allowed
-        self.path = path
+    One line a problem; :attr:`errors` holds every problem of the file (see
+    :mod:`klankkast.configcheck`).
+    """
 
 
 class TimeParseError(AnalysisError, ValueError):

@@ -42,6 +42,12 @@ import pandas as pd
 from klankkast.analysis.episodes import Episode, SiteGrid
 from klankkast.analysis.errors import LevelSourceError
 from klankkast.analysis.timeutil import parse_time_ms
+from klankkast.decibel import (
+    energies_to_levels,
+    energy_sum_level,
+    finite_energy_mean_level,
+    levels_to_energies,
+)
 
 __all__ = [
     "LEVEL_COLUMNS",
@@ -69,13 +75,11 @@ def combine_db(levels_db: Sequence[float], how: str = "mean") -> float:
     """Combine simultaneous levels by energy: the energy mean (``mean``, co-located
     nodes) or ``10·log10(Σ 10^(L/10))`` (``sum``, legacy). Two nodes at 60 dB: 60.0 dB
     (mean), 63.0 dB (sum)."""
+    if how != "sum":
+        return finite_energy_mean_level(levels_db)
     x = np.asarray(levels_db, dtype=np.float64)
     x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan
-    energy = np.power(10.0, x / 10.0)
-    total = energy.sum() if how == "sum" else energy.mean()
-    return float(10.0 * np.log10(total))
+    return float(energy_sum_level(x)) if x.size else math.nan
 
 
 # ------------------------------------------------------------------ reading
@@ -393,7 +397,7 @@ def _site_grid(
     for col in ("LAeq", "LCeq", "LA90"):
         x = cols[col]
         ok = np.isfinite(x)
-        e = np.bincount(inv[ok], weights=np.power(10.0, x[ok] / 10.0), minlength=ukey.size)
+        e = np.bincount(inv[ok], weights=levels_to_energies(x[ok]), minlength=ukey.size)
         n = np.bincount(inv[ok], minlength=ukey.size)
         with np.errstate(invalid="ignore", divide="ignore"):
             per_node[col] = np.where(n > 0, e / np.maximum(n, 1), np.nan)  # energy
@@ -412,7 +416,7 @@ def _site_grid(
         if how == "mean":
             total = total / np.maximum(count, 1)
         with np.errstate(divide="ignore"):
-            out[col] = np.where(count > 0, 10.0 * np.log10(np.maximum(total, 1e-300)), np.nan)
+            out[col] = np.where(count > 0, energies_to_levels(np.maximum(total, 1e-300)), np.nan)
     site_fmax = np.full(nbins, -np.inf)
     np.maximum.at(site_fmax, ubin, fmax)
     site_fmax[~np.isfinite(site_fmax)] = np.nan

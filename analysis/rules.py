@@ -12,15 +12,17 @@ import tomllib
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from klankkast import configcheck as _cc
 from klankkast.analysis.errors import ConfigError
 
 __all__ = [
     "DEFAULT_RULES_FILE",
     "LEGACY_RULES_FILE",
     "PERIODS",
+    "SCHEMA",
     "Rules",
     "default_rules",
     "legacy_rules",
@@ -89,93 +91,93 @@ class Rules:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-# (section, key) in the TOML file -> Rules field, type, check, allowed text
-_Check = tuple[str, type, Any, str]
-_KEYS: dict[tuple[str, str], _Check] = {
-    ("periods", "timezone"): ("timezone", str, None, "an IANA time zone such as Europe/Amsterdam"),
-    ("periods", "day_start_h"): ("day_start_h", int, (0, 23), "an hour 0-23"),
-    ("periods", "evening_start_h"): ("evening_start_h", int, (0, 23), "an hour 0-23"),
-    ("periods", "night_start_h"): ("night_start_h", int, (0, 23), "an hour 0-23"),
-    ("absolute", "enabled"): ("absolute_enabled", bool, None, "true or false"),
-    ("absolute", "level"): (
-        "absolute_level", str, ("specific", "total"), "one of specific, total",
-    ),
-    ("absolute", "specific_min_db"): ("specific_min_db", float, (0.0, 20.0), "0-20 dB"),
-    ("absolute", "window_s"): ("window_s", int, (1, 86400), "whole seconds 1-86400"),
-    ("absolute", "day_db"): ("limit_day_db", float, (0.0, 140.0), "a level 0-140 dB"),
-    ("absolute", "evening_db"): ("limit_evening_db", float, (0.0, 140.0), "a level 0-140 dB"),
-    ("absolute", "night_db"): ("limit_night_db", float, (0.0, 140.0), "a level 0-140 dB"),
-    ("emergence", "enabled"): ("emergence_enabled", bool, None, "true or false"),
-    ("emergence", "day_db"): ("emergence_day_db", float, (0.0, 60.0), "0-60 dB"),
-    ("emergence", "evening_db"): ("emergence_evening_db", float, (0.0, 60.0), "0-60 dB"),
-    ("emergence", "night_db"): ("emergence_night_db", float, (0.0, 60.0), "0-60 dB"),
-    ("emergence", "background_window_s"): (
-        "background_window_s", int, (60, 86400), "whole seconds 60-86400",
-    ),
-    ("emergence", "residual"): ("residual", str, ("quiet_laeq", "la90"), "one of quiet_laeq, la90"),
-    ("emergence", "residual_quantile"): (
-        "residual_quantile", float, (0.01, 1.0), "a fraction 0.01-1",
-    ),
-    ("emergence", "residual_hold_max_s"): (
-        "residual_hold_max_s", int, (0, 7 * 86400), "whole seconds 0-604800",
-    ),
-    ("emergence", "background_quantile_la90"): (
-        "background_quantile_la90", float, (0.0, 1.0), "a fraction 0-1",
-    ),
-    ("emergence", "background_quantile_laeq"): (
-        "background_quantile_laeq", float, (0.0, 1.0), "a fraction 0-1",
-    ),
-    ("emergence", "min_laeq_db"): ("emergence_min_laeq_db", float, (0.0, 140.0), "0-140 dB"),
-    ("emergence", "duration_correction"): ("duration_correction", bool, None, "true or false"),
-    ("episodes", "min_duration_s"): ("min_duration_s", int, (0, 86400), "whole seconds 0-86400"),
-    ("episodes", "gap_merge_s"): ("gap_merge_s", int, (0, 86400), "whole seconds 0-86400"),
-    ("episodes", "min_coverage"): ("min_coverage", float, (0.01, 1.0), "a fraction 0.01-1"),
-    ("episodes", "node_combine"): ("node_combine", str, ("sum", "mean"), "one of sum, mean"),
-    ("correlation", "lookback_s"): ("lookback_s", int, (0, 7 * 86400), "0-604800 s"),
-    ("correlation", "grace_s"): ("grace_s", int, (0, 7 * 86400), "0-604800 s"),
-    ("correlation", "visit_lookback_s"): ("visit_lookback_s", int, (60, 7 * 86400), "60-604800 s"),
-    ("correlation", "permutations"): ("permutations", int, (19, 1_000_000), "19-1000000"),
-    ("correlation", "seed"): ("seed", int, (0, 2**63 - 1), "a non-negative integer"),
-}  # fmt: skip
+def _timezone(value: Any) -> str | None:
+    allowed = "must be an IANA time zone such as Europe/Amsterdam"
+    if not isinstance(value, str):
+        return allowed
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return allowed
+    return None
 
 
-def _check(section: str, key: str, value: Any, path: str) -> tuple[str, Any]:
-    name, typ, allowed, text = _KEYS[(section, key)]
-    dotted = f"{section}.{key}"
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if typ is int and isinstance(value, bool):
-        raise ConfigError(dotted, value, f"must be {text}", path=path)
-    if not isinstance(value, typ):
-        raise ConfigError(dotted, value, f"must be {text}", path=path)
-    if isinstance(allowed, tuple) and len(allowed) == 2 and typ in (int, float):
-        lo, hi = allowed
-        if not lo <= value <= hi:
-            raise ConfigError(dotted, value, f"must be {text}", path=path)
-    elif isinstance(allowed, tuple) and value not in allowed:
-        raise ConfigError(dotted, value, f"must be {text}", path=path)
-    if name == "timezone":
-        try:
-            ZoneInfo(str(value))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(dotted, value, f"must be {text}", path=path) from None
-    return name, value
+_WEEK_S: Final = 7 * 86400
+_HOUR = _cc.integer(None, 0, 23, " h")
+_LEVEL = _cc.number(None, 0.0, 140.0, " dB")
+_EMERGENCE = _cc.number(None, 0.0, 60.0, " dB")
+_FRACTION = _cc.number(None, 0.0, 1.0)
+_DURATION = _cc.integer(None, 0, 86400, " s")
+
+#: Every key of a rules file (documented in ``rules.default.toml``); a file names only
+#: what it changes, so no key has a default here.
+SCHEMA: Final[_cc.Schema] = {
+    "periods": {
+        "timezone": _cc.custom(None, _timezone),
+        "day_start_h": _HOUR,
+        "evening_start_h": _HOUR,
+        "night_start_h": _HOUR,
+    },
+    "absolute": {
+        "enabled": _cc.boolean(None),
+        "level": _cc.choice(None, ("specific", "total")),
+        "specific_min_db": _cc.number(None, 0.0, 20.0, " dB"),
+        "window_s": _cc.integer(None, 1, 86400, " s"),
+        "day_db": _LEVEL,
+        "evening_db": _LEVEL,
+        "night_db": _LEVEL,
+    },
+    "emergence": {
+        "enabled": _cc.boolean(None),
+        "day_db": _EMERGENCE,
+        "evening_db": _EMERGENCE,
+        "night_db": _EMERGENCE,
+        "background_window_s": _cc.integer(None, 60, 86400, " s"),
+        "residual": _cc.choice(None, ("quiet_laeq", "la90")),
+        "residual_quantile": _cc.number(None, 0.01, 1.0),
+        "residual_hold_max_s": _cc.integer(None, 0, _WEEK_S, " s"),
+        "background_quantile_la90": _FRACTION,
+        "background_quantile_laeq": _FRACTION,
+        "min_laeq_db": _LEVEL,
+        "duration_correction": _cc.boolean(None),
+    },
+    "episodes": {
+        "min_duration_s": _DURATION,
+        "gap_merge_s": _DURATION,
+        "min_coverage": _cc.number(None, 0.01, 1.0),
+        "node_combine": _cc.choice(None, ("sum", "mean")),
+    },
+    "correlation": {
+        "lookback_s": _cc.integer(None, 0, _WEEK_S, " s"),
+        "grace_s": _cc.integer(None, 0, _WEEK_S, " s"),
+        "visit_lookback_s": _cc.integer(None, 60, _WEEK_S, " s"),
+        "permutations": _cc.integer(None, 19, 1_000_000),
+        "seed": _cc.integer(None, 0, 2**63 - 1),
+    },
+}
+#: (table, key) -> the :class:`Rules` field, where the names differ
+_FIELD: Final = {
+    ("absolute", "enabled"): "absolute_enabled",
+    ("absolute", "level"): "absolute_level",
+    ("absolute", "day_db"): "limit_day_db",
+    ("absolute", "evening_db"): "limit_evening_db",
+    ("absolute", "night_db"): "limit_night_db",
+    ("emergence", "enabled"): "emergence_enabled",
+    ("emergence", "day_db"): "emergence_day_db",
+    ("emergence", "evening_db"): "emergence_evening_db",
+    ("emergence", "night_db"): "emergence_night_db",
+    ("emergence", "min_laeq_db"): "emergence_min_laeq_db",
+}
 
 
 def _apply(doc: dict[str, Any], path: str, values: dict[str, Any]) -> None:
-    for section, body in doc.items():
-        if not isinstance(body, dict):
-            raise ConfigError(section, body, "must be a [section] table", path=path)
+    """Check every key of one rules file (all problems in one error) and overlay them."""
+    problems = _cc.Problems(path)
+    checked = _cc.check_all(doc, SCHEMA, problems, present_only=True)
+    problems.raise_as(ConfigError)
+    for table, body in checked.items():
         for key, value in body.items():
-            if (section, key) not in _KEYS:
-                known = sorted({f"{s}.{k}" for s, k in _KEYS if s == section}) or sorted(
-                    {s for s, _ in _KEYS}
-                )
-                raise ConfigError(
-                    f"{section}.{key}", value, "unknown key; known: " + ", ".join(known), path=path
-                )
-            name, checked = _check(section, key, value, path)
-            values[name] = checked
+            values[_FIELD.get((table, key), key)] = value
 
 
 def _read(path: Path | str, text: str | None = None) -> dict[str, Any]:

@@ -57,6 +57,7 @@ from klankkast.analysis.importer import Complaint, Visit
 from klankkast.analysis.levels import build_grids
 from klankkast.analysis.marks import Mark
 from klankkast.analysis.rules import Rules
+from klankkast.decibel import energies_to_levels, levels_to_energies
 
 __all__ = [
     "CLASSES",
@@ -113,16 +114,6 @@ class Scenario:
     rows: pd.DataFrame
     planted: list[Planted] = field(default_factory=list)
     weather: list[Planted] = field(default_factory=list)
-
-
-def _db(energy: np.ndarray) -> np.ndarray:
-    out: np.ndarray = 10.0 * np.log10(energy)
-    return out
-
-
-def _e(level_db: np.ndarray | float) -> np.ndarray:
-    out: np.ndarray = np.power(10.0, np.asarray(level_db, dtype=np.float64) / 10.0)
-    return out
 
 
 def _background(
@@ -283,13 +274,13 @@ def generate(
                     on = rng.random(nm) < 0.6
                     lev = np.where(on, lvl + rng.normal(0.0, 2.0, nm), lvl - 12.0)[mins]
                     bass, fmax, l90 = 5.0, 25.0, -20.0
-                src_e[sel] += _e(lev)
-                src_c[sel] += _e(lev + bass)
+                src_e[sel] += levels_to_energies(lev)
+                src_c[sel] += levels_to_energies(lev + bass)
                 src_max[sel] = np.maximum(src_max[sel], lev + fmax)
-                src_90[sel] += _e(lev + l90)
-            laeq = _db(_e(bg) + src_e)
-            lceq = _db(_e(bg + lc_extra) + src_c)
-            la90 = _db(_e(bg - d) + src_90)
+                src_90[sel] += levels_to_energies(lev + l90)
+            laeq = energies_to_levels(levels_to_energies(bg) + src_e)
+            lceq = energies_to_levels(levels_to_energies(bg + lc_extra) + src_c)
+            la90 = energies_to_levels(levels_to_energies(bg - d) + src_90)
             lafmax = np.maximum(bg + d + 8.0, src_max)
             frames.append(
                 pd.DataFrame(

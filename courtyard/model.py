@@ -30,6 +30,7 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from klankkast.analysis.rules import Rules
+from klankkast.decibel import energy_to_level, finite_energy_mean_level
 
 __all__ = [
     "MARK_INTERVAL_S",
@@ -46,7 +47,6 @@ __all__ = [
     "WeekGrid",
     "combine_nodes",
     "day_view",
-    "energy_mean_db",
     "now_reading",
     "patrol_spans",
     "period_segments",
@@ -176,18 +176,6 @@ class Segment:
     limit_db: float
 
 
-def energy_mean_db(levels_db: Iterable[float]) -> float:
-    """Energy mean ``10·log10(mean(10^(L/10)))`` of finite levels (IEC 61672-1 §3.9).
-
-    NaN when there is no finite level. 30 min at 40 dB and 30 min at 70 dB give
-    67.0 dB, not 55.
-    """
-    energies = [10.0 ** (x / 10.0) for x in levels_db if math.isfinite(x)]
-    if not energies:
-        return math.nan
-    return 10.0 * math.log10(math.fsum(energies) / len(energies))
-
-
 def combine_nodes(rows: Iterable[NodeMinute]) -> list[Minute]:
     """Per minute, the energy MEAN of the nodes that reported (never the sum).
 
@@ -205,7 +193,7 @@ def combine_nodes(rows: Iterable[NodeMinute]) -> list[Minute]:
     for t in sorted(per_minute):
         nodes = per_minute[t]
         mean_e = math.fsum(nodes.values()) / len(nodes)
-        out.append(Minute(t, 10.0 * math.log10(mean_e), len(nodes)))
+        out.append(Minute(t, energy_to_level(mean_e), len(nodes)))
     return out
 
 
@@ -220,7 +208,7 @@ def usual_background_db(levels_db: Sequence[float], quantile: float) -> float:
     if not finite:
         return math.nan
     k = max(1, math.ceil(quantile * len(finite)))
-    return energy_mean_db(finite[:k])
+    return finite_energy_mean_level(finite[:k])
 
 
 def period_segments(start_ms: int, end_ms: int, limits: Limits) -> list[Segment]:
@@ -401,7 +389,7 @@ def day_view(
         visits_ms=_within(visits_ms, start_ms, end_ms),
         minutes_above=sum(above),
         loudest_db=max((m.laeq_db for m in shown), default=math.nan),
-        laeq_db=energy_mean_db(m.laeq_db for m in shown),
+        laeq_db=finite_energy_mean_level(m.laeq_db for m in shown),
         households=len({h for _, h in marks_in}),
     )
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import socket
 import tomllib
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
+from klankkast import configcheck as _cc
 from klankkast.influx import AddressError, InfluxHTTP, parse_address, redact_address
 from klankkast.ingest.errors import ConfigError
 
@@ -28,10 +29,12 @@ if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
 __all__ = [
+    "SCHEMA",
     "CentralConfig",
     "InfluxConfig",
     "IngestConfig",
     "MqttConfig",
+    "check_log_level",
     "connect_properties",
     "default_client_id",
     "load_central_config",
@@ -41,8 +44,6 @@ __all__ = [
     "parse_central_config",
     "read_secret",
 ]
-
-T = TypeVar("T")
 
 _SHARE_GROUP_CHARS: Final = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -113,6 +114,9 @@ class IngestConfig:
     workers: int = 2
     #: publish end-to-end acknowledgements to the nodes (``klankkast/v1/{site}/{node}/ack``)
     acks: bool = True
+    #: the fast paths (``_pahofast``: paho's receive and PUBACK paths; ``_fastframe``:
+    #: the frame encoder); false runs the plain paths only, to rule them out in a fault
+    fast_paths: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,92 +130,20 @@ class CentralConfig:
     path: Path | None = None
 
 
-# -- small typed getters -----------------------------------------------------------
-class _Section:
-    def __init__(self, name: str, data: Any, base_dir: Path) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(name, data, "must be a table")
-        self.name = name
-        self.data = data
-        self.base_dir = base_dir
-        self.used: set[str] = set()
-
-    def _get(self, key: str) -> Any:
-        self.used.add(key)
-        return self.data.get(key)
-
-    def key(self, key: str) -> str:
-        return f"{self.name}.{key}"
-
-    def str_(
-        self,
-        key: str,
-        default: T,
-        check: Callable[[str], str | None] | None = None,
-        allow_empty: bool = False,
-    ) -> str | T:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str) or not (value or allow_empty):
-            raise ConfigError(self.key(key), value, "must be a non-empty string")
-        if check is not None:
-            problem = check(value)
-            if problem:
-                raise ConfigError(self.key(key), value, problem)
-        return value
-
-    def path(self, key: str) -> Path | None:
-        value = self.str_(key, None)
-        if value is None:
-            return None
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (self.base_dir / p)
-
-    def int_(self, key: str, default: int, lo: int, hi: int) -> int:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise ConfigError(self.key(key), value, f"must be an integer from {lo} to {hi}")
-        return value
-
-    def float_(self, key: str, default: float, lo: float, hi: float) -> float:
-        value = self._get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            raise ConfigError(self.key(key), value, f"must be a number from {lo:g} to {hi:g}")
-        return float(value)
-
-    def bool_(self, key: str, default: bool) -> bool:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise ConfigError(self.key(key), value, "must be true or false")
-        return value
-
-    def reject_unknown(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            allowed = ", ".join(sorted(self.used))
-            raise ConfigError(
-                self.key(unknown[0]),
-                self.data[unknown[0]],
-                f"unknown key; allowed keys are {allowed}",
-            )
-
-
-def _check_mqtt_url(value: str) -> str | None:
+# -- the schema ------------------------------------------------------------------
+def _check_url(schemes: tuple[str, str], value: str) -> str | None:
     parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        return "must be mqtt://host[:port] or mqtts://host[:port]"
+    if parts.scheme not in schemes or not parts.hostname:
+        return f"must be {schemes[0]}://host[:port] or {schemes[1]}://host[:port]"
     try:
         _ = parts.port
     except ValueError:
-        return "has an invalid port"
+        return "must have a valid port"
     return None
+
+
+def _check_mqtt_url(value: str) -> str | None:
+    return _check_url(("mqtt", "mqtts"), value)
 
 
 def _check_influx_url(value: str) -> str | None:
@@ -256,108 +188,125 @@ def _check_topic(value: str) -> str | None:
     return None
 
 
-def _check_level(value: str) -> str | None:
-    if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        return "must be one of DEBUG, INFO, WARNING, ERROR"
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def check_log_level(value: str) -> str | None:
+    """A logging level name, any case (shared with the alerts' ``[alerts] log_level``)."""
+    if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
+        return "must be one of " + ", ".join(LOG_LEVELS)
     return None
 
 
-def _parse_mqtt(sec: _Section) -> MqttConfig:
-    d = MqttConfig()
-    cfg = MqttConfig(
-        url=sec.str_("url", d.url, _check_mqtt_url),
-        username=sec.str_("username", None),
-        password_file=sec.path("password_file"),
-        ca_file=sec.path("ca_file"),
-        cert_file=sec.path("cert_file"),
-        key_file=sec.path("key_file"),
-        client_id=sec.str_("client_id", d.client_id),
-        share_group=sec.str_("share_group", d.share_group, _check_share_group, allow_empty=True),
-        session_expiry_s=sec.int_("session_expiry_s", d.session_expiry_s, 0, 4_294_967_295),
-        receive_maximum=sec.int_("receive_maximum", d.receive_maximum, 1, 65535),
-        keepalive_s=sec.int_("keepalive_s", d.keepalive_s, 5, 3600),
-    )
-    sec.reject_unknown()
+_M, _I, _G = MqttConfig(), InfluxConfig(), IngestConfig()
+
+#: Every key of ``[mqtt]``, ``[influxdb]`` and ``[ingest]`` (documented in
+#: ``deploy/central/central.example.toml``); other tables belong to other programs.
+SCHEMA: Final[_cc.Schema] = {
+    "mqtt": {
+        "url": _cc.string(_M.url, check=_check_mqtt_url),
+        "username": _cc.string(None),
+        "password_file": _cc.string(None),
+        "ca_file": _cc.string(None),
+        "cert_file": _cc.string(None),
+        "key_file": _cc.string(None),
+        "client_id": _cc.string(_M.client_id),
+        "share_group": _cc.string(_M.share_group, check=_check_share_group, allow_empty=True),
+        "session_expiry_s": _cc.integer(_M.session_expiry_s, 0, 4_294_967_295),
+        "receive_maximum": _cc.integer(_M.receive_maximum, 1, 65535),
+        "keepalive_s": _cc.integer(_M.keepalive_s, 5, 3600),
+    },
+    "influxdb": {
+        "url": _cc.string(_I.url, check=_check_influx_url),
+        "database": _cc.string(_I.database, check=_check_database),
+        "username": _cc.string(None),
+        "password_file": _cc.string(None),
+        "token_file": _cc.string(None),
+        "raw_retention_days": _cc.integer(_I.raw_retention_days, 1, 36500),
+        "timeout_s": _cc.number(_I.timeout_s, 0.1, 600.0),
+    },
+    "ingest": {
+        "batch_points": _cc.integer(_G.batch_points, 1, 1_000_000),
+        "batch_ms": _cc.integer(_G.batch_ms, 1, 600_000),
+        "stats_interval_s": _cc.number(_G.stats_interval_s, 0.1, 86_400.0),
+        "health_interval_s": _cc.number(_G.health_interval_s, 0.1, 86_400.0),
+        "max_backoff_s": _cc.number(_G.max_backoff_s, 0.1, 3600.0),
+        "rejected_topic": _cc.string(_G.rejected_topic, check=_check_topic),
+        "republish_rejected": _cc.boolean(_G.republish_rejected),
+        "rejected_payload_max": _cc.integer(_G.rejected_payload_max, 0, 16_384),
+        "log_level": _cc.string(_G.log_level, check=check_log_level),
+        "workers": _cc.integer(_G.workers, 0, 16),
+        "acks": _cc.boolean(_G.acks),
+        "fast_paths": _cc.boolean(_G.fast_paths),
+    },
+}
+_PATHS: Final = ("password_file", "ca_file", "cert_file", "key_file", "token_file")
+
+
+def _with_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    return {k: _cc.resolve_path(v, base) if k in _PATHS else v for k, v in values.items()}
+
+
+def _check_mqtt(cfg: MqttConfig, problems: _cc.Problems) -> None:
     if cfg.password_file is not None and cfg.username is None:
-        raise ConfigError("mqtt.username", None, "is required when mqtt.password_file is set")
+        problems.add("mqtt.username", _cc.MISSING, "must be set when mqtt.password_file is set")
     if (cfg.cert_file is None) != (cfg.key_file is None):
-        raise ConfigError(
-            "mqtt.key_file" if cfg.key_file is None else "mqtt.cert_file",
-            None,
-            "cert_file and key_file must be given together",
-        )
-    return cfg
+        key = "key_file" if cfg.key_file is None else "cert_file"
+        problems.add(f"mqtt.{key}", _cc.MISSING, "must be given together with the other")
 
 
-def _parse_influx(sec: _Section) -> InfluxConfig:
-    d = InfluxConfig()
+def _influx_address(values: dict[str, Any], raw: Mapping[str, Any], problems: _cc.Problems) -> None:
+    """The one address form ``url = "influxdb+http(s)://[user@]host:port/db"``: database
+    and user come from it (and may not be given again); the older ``http(s)://host:port``
+    keeps ``database`` and ``username`` as keys of their own."""
+    url = values["url"]
+    if not isinstance(url, str) or not url.startswith("influxdb+"):
+        return
     try:
-        url = sec.str_("url", d.url, _check_influx_url)
-    except ConfigError as err:  # never show a password someone put in the URL
-        raise ConfigError(err.key, redact_address(str(err.value)), err.allowed) from None
-    database, username = sec.data.get("database"), sec.data.get("username")
-    if url.startswith("influxdb+"):
-        # one address form: url = "influxdb+http://user@host:8086/klankkast"
         address = parse_address(url)
-        for key in ("database", "username"):
-            if sec.data.get(key) is not None:
-                raise ConfigError(
-                    sec.key(key), sec.data[key], f"give it in {sec.key('url')} only ({url})"
-                )
-            sec.used.add(key)
-        url, database, username = address.url, address.database, address.username
-    else:
-        database = sec.str_("database", d.database, _check_database)
-        username = sec.str_("username", None)
-    cfg = InfluxConfig(
-        url=url,
-        database=database,
-        username=username,
-        password_file=sec.path("password_file"),
-        token_file=sec.path("token_file"),
-        raw_retention_days=sec.int_("raw_retention_days", d.raw_retention_days, 1, 36500),
-        timeout_s=sec.float_("timeout_s", d.timeout_s, 0.1, 600.0),
-    )
-    sec.reject_unknown()
+    except AddressError:
+        return  # reported by the url check
+    for key in ("database", "username"):
+        if raw.get(key) is not None:
+            problems.add(f"influxdb.{key}", raw[key], f"give it in influxdb.url only ({url})")
+    values.update(url=address.url, database=address.database, username=address.username)
+
+
+def _check_influx(cfg: InfluxConfig, problems: _cc.Problems) -> None:
     if cfg.token_file is not None and (cfg.username is not None or cfg.password_file is not None):
-        raise ConfigError(
+        problems.add(
             "influxdb.token_file",
             str(cfg.token_file),
-            "use either token_file or username + password_file, not both",
+            "must be used either alone or as username + password_file, not both",
         )
     if cfg.password_file is not None and cfg.username is None:
-        raise ConfigError(
-            "influxdb.username", None, "is required when influxdb.password_file is set"
+        problems.add(
+            "influxdb.username", _cc.MISSING, "must be set when influxdb.password_file is set"
         )
-    return cfg
-
-
-def _parse_ingest(sec: _Section) -> IngestConfig:
-    d = IngestConfig()
-    cfg = IngestConfig(
-        batch_points=sec.int_("batch_points", d.batch_points, 1, 1_000_000),
-        batch_ms=sec.int_("batch_ms", d.batch_ms, 1, 600_000),
-        stats_interval_s=sec.float_("stats_interval_s", d.stats_interval_s, 0.1, 86_400.0),
-        health_interval_s=sec.float_("health_interval_s", d.health_interval_s, 0.1, 86_400.0),
-        max_backoff_s=sec.float_("max_backoff_s", d.max_backoff_s, 0.1, 3600.0),
-        rejected_topic=sec.str_("rejected_topic", d.rejected_topic, _check_topic),
-        republish_rejected=sec.bool_("republish_rejected", d.republish_rejected),
-        rejected_payload_max=sec.int_("rejected_payload_max", d.rejected_payload_max, 0, 16_384),
-        log_level=sec.str_("log_level", d.log_level, _check_level).upper(),
-        workers=sec.int_("workers", d.workers, 0, 16),
-        acks=sec.bool_("acks", d.acks),
-    )
-    sec.reject_unknown()
-    return cfg
 
 
 def parse_central_config(data: Mapping[str, Any], base_dir: Path | None = None) -> CentralConfig:
-    """Validate an already-parsed TOML document (see :func:`load_central_config`)."""
+    """Validate an already-parsed TOML document (see :func:`load_central_config`).
+
+    Raises one :class:`ConfigError` carrying every problem of ``[mqtt]``,
+    ``[influxdb]`` and ``[ingest]``.
+    """
     base = base_dir or Path.cwd()
-    mqtt_cfg = _parse_mqtt(_Section("mqtt", data.get("mqtt", {}), base))
-    influx_cfg = _parse_influx(_Section("influxdb", data.get("influxdb", {}), base))
-    ingest_cfg = _parse_ingest(_Section("ingest", data.get("ingest", {}), base))
-    raw = {k: v for k, v in data.items() if k not in ("mqtt", "influxdb", "ingest")}
+    problems = _cc.Problems()
+    raw_influx = data.get("influxdb")
+    if isinstance(raw_influx, Mapping) and isinstance(raw_influx.get("url"), str):
+        # never show a password someone put in the address
+        data = {**data, "influxdb": {**raw_influx, "url": redact_address(raw_influx["url"])}}
+    v = _cc.check_all(data, SCHEMA, problems, other_tables="ignore")
+    mqtt_cfg = MqttConfig(**_with_paths(v["mqtt"], base))
+    influx_values = _with_paths(v["influxdb"], base)
+    _influx_address(influx_values, data.get("influxdb") or {}, problems)
+    influx_cfg = InfluxConfig(**influx_values)
+    ingest_cfg = IngestConfig(**{**v["ingest"], "log_level": v["ingest"]["log_level"].upper()})
+    _check_mqtt(mqtt_cfg, problems)
+    _check_influx(influx_cfg, problems)
+    problems.raise_as(ConfigError)
+    raw = {k: v for k, v in data.items() if k not in SCHEMA}
     return CentralConfig(mqtt=mqtt_cfg, influxdb=influx_cfg, ingest=ingest_cfg, raw=raw)
 
 

@@ -7,6 +7,8 @@ the storage module's: :mod:`klankkast.influx`.
 
 from __future__ import annotations
 
+from klankkast import configcheck as _configcheck
+
 __all__ = ["ConfigError", "IngestError"]
 
 
@@ -14,14 +16,9 @@ class IngestError(Exception):
     """Base class of the errors raised by ``klankkast.ingest`` itself."""
 
 
-class ConfigError(IngestError):
-    """The central configuration is invalid.
+class ConfigError(IngestError, _configcheck.ConfigError):
+    """The central configuration is invalid: ``{key} = {value!r}: {allowed}``.
 
-    ``str(err)`` is one line naming the key, the bad value and what is allowed.
+    One line a problem; :attr:`errors` holds every problem of the file (see
+    :mod:`klankkast.configcheck`).
     """
-
-    def __init__(self, key: str, value: object, allowed: str) -> None:
-        super().__init__(f"{key}: {allowed}; got {value!r}")
-        self.key = key
-        self.value = value
-        self.allowed = allowed

@@ -43,7 +43,7 @@ import os
 import queue
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -59,6 +59,7 @@ from klankkast.influx import (
 )
 from klankkast.ingest._pahofast import Publish, ReadBuffer, bulk_ack
 from klankkast.ingest.acks import AckCoalescer
+from klankkast.ingest.batcher import Batcher, BatchLimits
 from klankkast.ingest.config import (
     CentralConfig,
     default_client_id,
@@ -67,7 +68,7 @@ from klankkast.ingest.config import (
     mqtt_connect,
 )
 from klankkast.ingest.health import HealthTracker
-from klankkast.ingest.validate import encode_chunk, rejection_payload
+from klankkast.ingest.validate import Encoding, encode_chunk, rejection_payload
 from klankkast.sensor import wire
 
 __all__ = ["SUBSCRIPTION", "IngestService", "Stats", "WriteOutcome", "write_lines"]
@@ -178,13 +179,13 @@ def _frame_id(topic: str, payload: bytes) -> tuple[str, str, str, int] | None:
 class _Done:
     """An already-computed result with the ``done()``/``result()`` of a Future."""
 
-    def __init__(self, value: list[tuple[Any, ...]]) -> None:
+    def __init__(self, value: list[Encoding]) -> None:
         self._value = value
 
     def done(self) -> bool:
         return True
 
-    def result(self) -> list[tuple[Any, ...]]:
+    def result(self) -> list[Encoding]:
         return self._value
 
 
@@ -274,6 +275,8 @@ class IngestService:
         self._pool: ProcessPoolExecutor | None = None
         # acknowledgements to the nodes (flusher thread only)
         self._acker: AckCoalescer | None = AckCoalescer() if cfg.ingest.acks else None
+        #: [ingest] fast_paths: _pahofast's receive/ack paths and _fastframe's encoder
+        self._fast = cfg.ingest.fast_paths
 
     # -- paho callbacks (network thread: never block) ---------------------------------
     def _on_connect(
@@ -343,7 +346,8 @@ class IngestService:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        ReadBuffer.install(client, self._on_publishes)
+        if self._fast:  # [ingest] fast_paths: paho's receive path through _pahofast
+            ReadBuffer.install(client, self._on_publishes)
         # Reconnect quickly: after a broker restart, frames published before we
         # subscribe again are not queued for a shared subscription (see ingest/README.md).
         client.reconnect_delay_set(min_delay=0.1, max_delay=5)  # type: ignore[arg-type,unused-ignore]
@@ -467,82 +471,42 @@ class IngestService:
                     return False
 
     def _writer_loop(self) -> None:
+        """Take, encode, merge and hand over as the :class:`Batcher` decides (its docstring
+        states the rules); this loop only does the I/O."""
         ing = self.cfg.ingest
-        batch_points = ing.batch_points
-        batch_s = ing.batch_ms / 1000.0
-        max_pending = 2 * max(1, ing.workers) + 1
-        next_stats = time.monotonic() + ing.stats_interval_s
-        next_health = time.monotonic() + ing.health_interval_s
-        points: dict[str | None, list[str]] = {}
-        n_points = 0
-        acks: list[_Inbound] = []  # merged into the current batch, in arrival order
-        chunk: list[_Inbound] = []
-        pending: deque[tuple[Any, list[_Inbound]]] = deque()  # chunks being encoded
-        started = 0.0
-        remaining = -1  # once stopping: how many queued messages are still taken in
+        limits = BatchLimits(
+            ing.batch_points, ing.batch_ms / 1000.0, _CHUNK, 2 * max(1, ing.workers) + 1
+        )
+        b: Batcher[_Inbound, Any] = Batcher(
+            limits, time.monotonic(), ing.stats_interval_s, ing.health_interval_s
+        )
         while True:
-            stopping = self._stop.is_set()
-            if stopping and remaining < 0:
-                # Take in what has arrived so far, not what keeps arriving while we
-                # shut down (that stays unacknowledged and is redelivered).
-                remaining = self._queue.qsize()
-            now = time.monotonic()
-            if pending:
-                timeout = 0.002
-            elif acks:
-                timeout = max(0.0, started + batch_s - now)
-            else:
-                timeout = min(0.2, max(0.0, min(next_stats, next_health) - now))
-            item: _Inbound | None = None
-            try:
-                if not stopping:
-                    item = self._queue.get(timeout=timeout)
-                elif remaining > 0:
-                    item = self._queue.get_nowait()
-                    remaining -= 1
-            except queue.Empty:
-                item = None
+            if self._stop.is_set():
+                b.stop(self._queue.qsize())
+            wait = b.wait_s(time.monotonic())
+            item = None if wait is None else self._get(wait)
             while item is not None:
-                if not (acks or chunk or pending):
-                    started = time.monotonic()
-                chunk.append(item)
                 self.stats.taken += 1
-                if len(chunk) >= _CHUNK or (stopping and remaining <= 0):
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                    if stopping:
-                        remaining -= 1
-                except queue.Empty:
-                    item = None
+                if b.take(item, time.monotonic()):
+                    break  # the chunk is full (or the last one while stopping)
+                item = self._get(None)
+            chunk = b.cut()
             if chunk:
-                pending.append((self._submit(chunk), chunk))
-                chunk = []
-            while pending and (pending[0][0].done() or len(pending) > max_pending):
-                fut, items = pending.popleft()
-                n_points += self._merge(items, self._result(fut, items), points)
-                acks.extend(items)
+                b.submitted(self._submit(chunk), chunk)
+            while (ready := b.ready()) is not None:
+                self._merge_chunk(b, *ready)
             now = time.monotonic()
-            aged = now - started >= batch_s
-            if (aged or stopping) and pending:
-                while pending:  # bring what is being encoded into this batch
-                    fut, items = pending.popleft()
-                    n_points += self._merge(items, self._result(fut, items), points)
-                    acks.extend(items)
-            if acks and (n_points >= batch_points or aged or stopping):
-                if not self._hand_over((points, acks)):
+            while (ready := b.closing(now)) is not None:
+                self._merge_chunk(b, *ready)
+            if b.batch_due(now):
+                if not self._hand_over(b.batch()):
                     return  # stopped during an outage: leave the rest to redelivery
-                points = {}
-                n_points = 0
-                acks = []
-                started = time.monotonic()
-            if now >= next_stats:
-                next_stats = now + ing.stats_interval_s
+                b.handed_over(time.monotonic())
+            if b.stats_tick.due(now):
                 self._write_stats()
-            if now >= next_health:
-                next_health = now + ing.health_interval_s
+            if b.health_tick.due(now):
                 self._write_health()
-            if stopping and not acks and not pending:
+            if b.finished():
                 self._hand_over(None)
                 if self._flusher is not None:
                     self._flusher.join(30.0)
@@ -550,18 +514,30 @@ class IngestService:
                 self._write_health()
                 return
 
+    def _get(self, wait_s: float | None) -> _Inbound | None:
+        """The next queued message: waiting up to ``wait_s`` (``None`` or 0: not waiting)."""
+        try:
+            if wait_s:
+                return self._queue.get(timeout=wait_s)
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _merge_chunk(self, b: Batcher[_Inbound, Any], fut: Any, items: list[_Inbound]) -> None:
+        b.merged(items, self._merge(items, self._result(fut, items), b.points))
+
     def _submit(self, items: list[_Inbound]) -> Any:
         raw = [(it.topic, it.payload) for it in items]
         now_ms = self._clock_ms()
         if self._pool is not None:
             try:
-                return self._pool.submit(encode_chunk, raw, now_ms, self._raw_ms)
+                return self._pool.submit(encode_chunk, raw, now_ms, self._raw_ms, self._fast)
             except Exception as err:  # broken pool: encode here from now on
                 log.error("encoder process pool unusable (%s); encoding in-process", err)
                 self._pool = None
-        return _Done(encode_chunk(raw, now_ms, self._raw_ms))
+        return _Done(encode_chunk(raw, now_ms, self._raw_ms, self._fast))
 
-    def _result(self, fut: Any, items: list[_Inbound]) -> list[tuple[Any, ...]]:
+    def _result(self, fut: Any, items: list[_Inbound]) -> list[Encoding]:
         try:
             return list(fut.result())
         except Exception as err:
@@ -572,13 +548,12 @@ class IngestService:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
             raw = [(it.topic, it.payload) for it in items]
-            res: list[tuple[Any, ...]] = encode_chunk(raw, self._clock_ms(), self._raw_ms)
-            return res
+            return encode_chunk(raw, self._clock_ms(), self._raw_ms, self._fast)
 
     def _merge(
         self,
         items: Sequence[_Inbound],
-        results: Sequence[tuple[Any, ...]],
+        results: Sequence[Encoding],
         points: dict[str | None, list[str]],
     ) -> int:
         """Fold encoded results into the batch: points, rejections, node health."""
@@ -588,30 +563,30 @@ class IngestService:
         group: list[str] | None = None
         group_rp: str | None = None
         for item, res in zip(items, results, strict=True):
-            ok = res[0]
-            if ok is True:
-                _ok, rp, lp, kind, site, node, t, seq, state = res
-                if group is None or rp != group_rp:
-                    group_rp = rp
-                    group = points.setdefault(rp, [])
-                group.append(lp)
+            if res.ok is True:
+                if group is None or res.rp != group_rp:
+                    group_rp = res.rp
+                    group = points.setdefault(res.rp, [])
+                group.append(res.line)
                 n += 1
+                kind, site, node, seq = res.kind, res.site, res.node, res.seq
                 if kind in wire.FRAME_KINDS:
-                    observe_frame(kind, site, node, t, seq, item.recv_ms)
+                    assert seq is not None  # a frame always has one (the wire contract)
+                    observe_frame(kind, site, node, res.t, seq, item.recv_ms)
                     item.frame = (site, node, kind, seq)
                 else:
-                    payload = {"t": t, "seq": seq, "state": state}
+                    payload = {"t": res.t, "seq": seq, "state": res.state}
                     self.health.observe(wire.Message(kind, site, node, payload), item.recv_ms)
-            elif ok is None:
+            elif res.ok is None:
                 stats.ignored += 1
             else:
-                self._reject(res[1], res[2], item)
+                self._reject(res.reason, res.message, item)
         stats.messages_in += len(items)
         return n
 
     def _process(self, item: _Inbound, points: dict[str | None, list[str]]) -> int:
         """Encode and merge one message in-process (the pool-less path, used by tests)."""
-        res = encode_chunk([(item.topic, item.payload)], self._clock_ms(), self._raw_ms)
+        res = encode_chunk([(item.topic, item.payload)], self._clock_ms(), self._raw_ms, self._fast)
         return self._merge([item], res, points)
 
     def _reject(self, reason: str, message: str, item: _Inbound) -> None:
@@ -706,7 +681,12 @@ class IngestService:
         if client is None:
             return
         gen = self._gen
-        bulk_ack(client, [item.mid for item in acks if item.qos == 1 and item.gen == gen])
+        mids = [item.mid for item in acks if item.qos == 1 and item.gen == gen]
+        if self._fast:  # [ingest] fast_paths: all PUBACKs in one write (_pahofast)
+            bulk_ack(client, mids)
+        else:
+            for mid in mids:
+                client.ack(mid, 1)
         for item in acks:
             if item.qos == 2 and item.gen == gen:
                 client.ack(item.mid, item.qos)

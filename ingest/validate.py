@@ -15,13 +15,11 @@ interval start ``t`` in milliseconds, so a redelivered message overwrites itself
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any, Final
+from typing import Any, Final, Literal, NamedTuple
 
+from klankkast.decibel import level_to_energy
 from klankkast.influx import M_MINUTE, M_SECOND, M_STATUS, RP_FOREVER, RP_RAW, line
 from klankkast.sensor import wire
 
@@ -30,7 +28,11 @@ __all__ = [
     "LEVEL_MIN_DB",
     "T_FUTURE_MS",
     "T_MIN_MS",
+    "Encoded",
+    "Encoding",
+    "Ignored",
     "Point",
+    "Rejected",
     "check_ranges",
     "encode_chunk",
     "is_ignored_topic",
@@ -138,7 +140,7 @@ def fields_of(msg: wire.Message) -> dict[str, float | int | str | bool]:
             fields[key] = float(value)
     for key in wire.LEQ_FIELDS:
         if key in fields:
-            fields[f"{key}_e"] = 10.0 ** (float(fields[key]) / 10.0)
+            fields[f"{key}_e"] = level_to_energy(float(fields[key]))
     for nominal, value in (msg.payload.get("bands") or {}).items():
         fields[wire.band_field(nominal)] = float(value)
     return fields
@@ -176,7 +178,7 @@ def _fast_line(measurement: str, msg: wire.Message) -> str:
             append(f"{key}={value}i")
         elif kind == "e":
             f = float(value)
-            append(f"{key}={f!r},{key}_e={10.0 ** (f / 10.0)!r}")
+            append(f"{key}={f!r},{key}_e={level_to_energy(f)!r}")
         elif kind == "-" or value is None:
             continue
         elif value is True or value is False:
@@ -216,213 +218,84 @@ def rejection_payload(reason: str, topic: str, data: bytes, max_chars: int) -> d
     return {"reason": reason, "topic": topic, "payload": text}
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
+class Encoded(NamedTuple):
+    """:func:`encode_chunk`'s result for a valid message (``seq``/``state`` feed node
+    health; ``None`` where the kind has none)."""
+
+    ok: Literal[True]
+    rp: str | None
+    line: str
+    kind: str
+    site: str
+    node: str
+    t: int
+    seq: int | None
+    state: str | None
 
 
-# -- fast path of encode_chunk --------------------------------------------------------
-# The ingest validates and encodes every frame; the general path (wire.decode ->
-# check_ranges -> _fast_line) costs ~75 us per 1-s frame, mostly per-field Python
-# checks and per-field string formatting. _fast_frame() decides "valid" for the
-# common case (a ``second``/``minute`` frame of plain numbers) with whole-list checks
-# and formats the line through a cached %-template (the same fields and values as
-# the general path, grouped by type). It only ever ACCEPTS: whenever a check does
-# not pass (or anything is unusual) it returns None and the message takes the
-# general path, which finds the reason. So accept/reject and the reasons are exactly
-# those of the general path (tests/unit/ingest/test_ingest_fast_path.py).
+class Rejected(NamedTuple):
+    """:func:`encode_chunk`'s result for a refused message: the reason and a message."""
 
-#: The same decoder json.loads builds per call for ``parse_constant``, built once.
-_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
-_NUM_TYPES: Final = frozenset({int, float})
-_INT_TYPE: Final = frozenset({int})
-_FRAME_INTS: Final = ("t", "seq", "dur_ms", "overload", "nonfinite")
-_get_frame_ints: Final = itemgetter(*_FRAME_INTS)
-_LEVEL_SET: Final = frozenset(wire.LEVEL_FIELDS)
-_OTHER_NUMS: Final = ("bass", "impulsive", "tonality")
-_get_other_nums: Final = itemgetter(*_OTHER_NUMS)
-_BAND_NOMINAL_SET: Final = frozenset(wire.BAND_NOMINALS)
-_FRAME_KEYS: Final = {
-    "second": (
-        frozenset(wire.SECOND_REQUIRED),
-        frozenset(wire.SECOND_REQUIRED + wire.SECOND_OPTIONAL),
-    ),
-    "minute": (
-        frozenset(wire.MINUTE_REQUIRED),
-        frozenset(wire.MINUTE_REQUIRED + wire.MINUTE_OPTIONAL),
-    ),
-}
-_MAX_PAYLOAD: Final = 16_384  # wire._MAX_PAYLOAD (a larger payload takes the general path)
-#: topic -> (site, node, kind, rp, line head) of node topics seen (bounded).
-_TOPICS: dict[str, tuple[str, str, str, str | None, str]] = {}
-_TOPICS_MAX: Final = 100_000
-_Plan = tuple[Callable[[dict[str, Any]], Any], tuple[int, ...], Any, str]
-#: (payload keys, band keys, tonal_band is a string) -> formatting plan.
-_PLANS: dict[tuple[Any, ...], _Plan] = {}
-_PLANS_MAX: Final = 10_000
+    ok: Literal[False]
+    reason: str
+    message: str
 
 
-def _topic_info(topic: str) -> tuple[str, str, str, str | None, str] | None:
-    info = _TOPICS.get(topic)
-    if info is None:
-        try:
-            site, node, kind = wire.parse_topic(topic)
-        except wire.SchemaError:
-            return None
-        head = f"{_MEASUREMENT_OF_KIND[kind]},node={node},site={site} "
-        info = (site, node, kind, _RP_OF_KIND[kind], head)
-        if len(_TOPICS) >= _TOPICS_MAX:
-            _TOPICS.clear()
-        _TOPICS[topic] = info
-    return info
+class Ignored(NamedTuple):
+    """:func:`encode_chunk`'s result for a topic the ingest ignores (``.../alerts``)."""
+
+    ok: None = None
 
 
-def _plan(key: tuple[Any, ...]) -> _Plan:
-    """Formatting plan (``%`` template) of frames with these keys.
-
-    The fields of :func:`_fast_line` grouped by type (line protocol does not care
-    about field order): the float fields (payload order), their ``_e`` companions,
-    the integer fields, the escaped ``tonal_band``, the band levels, then ``t``.
-    """
-    keys, band_keys, tonal_is_str = key
-    floats = [k for k in keys if _KIND.get(k) in ("f", "e")]
-    ints = [k for k in keys if _KIND.get(k) == "i"]
-    e_index = tuple(i for i, k in enumerate(floats) if _KIND[k] == "e")
-    parts = [f"{k}=%r" for k in floats]
-    parts.extend(f"{floats[i]}_e=%r" for i in e_index)
-    parts.extend(f"{k}=%di" for k in ints)
-    if tonal_is_str:
-        parts.append('tonal_band="%s"')
-    parts.extend(f"{_BAND_PREFIX[n]}%r" for n in band_keys)
-    template = ",".join(parts) + " %d"
-    get_floats = itemgetter(*floats) if len(floats) > 1 else (lambda p: (p[floats[0]],))
-    get_ints = itemgetter(*ints) if len(ints) > 1 else (lambda p: (p[ints[0]],))
-    return (get_floats, e_index, get_ints, template)
-
-
-def _fast_frame(
-    topic: str, data: bytes, now_ms: int, raw_retention_ms: int | None
-) -> tuple[Any, ...] | None:
-    """The result tuple of a valid ``second``/``minute`` frame, or None (= general path)."""
-    info = _topic_info(topic)
-    if info is None or len(data) > _MAX_PAYLOAD:
-        return None
-    site, node, kind, rp, head = info
-    bounds = _FRAME_KEYS.get(kind)
-    if bounds is None:
-        return None
-    try:
-        p = _DECODER.decode(data.decode("utf-8"))
-    except Exception:
-        return None
-    if type(p) is not dict:
-        return None
-    keys = p.keys()
-    required, allowed = bounds
-    if not (keys >= required and keys <= allowed):
-        return None
-    schema = p["schema"]
-    if type(schema) is not int or schema != wire.SCHEMA:
-        return None
-    if p["site"] != site or p["node"] != node or type(p["site"]) is not str:
-        return None
-    if type(p["node"]) is not str:
-        return None
-    ints = _get_frame_ints(p)
-    if set(map(type, ints)) != _INT_TYPE or min(ints) < 0:
-        return None
-    t = ints[0]
-    if t > now_ms + T_FUTURE_MS or t < T_MIN_MS:
-        return None
-    if raw_retention_ms is not None and kind == "second" and t < now_ms - raw_retention_ms:
-        return None
-    bands = p["bands"]
-    if type(bands) is not dict or not bands.keys() <= _BAND_NOMINAL_SET:
-        return None
-    levels = [p[k] for k in keys & _LEVEL_SET]
-    levels.extend(bands.values())
-    if not set(map(type, levels)) <= _NUM_TYPES:
-        return None
-    if levels and (
-        min(levels) < LEVEL_MIN_DB or max(levels) > LEVEL_MAX_DB or not math.isfinite(sum(levels))
-    ):
-        return None
-    others = _get_other_nums(p)
-    if not set(map(type, others)) <= _NUM_TYPES or not math.isfinite(sum(others)):
-        return None
-    tonal = p.get("tonal_band")
-    tonal_text = ""
-    tonal_is_str = isinstance(tonal, str)
-    if isinstance(tonal, str):
-        if tonal not in _BAND_NOMINAL_SET:
-            return None
-        tonal_text = tonal.translate(_STR_ESCAPE)
-    elif tonal is not None:
-        return None
-    key = (tuple(keys), tuple(bands), tonal_is_str)
-    plan = _PLANS.get(key)
-    if plan is None:
-        if len(_PLANS) >= _PLANS_MAX:
-            _PLANS.clear()
-        plan = _PLANS[key] = _plan(key)
-    get_floats, e_index, get_ints, template = plan
-    args: list[Any] = list(map(float, get_floats(p)))
-    args.extend([10.0 ** (args[i] / 10.0) for i in e_index])
-    args.extend(get_ints(p))
-    if tonal_is_str:
-        args.append(tonal_text)
-    args.extend(map(float, bands.values()))
-    args.append(t)
-    return (True, rp, head + template % tuple(args), kind, site, node, t, ints[1], None)
+#: One result of :func:`encode_chunk`; ``ok`` (the first item) tells which.
+Encoding = Encoded | Rejected | Ignored
 
 
 def encode_chunk(
-    items: Sequence[tuple[str, bytes]], now_ms: int, raw_retention_ms: int | None = None
-) -> list[tuple[Any, ...]]:
+    items: Sequence[tuple[str, bytes]],
+    now_ms: int,
+    raw_retention_ms: int | None = None,
+    fast: bool = True,
+) -> list[Encoding]:
     """Validate and encode a chunk of raw messages (runs in a worker process).
 
-    Returns one tuple per item, in order:
-
-    * ``(None,)`` for an ignored topic (``klankkast/v1/{site}/alerts``);
-    * ``(False, reason, message)`` for a rejected message;
-    * ``(True, rp, line, kind, site, node, t, seq, state)`` for a valid one (``seq``
-      and ``state`` are ``None`` where the kind has none; they feed node health).
+    Returns one result per item, in order: :class:`Encoded`, :class:`Rejected` or
+    :class:`Ignored`. ``fast`` (``[ingest] fast_paths``) lets the common frames take
+    :func:`klankkast.ingest._fastframe.fast_frame`, with the same results.
 
     Pure and picklable (a module-level function of bytes and ints), so the ingest can
     run it in a process pool while its main process receives and acknowledges.
     """
-    out: list[tuple[Any, ...]] = []
+    fast_frame: Callable[[str, bytes, int, int | None], Encoded | None] | None = None
+    if fast:
+        from klankkast.ingest._fastframe import fast_frame as fast_frame_
+
+        fast_frame = fast_frame_
+    out: list[Encoding] = []
     for topic, data in items:
-        try:
-            fast = _fast_frame(topic, data, now_ms, raw_retention_ms)
-        except Exception:  # never: the general path below finds the reason
-            fast = None
-        if fast is not None:
-            out.append(fast)
-            continue
+        if fast_frame is not None:
+            try:
+                encoded = fast_frame(topic, data, now_ms, raw_retention_ms)
+            except Exception:  # never: the general path below finds the reason
+                encoded = None
+            if encoded is not None:
+                out.append(encoded)
+                continue
         if is_ignored_topic(topic):
-            out.append((None,))
+            out.append(Ignored())
             continue
         try:
             msg = validate_message(topic, data, now_ms, raw_retention_ms)
             (pt,) = to_points(msg)
         except wire.SchemaError as err:
-            out.append((False, err.reason, str(err)))
+            out.append(Rejected(False, err.reason, str(err)))
             continue
         except Exception as err:  # never let one message break the chunk
-            out.append((False, "internal", f"{type(err).__name__}: {err}"))
+            out.append(Rejected(False, "internal", f"{type(err).__name__}: {err}"))
             continue
         p = msg.payload
+        kind, site, node = msg.kind, msg.site, msg.node
         out.append(
-            (
-                True,
-                pt.rp,
-                pt.line,
-                msg.kind,
-                msg.site,
-                msg.node,
-                p["t"],
-                p.get("seq"),
-                p.get("state"),
-            )
+            Encoded(True, pt.rp, pt.line, kind, site, node, p["t"], p.get("seq"), p.get("state"))
         )
     return out

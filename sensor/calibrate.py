@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from klankkast.decibel import energy_to_level
 from klankkast.sensor.config import NodeConfig, load_config, update_calibration
 from klankkast.sensor.errors import CalibrationError, ConfigError, SensorError
 from klankkast.sensor.micresponse import MicResponse
@@ -97,7 +98,7 @@ def analyse_tone(x: np.ndarray, fs_hz: int) -> ToneAnalysis:
     levels = []
     for i in range(0, len(x) - seg + 1, seg):
         m, _ = _band_ms(x[i : i + seg], fs_hz, lo, hi)
-        levels.append(10 * math.log10(max(m, 1e-30)))
+        levels.append(energy_to_level(max(m, 1e-30)))
     spread = max(levels) - min(levels) if levels else 0.0
     return ToneAnalysis(
         frequency_hz=freq,
@@ -118,7 +119,7 @@ def new_offset_db(a: ToneAnalysis, reference_db: float, response_db: float = 0.0
         )
     if a.ms_total < 1e-10:
         raise CalibrationError(
-            f"no calibrator tone: the input is at {10 * math.log10(max(a.ms_total, 1e-30)):.1f} dB "
+            f"no calibrator tone: the input is at {energy_to_level(max(a.ms_total, 1e-30)):.1f} dB "
             "re full scale; is the calibrator on and fitted, the microphone connected?"
         )
     off_1k = abs(a.frequency_hz - TONE_HZ) > MAX_FREQ_DEV * TONE_HZ
@@ -136,7 +137,7 @@ def new_offset_db(a: ToneAnalysis, reference_db: float, response_db: float = 0.0
             f"tone must be steady within {MAX_SPREAD_DB} dB; it varied by {a.spread_db:.2f} dB "
             "(hold the calibrator still and wait for it to settle)"
         )
-    return reference_db - 10 * math.log10(a.ms_tone) - response_db
+    return reference_db - energy_to_level(a.ms_tone) - response_db
 
 
 def offset_for_tone(a: ToneAnalysis, reference_db: float, response: MicResponse | None) -> float:

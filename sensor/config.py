@@ -3,29 +3,31 @@
 Every key is documented in ``deploy/pi/node.example.toml``. :func:`parse_config` is
 pure (a dict in, a :class:`NodeConfig` out); :func:`load_config` reads the file and
 then checks that the files the config names are readable, still before any audio,
-network or outbox I/O. A bad value raises :class:`ConfigError` whose message is one
-line naming the key, the value and what is allowed. Relative paths are resolved
+network or outbox I/O. The keys are declared in :data:`SCHEMA` and checked by the
+shared checker (:mod:`klankkast.configcheck`): every bad value of the file is reported
+in one :class:`ConfigError`, one line each, ``key = value: allowed``. Relative paths are resolved
 against the directory of the config file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
+from klankkast import configcheck as _cc
 from klankkast.sensor.errors import ConfigError
 from klankkast.sensor.wire import valid_id
 
 __all__ = [
     "SAMPLERATES_HZ",
+    "SCHEMA",
     "AudioConfig",
     "CalibrationConfig",
     "MqttConfig",
@@ -48,6 +50,9 @@ class NodeSection:
     id: str
     site: str
     status_interval_s: float = 60.0
+    #: the fast paths (scipy's routines called directly, the frame splice, the outbox's
+    #: in-memory copy: :mod:`klankkast.sensor._fastpaths`); false: the plain paths only
+    fast_paths: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,229 +114,172 @@ class NodeConfig:
         return self.mqtt.client_id or f"klankkast-{self.node.site}-{self.node.id}"
 
 
-_SCHEMA: dict[str, tuple[str, ...]] = {
-    "node": ("id", "site", "status_interval_s"),
-    "audio": ("device", "samplerate", "block_ms", "channel", "summary_s"),
-    "calibration": ("offset_db", "mic_response", "calibrated_at", "history_file"),
-    "mqtt": (
-        "url",
-        "username",
-        "password_file",
-        "ca_file",
-        "cert_file",
-        "key_file",
-        "client_id",
-        "session_expiry_s",
-        "keepalive_s",
-        "max_inflight",
-        "reconnect_max_s",
-    ),
-    "outbox": ("path", "max_mb", "confirm", "confirm_timeout_s"),
-}
-_REQUIRED = {"node": ("id", "site"), "mqtt": ("url",)}
 _CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+CONFIRM_MODES = ("ingest", "broker")
 
 
-class _Section:
-    """Typed access to one TOML table, raising one-line :class:`ConfigError`."""
-
-    def __init__(self, name: str, table: dict[str, Any], base: Path) -> None:
-        self.name = name
-        self.table = table
-        self.base = base
-
-    def key(self, key: str) -> str:
-        return f"{self.name}.{key}"
-
-    def fail(self, key: str, value: Any, allowed: str) -> ConfigError:
-        return ConfigError(f"{self.key(key)} must be {allowed}; got {value!r}")
-
-    def number(self, key: str, default: float, lo: float, hi: float, unit: str = "") -> float:
-        value = self.table.get(key, default)
-        allowed = f"a number from {lo:g} to {hi:g}{unit}"
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, value, allowed)
-        if not (math.isfinite(value) and lo <= value <= hi):
-            raise self.fail(key, value, allowed)
-        return float(value)
-
-    def integer(self, key: str, default: int, lo: int, hi: int, unit: str = "") -> int:
-        value = self.table.get(key, default)
-        allowed = f"an integer from {lo} to {hi}{unit}"
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise self.fail(key, value, allowed)
-        return value
-
-    def string(self, key: str, default: str | None = None) -> str | None:
-        value = self.table.get(key, default)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value or len(value) > 512 or "\n" in value:
-            raise self.fail(key, value, "a non-empty one-line string")
-        return value
-
-    def path(self, key: str, default: str | None = None) -> Path | None:
-        value = self.string(key, default)
-        if value is None:
-            return None
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (self.base / p)
+def _valid_id(value: Any) -> str | None:
+    ok = isinstance(value, str) and valid_id(value)
+    return None if ok else "must be 1-64 of [A-Za-z0-9_.-] starting alphanumeric"
 
 
-def parse_config(data: dict[str, Any], base_dir: Path | str = ".") -> NodeConfig:
-    """Validate a parsed TOML document and build a :class:`NodeConfig`.
-
-    Pure: touches no file. Raises :class:`ConfigError` on the first bad key, unknown
-    table or key, or missing required key.
-    """
-    base = Path(base_dir)
-    if not isinstance(data, dict):
-        raise ConfigError(f"config must be a TOML table; got {type(data).__name__}")
-    for table in data:
-        if table not in _SCHEMA:
-            raise ConfigError(
-                f"{table}: unknown table; allowed tables are {', '.join(f'[{t}]' for t in _SCHEMA)}"
-            )
-        if not isinstance(data[table], dict):
-            raise ConfigError(f"{table} must be a table [{table}]; got {data[table]!r}")
-        unknown = [k for k in data[table] if k not in _SCHEMA[table]]
-        if unknown:
-            raise ConfigError(
-                f"{table}.{unknown[0]}: unknown key; allowed keys in [{table}] are "
-                f"{', '.join(_SCHEMA[table])}"
-            )
-    for table, keys in _REQUIRED.items():
-        for key in keys:
-            if key not in data.get(table, {}):
-                raise ConfigError(f"{table}.{key} is required; add it to [{table}]")
-    sections = {t: _Section(t, data.get(t, {}), base) for t in _SCHEMA}
-    return NodeConfig(
-        node=_node(sections["node"]),
-        audio=_audio(sections["audio"]),
-        calibration=_calibration(sections["calibration"]),
-        mqtt=_mqtt(sections["mqtt"]),
-        outbox=_outbox(sections["outbox"]),
+def _device(value: Any) -> str | None:
+    ok = not isinstance(value, bool) and (
+        (isinstance(value, int) and 0 <= value < 1024)
+        or (isinstance(value, str) and 0 < len(value) <= 256)
     )
+    return None if ok else "must be a device name (substring) or index >= 0"
 
 
-def _node(s: _Section) -> NodeSection:
-    ids = {}
-    for key in ("id", "site"):
-        value = s.table[key]
-        if not isinstance(value, str) or not valid_id(value):
-            raise s.fail(key, value, "1-64 of [A-Za-z0-9_.-] starting alphanumeric")
-        ids[key] = value
-    return NodeSection(
-        id=ids["id"],
-        site=ids["site"],
-        status_interval_s=s.number("status_interval_s", 60.0, 1.0, 3600.0, " s"),
-    )
+def _divides_1000(value: int) -> str | None:
+    return "must be a divisor of 1000 (10, 20, 25, 40, 50, 100, ...)" if 1000 % value else None
 
 
-def _audio(s: _Section) -> AudioConfig:
-    device = s.table.get("device", "default")
-    if isinstance(device, bool) or not (
-        (isinstance(device, int) and 0 <= device < 1024)
-        or (isinstance(device, str) and 0 < len(device) <= 256)
-    ):
-        raise s.fail("device", device, "a device name (substring) or index >= 0")
-    rate = s.table.get("samplerate", 48000)
-    if isinstance(rate, bool) or rate not in SAMPLERATES_HZ:
-        raise s.fail("samplerate", rate, f"one of {', '.join(map(str, SAMPLERATES_HZ))}")
-    block_ms = s.integer("block_ms", 100, 10, 1000, " ms")
-    summary_s = s.integer("summary_s", 60, 10, 3600, " s")
-    if 1000 % block_ms:
-        raise s.fail("block_ms", block_ms, "a divisor of 1000 (10, 20, 25, 40, 50, 100, ...)")
-    return AudioConfig(
-        device=device,
-        samplerate=int(rate),
-        block_ms=block_ms,
-        channel=s.integer("channel", 0, 0, 31),
-        summary_s=summary_s,
-    )
-
-
-def _calibration(s: _Section) -> CalibrationConfig:
-    at = s.string("calibrated_at")
-    if at is not None:
-        try:
-            (datetime if "T" in at or " " in at else date).fromisoformat(at)
-        except ValueError:
-            raise s.fail("calibrated_at", at, "an ISO 8601 date or date-time") from None
-    return CalibrationConfig(
-        offset_db=s.number("offset_db", 0.0, -50.0, 250.0, " dB"),
-        mic_response=s.path("mic_response"),
-        calibrated_at=at,
-        history_file=s.path("history_file"),
-    )
-
-
-def _mqtt(s: _Section) -> MqttConfig:
-    url = s.string("url")
-    allowed = "mqtt://host:port or mqtts://host:port"
+def _iso_date(value: str) -> str | None:
     try:
-        parts = urlsplit(url or "")
-        port = parts.port
+        (datetime if "T" in value or " " in value else date).fromisoformat(value)
     except ValueError:
-        raise s.fail("url", url, allowed) from None
-    if (
+        return "must be an ISO 8601 date or date-time"
+    return None
+
+
+def _client_id(value: str) -> str | None:
+    return None if _CLIENT_ID_RE.match(value) else "must be 1-128 of [A-Za-z0-9_.:-]"
+
+
+_URL_ALLOWED = "must be mqtt://host:port or mqtts://host:port"
+
+
+def _mqtt_url(value: str) -> str | None:
+    try:
+        parts = urlsplit(value)
+        _ = parts.port
+    except ValueError:
+        return _URL_ALLOWED
+    bad = (
         parts.scheme not in ("mqtt", "mqtts")
         or not parts.hostname
         or parts.path not in ("", "/")
         or parts.query
         or parts.username
-    ):
-        raise s.fail("url", url, allowed)
+    )
+    return _URL_ALLOWED if bad else None
+
+
+def _text(default: Any = None, check: Any = None) -> _cc.Field:
+    return _cc.string(default, check=check, one_line=True)
+
+
+#: Every key of the node's file: its type, default and what is allowed
+#: (documented in ``deploy/pi/node.example.toml``).
+SCHEMA: Final[_cc.Schema] = {
+    "node": {
+        "id": _cc.custom(_cc.MISSING, _valid_id),
+        "site": _cc.custom(_cc.MISSING, _valid_id),
+        "status_interval_s": _cc.number(60.0, 1.0, 3600.0, " s"),
+        "fast_paths": _cc.boolean(True),
+    },
+    "audio": {
+        "device": _cc.custom("default", _device),
+        "samplerate": _cc.choice(48000, SAMPLERATES_HZ),
+        "block_ms": _cc.integer(100, 10, 1000, " ms", check=_divides_1000),
+        "channel": _cc.integer(0, 0, 31),
+        "summary_s": _cc.integer(60, 10, 3600, " s"),
+    },
+    "calibration": {
+        "offset_db": _cc.number(0.0, -50.0, 250.0, " dB"),
+        "mic_response": _text(),
+        "calibrated_at": _text(check=_iso_date),
+        "history_file": _text(),
+    },
+    "mqtt": {
+        "url": _text(_cc.MISSING, _mqtt_url),
+        "username": _text(),
+        "password_file": _text(),
+        "ca_file": _text(),
+        "cert_file": _text(),
+        "key_file": _text(),
+        "client_id": _text(check=_client_id),
+        "session_expiry_s": _cc.integer(7 * 24 * 3600, 0, 2**32 - 1, " s"),
+        "keepalive_s": _cc.integer(30, 5, 3600, " s"),
+        "max_inflight": _cc.integer(20, 1, 65535),
+        "reconnect_max_s": _cc.integer(30, 1, 3600, " s"),
+    },
+    "outbox": {
+        "path": _text(DEFAULT_OUTBOX_PATH),
+        "max_mb": _cc.number(2048.0, 0.01, 1_000_000.0, " MB"),
+        "confirm": _cc.choice("ingest", CONFIRM_MODES, 'must be "ingest" or "broker"'),
+        "confirm_timeout_s": _cc.number(120.0, 1.0, 86_400.0, " s"),
+    },
+}
+
+
+def parse_config(data: dict[str, Any], base_dir: Path | str = ".") -> NodeConfig:
+    """Validate a parsed TOML document and build a :class:`NodeConfig`.
+
+    Pure: touches no file. Raises one :class:`ConfigError` carrying every bad value,
+    unknown table or key and missing required key of the document.
+    """
+    base = Path(base_dir)
+    problems = _cc.Problems()
+    if not isinstance(data, dict):
+        problems.add("config", data, "must be a TOML table")
+        problems.raise_as(ConfigError)
+    v = _cc.check_all(data, SCHEMA, problems)
+    mqtt = _mqtt(v["mqtt"], base, problems)
+    problems.raise_as(ConfigError)
+    node, audio, cal, box = v["node"], v["audio"], v["calibration"], v["outbox"]
+    return NodeConfig(
+        node=NodeSection(**node),
+        audio=AudioConfig(**{**audio, "samplerate": int(audio["samplerate"])}),
+        calibration=CalibrationConfig(
+            offset_db=cal["offset_db"],
+            mic_response=_cc.resolve_path(cal["mic_response"], base),
+            calibrated_at=cal["calibrated_at"],
+            history_file=_cc.resolve_path(cal["history_file"], base),
+        ),
+        mqtt=mqtt,
+        outbox=OutboxConfig(
+            path=_cc.resolve_path(box["path"], base) or Path(DEFAULT_OUTBOX_PATH),
+            max_mb=box["max_mb"],
+            confirm=str(box["confirm"]),
+            confirm_timeout_s=box["confirm_timeout_s"],
+        ),
+    )
+
+
+def _mqtt(m: dict[str, Any], base: Path, problems: _cc.Problems) -> MqttConfig:
+    """``[mqtt]`` with its checks across keys (reported to ``problems``)."""
+    url = m.get("url") or ""
+    parts = urlsplit(url)
     tls = parts.scheme == "mqtts"
-    username = s.string("username")
-    password_file = s.path("password_file")
-    if password_file is not None and username is None:
-        raise s.fail("username", None, "set when mqtt.password_file is set")
-    ca_file = s.path("ca_file")
-    cert_file = s.path("cert_file")
-    key_file = s.path("key_file")
-    if (ca_file or cert_file or key_file) and not tls:
-        key = "ca_file" if ca_file else "cert_file" if cert_file else "key_file"
-        raise s.fail(key, s.table[key], "used only with an mqtts:// url")
-    if key_file is not None and cert_file is None:
-        raise s.fail("cert_file", None, "set when mqtt.key_file is set")
-    client_id = s.string("client_id")
-    if client_id is not None and not _CLIENT_ID_RE.match(client_id):
-        raise s.fail("client_id", client_id, "1-128 of [A-Za-z0-9_.:-]")
+    files: dict[str, Any] = {k: _cc.resolve_path(m[k], base) for k in _FILE_KEYS}
+    if files["password_file"] is not None and m["username"] is None:
+        problems.add("mqtt.username", _cc.MISSING, "must be set when mqtt.password_file is set")
+    tls_keys = [k for k in ("ca_file", "cert_file", "key_file") if files[k] is not None]
+    if tls_keys and url and not tls:
+        problems.add(
+            f"mqtt.{tls_keys[0]}", m[tls_keys[0]], "must be used only with an mqtts:// url"
+        )
+    if files["key_file"] is not None and files["cert_file"] is None:
+        problems.add("mqtt.cert_file", _cc.MISSING, "must be set when mqtt.key_file is set")
     return MqttConfig(
-        url=url or "",
-        host=parts.hostname,
-        port=port or (8883 if tls else 1883),
+        url=url,
+        host=parts.hostname or "",
+        port=(parts.port if url else None) or (8883 if tls else 1883),
         tls=tls,
-        username=username,
-        password_file=password_file,
-        ca_file=ca_file,
-        cert_file=cert_file,
-        key_file=key_file,
-        client_id=client_id,
-        session_expiry_s=s.integer("session_expiry_s", 7 * 24 * 3600, 0, 2**32 - 1, " s"),
-        keepalive_s=s.integer("keepalive_s", 30, 5, 3600, " s"),
-        max_inflight=s.integer("max_inflight", 20, 1, 65535),
-        reconnect_max_s=s.integer("reconnect_max_s", 30, 1, 3600, " s"),
+        **{k: m[k] for k in _PLAIN_KEYS},
+        **files,
     )
 
 
-CONFIRM_MODES = ("ingest", "broker")
+_FILE_KEYS: Final = ("password_file", "ca_file", "cert_file", "key_file")
+_PLAIN_KEYS: Final = (
+    "username", "client_id", "session_expiry_s", "keepalive_s", "max_inflight", "reconnect_max_s",
+)  # fmt: skip
 
 
-def _outbox(s: _Section) -> OutboxConfig:
-    confirm = s.table.get("confirm", "ingest")
-    if confirm not in CONFIRM_MODES:
-        raise s.fail("confirm", confirm, '"ingest" or "broker"')
-    return OutboxConfig(
-        path=s.path("path", DEFAULT_OUTBOX_PATH) or Path(DEFAULT_OUTBOX_PATH),
-        max_mb=s.number("max_mb", 2048.0, 0.01, 1_000_000.0, " MB"),
-        confirm=str(confirm),
-        confirm_timeout_s=s.number("confirm_timeout_s", 120.0, 1.0, 86_400.0, " s"),
-    )
-
-
-def _check_readable(key: str, path: Path | None) -> None:
+def _check_readable(key: str, path: Path | None, problems: _cc.Problems) -> None:
     if path is None:
         return
     try:
@@ -339,47 +287,42 @@ def _check_readable(key: str, path: Path | None) -> None:
             fh.read(1)
     except OSError as err:
         reason = err.strerror or type(err).__name__
-        raise ConfigError(f"{key} must be a readable file; got {str(path)!r} ({reason})") from None
+        problems.add(key, str(path), f"must be a readable file ({reason})")
 
 
 def read_password(cfg: NodeConfig) -> str | None:
     """The MQTT password: first line of ``mqtt.password_file`` (None without one)."""
     if cfg.mqtt.password_file is None:
         return None
+    key, shown = "mqtt.password_file", str(cfg.mqtt.password_file)
     try:
         text = cfg.mqtt.password_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(
-            f"mqtt.password_file must be a readable UTF-8 file; got "
-            f"{str(cfg.mqtt.password_file)!r} ({getattr(err, 'strerror', None) or err})"
-        ) from None
+        reason = getattr(err, "strerror", None) or err
+        raise ConfigError(key, shown, f"must be a readable UTF-8 file ({reason})") from None
     lines = text.splitlines()
     if not lines or not lines[0].strip():
-        raise ConfigError(
-            f"mqtt.password_file must hold the password on its first line; got an empty file "
-            f"{str(cfg.mqtt.password_file)!r}"
-        )
+        raise ConfigError(key, shown, "must hold the password on its first line; the file is empty")
     return lines[0].strip()
 
 
 def load_config(path: Path | str) -> NodeConfig:
     """Read, parse and validate the config file and the files it names.
 
-    Raises :class:`ConfigError` (one line) for an unreadable or malformed file, a bad
-    value, or an unreadable password, CA, certificate, key or mic-response file.
+    Raises :class:`ConfigError` for an unreadable or malformed file, or (all at once)
+    every bad value and every unreadable password, CA, certificate, key or
+    mic-response file.
     """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
-        raise ConfigError(
-            f"config file must be a readable file; got {str(p)!r} ({reason})"
-        ) from None
+        raise ConfigError("config", str(p), f"must be a readable file ({reason})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {err}") from None
+        raise ConfigError("config", str(p), f"is not valid TOML: {err}") from None
     cfg = parse_config(data, p.resolve().parent)
     cfg = NodeConfig(
         node=cfg.node,
@@ -389,17 +332,23 @@ def load_config(path: Path | str) -> NodeConfig:
         outbox=cfg.outbox,
         source=p,
     )
-    read_password(cfg)
-    _check_readable("mqtt.ca_file", cfg.mqtt.ca_file)
-    _check_readable("mqtt.cert_file", cfg.mqtt.cert_file)
-    _check_readable("mqtt.key_file", cfg.mqtt.key_file)
-    _check_readable("calibration.mic_response", cfg.calibration.mic_response)
+    problems = _cc.Problems()
+    try:
+        read_password(cfg)
+    except ConfigError as err:
+        problems.errors.extend(err.errors)
+    _check_readable("mqtt.ca_file", cfg.mqtt.ca_file, problems)
+    _check_readable("mqtt.cert_file", cfg.mqtt.cert_file, problems)
+    _check_readable("mqtt.key_file", cfg.mqtt.key_file, problems)
+    _check_readable("calibration.mic_response", cfg.calibration.mic_response, problems)
     outbox_dir = cfg.outbox.path.parent
     if outbox_dir.exists() and not outbox_dir.is_dir():
-        raise ConfigError(
-            f"outbox.path must be in a directory; got {str(cfg.outbox.path)!r} "
-            f"({str(outbox_dir)!r} is not a directory)"
+        problems.add(
+            "outbox.path",
+            str(cfg.outbox.path),
+            f"must be in a directory ({str(outbox_dir)!r} is not)",
         )
+    problems.raise_as(ConfigError)
     return cfg
 
 

@@ -93,70 +93,27 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from klankkast.decibel import (
+    energies_to_levels,
+    energy_mean_level,
+    energy_to_level,
+    level_to_energy,
+    levels_to_energies,
+)
+
+from . import _fastpaths
 from . import bands as _bands
 from . import weighting as _weighting
 from .micresponse import MicResponse
 
 
-def _load_scipy_extension(package: str, module: str) -> Any:
-    """A compiled scipy module loaded from its file without its package's ``__init__``.
-
-    The core calls two of scipy's C/C++ routines directly: the in-place sections loop
-    behind ``scipy.signal.sosfilt`` and pocketfft's real FFT behind
-    ``scipy.fft.rfft`` (the same code those functions run, minus argument checks,
-    copies and backend dispatch). Importing them by their dotted names would first
-    run ``scipy.signal/__init__`` and ``scipy.fft/__init__``, which pull in
-    scipy.signal, sparse, linalg, special and optimize: about 70 MB resident that a
-    running node never uses. Both modules need only numpy. Returns None when the
-    layout differs (other scipy versions); the core then uses the public functions,
-    with the same results.
-    """
-    import importlib
-    import importlib.machinery
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    import scipy
-
-    name = f"scipy.{package}.{module}"
-    mod = sys.modules.get(name)
-    try:
-        if mod is None and f"scipy.{package.split('.')[0]}" in sys.modules:
-            mod = importlib.import_module(name)  # the package is loaded already
-        if mod is None:
-            folder = Path(scipy.__file__).parent.joinpath(*package.split("."))
-            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-                path = folder / f"{module}{suffix}"
-                if path.is_file():
-                    spec = importlib.util.spec_from_file_location(name, path)
-                    if spec is None or spec.loader is None:
-                        return None
-                    mod = importlib.util.module_from_spec(spec)
-                    sys.modules[name] = mod
-                    try:
-                        spec.loader.exec_module(mod)
-                    except BaseException:
-                        sys.modules.pop(name, None)
-                        raise
-                    break
-        return mod
-    except Exception:  # pragma: no cover - other scipy layouts
-        return None
-
-
-_sosfilt_mod = _load_scipy_extension("signal", "_sosfilt")
-_sosfilt_inplace: Any = getattr(_sosfilt_mod, "_sosfilt", None)
-_pocketfft = _load_scipy_extension("fft._pocketfft", "pypocketfft")
-_r2c: Any = getattr(_pocketfft, "r2c", None)
-
-
-def _rfft_f32(x: npt.NDArray[np.float32]) -> npt.NDArray[np.complex64]:
-    """``scipy.fft.rfft(x, workers=1)`` of a contiguous 1-D float32 array."""
-    if _r2c is not None:
+def _rfft_f32(x: npt.NDArray[np.float32], r2c: Any = None) -> npt.NDArray[np.complex64]:
+    """``scipy.fft.rfft(x, workers=1)`` of a contiguous 1-D float32 array; through
+    pocketfft's ``r2c`` directly when given (:mod:`klankkast.sensor._fastpaths`)."""
+    if r2c is not None:
         # what scipy.fft.rfft calls: axes, forward, norm=None ("backward": 0), out, workers
-        return _r2c(x, (0,), True, 0, None, 1)  # type: ignore[no-any-return]
-    from scipy import fft as sp_fft  # pragma: no cover - other scipy layouts
+        return r2c(x, (0,), True, 0, None, 1)  # type: ignore[no-any-return]
+    from scipy import fft as sp_fft
 
     return sp_fft.rfft(x, overwrite_x=True, workers=1)  # type: ignore[no-any-return]
 
@@ -168,7 +125,6 @@ __all__ = [
     "IntervalReport",
     "Meter",
     "band_nominals",
-    "energy_mean_db",
     "tonality",
 ]
 
@@ -198,13 +154,6 @@ _SECOND_KEYS: Final = ("LAeq", "LCeq", "LZeq", "LAFmax", "LAFmin", "LASmax", "LC
 def band_nominals(fs_hz: int) -> tuple[str, ...]:
     """Nominal one-third-octave bands measured at ``fs_hz`` (see :mod:`klankkast.sensor.bands`)."""
     return _bands.band_nominals(fs_hz)
-
-
-def energy_mean_db(levels_db: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> float:
-    """Energy mean 10 lg(mean 10^(L/10)) of levels in dB (never an arithmetic dB mean)."""
-    lv = np.asarray(levels_db, dtype=np.float64)
-    w = np.ones_like(lv) if weights is None else np.asarray(weights, dtype=np.float64)
-    return float(10.0 * np.log10(np.sum(w * 10.0 ** (lv / 10.0)) / np.sum(w)))
 
 
 def tonality(
@@ -313,7 +262,7 @@ def _grid_step(fs_hz: int) -> int:
 
 def _lg10(ms: float) -> float:
     """10 lg(ms), ms floored at 1e-20."""
-    return 10.0 * math.log10(max(ms, _MS_FLOOR))
+    return energy_to_level(max(ms, _MS_FLOOR))
 
 
 def _fast_length(n: int) -> int:
@@ -375,6 +324,7 @@ class Meter:
         mic_response: MicResponse | None = None,
         summary_s: float = 60.0,
         floor_db: float = -20.0,
+        fast_paths: bool = True,
     ) -> None:
         if fs_hz not in SUPPORTED_RATES:
             raise ValueError(
@@ -393,6 +343,11 @@ class Meter:
         d = _weighting.design(self.fs_hz)
         self._sos_c = d.sos_c
         self._sos_c2a = d.sos_c_to_a
+        # [node] fast_paths: scipy's sections loop and real FFT called directly (the
+        # same code, without importing scipy.signal / scipy.fft); off: the public API
+        routines = _fastpaths.scipy_routines() if fast_paths else (None, None)
+        self._sosfilt_inplace: Any = routines[0]
+        self._r2c: Any = routines[1]
         self._zi_c = np.zeros((1, d.sos_c.shape[0], 2))  # (signals, sections, 2)
         self._zi_a = np.zeros((1, d.sos_c_to_a.shape[0], 2))
         self._m = _grid_step(self.fs_hz)
@@ -487,7 +442,7 @@ class Meter:
 
     def _db(self, ms: float | FloatArray) -> Any:
         return np.maximum(
-            10.0 * np.log10(np.maximum(ms, _MS_FLOOR)) + self.offset_db, self.floor_db
+            energies_to_levels(np.maximum(ms, _MS_FLOOR)) + self.offset_db, self.floor_db
         )
 
     def _corrections(self) -> _Corrections:
@@ -497,10 +452,10 @@ class Meter:
         assert self.mic_response is not None
         fs = self.fs_hz
         f = np.arange(self._nfft // 2 + 1, dtype=np.float64) * fs / self._nfft
-        c = 10.0 ** (self.mic_response.correction_db(f) / 10.0)
+        c = levels_to_energies(self.mic_response.correction_db(f))
         fpos = np.maximum(f, 1e-3)
-        wa = 10.0 ** (_weighting.analogue_weighting_db("A", fpos) / 10.0)
-        wc = 10.0 ** (_weighting.analogue_weighting_db("C", fpos) / 10.0)
+        wa = levels_to_energies(_weighting.analogue_weighting_db("A", fpos))
+        wc = levels_to_energies(_weighting.analogue_weighting_db("C", fpos))
         wa[0] = wc[0] = 0.0
         wb = self._wbands * c.astype(np.float32)[None, :]
         self._corr = (c, wa, wc, wb)
@@ -533,7 +488,7 @@ class Meter:
                 work[:fs] = 0.0
                 np.multiply(bx[lo - a : hi - a], win[lo - s : hi - s], out=work[lo - s : hi - s])
             work[fs:] = 0.0  # FFT padding
-            spec = _rfft_f32(work)
+            spec = _rfft_f32(work, self._r2c)
             power += spec.real**2 + spec.imag**2
             weight += float(cw[hi - s] - cw[lo - s])
         return power, weight
@@ -545,13 +500,14 @@ class Meter:
         square e (a buffer reused by the next call).
         """
         n = len(x)
-        if _sosfilt_inplace is not None:
+        sosfilt_inplace = self._sosfilt_inplace
+        if sosfilt_inplace is not None:
             buf = self._wbuf if n == self.fs_hz else np.empty((1, n))
             buf[0] = x
-            _sosfilt_inplace(self._sos_c, buf, self._zi_c)
+            sosfilt_inplace(self._sos_c, buf, self._zi_c)
             ms_c = float(np.einsum("i,i->", buf[0], buf[0])) / n
             peak = _parabolic_peak(buf[0])
-            _sosfilt_inplace(self._sos_c2a, buf, self._zi_a)
+            sosfilt_inplace(self._sos_c2a, buf, self._zi_a)
             e = buf[0]
         else:
             from scipy import signal
@@ -644,7 +600,7 @@ class Meter:
             laf_max_db=_lg10(float(yf.max())),
             laf_min_db=_lg10(float(yf.min())),
             las_max_db=_lg10(float(grid[:, 1].max())),
-            laf_samples_db=10.0 * np.log10(np.maximum(yf[k - 1 :: k], _MS_FLOOR)),
+            laf_samples_db=energies_to_levels(np.maximum(yf[k - 1 :: k], _MS_FLOOR)),
             overload=overload,
             nonfinite=nonfinite,
         )
@@ -679,9 +635,9 @@ class Meter:
             d_a = _ratio_db(p64 * wa, corr)
             d_c = _ratio_db(p64 * wc, corr)
             d_z = _ratio_db(p64, corr)
-            ms_a *= 10.0 ** (d_a / 10.0)
-            ms_c *= 10.0 ** (d_c / 10.0)
-            ms_z *= 10.0 ** (d_z / 10.0)
+            ms_a *= level_to_energy(d_a)
+            ms_c *= level_to_energy(d_c)
+            ms_z *= level_to_energy(d_z)
         off_a = self.offset_db + d_a
         sec = _Second(
             n=n,
@@ -750,7 +706,7 @@ class Meter:
             clock = seconds[i : i + _KI_CLOCK_S]
             maxima.append(max(max(s.laf_max_db for s in clock), self.floor_db))
             durations.append(sum(s.n for s in clock))
-        return energy_mean_db(maxima, durations) - laeq
+        return energy_mean_level(maxima, durations) - laeq
 
     def _summary_report(self) -> IntervalReport:
         seconds = self._summary
@@ -781,4 +737,4 @@ def _ratio_db(weighted_power: FloatArray, corr: FloatArray) -> float:
     den = float(np.sum(weighted_power))
     if den <= 0.0:
         return 0.0
-    return float(10.0 * np.log10(float(np.einsum("i,i->", weighted_power, corr)) / den))
+    return energy_to_level(float(np.einsum("i,i->", weighted_power, corr)) / den)

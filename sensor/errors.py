@@ -6,6 +6,7 @@ Messages name the field, the bad value and what is allowed, on one line.
 
 from __future__ import annotations
 
+from klankkast import configcheck as _configcheck
 from klankkast.sensor.wire import SchemaError
 
 __all__ = [
@@ -24,8 +25,23 @@ class SensorError(Exception):
     """Base class of the node's own errors."""
 
 
-class ConfigError(SensorError):
-    """The node configuration is invalid: one line naming key, value and what is allowed."""
+class ConfigError(SensorError, _configcheck.ConfigError):
+    """The node configuration is invalid: ``{key} = {value!r}: {allowed}``, one line a
+    problem (see :mod:`klankkast.configcheck`; :attr:`errors` holds every problem).
+
+    The command-line checks of ``check``/``calibrate`` still pass one preformatted
+    message (``ConfigError("--seconds must be ...")``); it is kept as it is.
+    """
+
+    def __init__(
+        self, key: str, value: object = None, allowed: str | None = None, *, path: str | None = None
+    ) -> None:
+        if allowed is None:  # a preformatted message (command-line options)
+            Exception.__init__(self, key)
+            self.key, self.value, self.allowed, self.path = key, value, key, path
+            self.errors = (self,)
+        else:
+            super().__init__(key, value, allowed, path=path)
 
 
 class CalibrationError(SensorError):

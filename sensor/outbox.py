@@ -263,10 +263,19 @@ class SqliteOutbox:
     synchronous
         SQLite ``synchronous`` pragma. ``"FULL"`` (the node) makes each append
         durable across a power cut; ``"NORMAL"`` survives a process crash only.
+    mirror
+        Keep the in-memory copy of the pending rows (a fast path, ``[node] fast_paths``);
+        off, :meth:`pending` always reads SQLite. The same rows either way (the
+        outbox contract suite runs both).
     """
 
     def __init__(
-        self, path: Path | str, max_bytes: int = 2048 * 1024 * 1024, *, synchronous: str = "FULL"
+        self,
+        path: Path | str,
+        max_bytes: int = 2048 * 1024 * 1024,
+        *,
+        synchronous: str = "FULL",
+        mirror: bool = True,
     ) -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL"):
             raise OutboxError(f"synchronous must be OFF, NORMAL or FULL; got {synchronous!r}")
@@ -311,9 +320,15 @@ class SqliteOutbox:
         # SELECT. Valid only while complete: built from empty, dropped when it would
         # exceed _MIRROR_MAX rows, on eviction or requeue, rebuilt when no row is
         # pending again. (_waiting counts the published rows awaiting confirmation.)
+        # ``mirror=False`` ([node] fast_paths = false): always SELECT.
+        self.mirror = mirror
         self._mirror: OrderedDict[int, Entry] | None = (
-            OrderedDict() if self._depth == self._waiting else None
+            self._new_mirror() if self._depth == self._waiting else None
         )
+
+    def _new_mirror(self) -> OrderedDict[int, Entry] | None:
+        """An empty copy to fill, or None when the copy is switched off."""
+        return OrderedDict() if self.mirror else None
 
     def _seq_of(self, stream: str) -> int:
         if stream not in self._seq_cache:
@@ -363,7 +378,7 @@ class SqliteOutbox:
             self._evictions += evicted_n
             self._waiting -= evicted_w
             if self._mirror is None and self._depth - len(out) == self._waiting:
-                self._mirror = OrderedDict()  # nothing else pending: start a new copy
+                self._mirror = self._new_mirror()  # nothing else pending: start a new copy
             if self._mirror is not None:
                 if evicted_n or len(self._mirror) + len(out) > _MIRROR_MAX:
                     self._mirror = None
@@ -468,7 +483,7 @@ class SqliteOutbox:
             for i in ids:
                 self._mirror.pop(i, None)
         elif self._depth == self._waiting:
-            self._mirror = OrderedDict()
+            self._mirror = self._new_mirror()
 
     def published(self, ids: Iterable[int], now_ms: int) -> int:
         """PUBACK: pending rows ``ids`` now await confirmation (ids gone meanwhile: skipped)."""
@@ -497,7 +512,7 @@ class SqliteOutbox:
                 for i in ids:
                     self._mirror.pop(i, None)
             elif self._depth == self._waiting:
-                self._mirror = OrderedDict()
+                self._mirror = self._new_mirror()
         return n
 
     def confirm(self, stream: str, ranges: Iterable[tuple[int, int]]) -> int:

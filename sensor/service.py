@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from klankkast.sensor import wire
+from klankkast.sensor._fastpaths import splice_frame_builder
 from klankkast.sensor.clock import SampleClock, cpu_temp_c, now_ms, ntp_synchronized
 from klankkast.sensor.config import NodeConfig, load_config, read_password
 from klankkast.sensor.delivery import Dispatcher
@@ -114,35 +115,33 @@ class SystemdNotifier:
 # ------------------------------------------------------------------------ helpers
 
 
-def frame_builder(kind: str, payload: dict[str, Any]) -> Callable[[int], bytes]:
+def frame_builder(kind: str, payload: dict[str, Any], fast: bool = True) -> Callable[[int], bytes]:
     """``build(seq)`` for the outbox; the payload is validated and encoded once, up front.
 
     ``wire.encode`` (validation and JSON) runs once here, before the outbox
-    transaction, with ``seq`` 0; ``seq`` is the last key, so ``build`` only swaps
-    the number at the end: the bytes are exactly ``wire.encode(kind, {**payload,
-    "seq": seq})`` without validating and serialising the frame a second time.
+    transaction, with ``seq`` 0, so a frame that breaks the contract fails here. With
+    ``fast`` (``[node] fast_paths``) ``build`` writes ``seq`` into those bytes
+    (:func:`klankkast.sensor._fastpaths.splice_frame_builder`); without, it encodes
+    ``{**payload, "seq": seq}`` again. The bytes are the same.
     """
     if "seq" in payload:
         raise wire.SchemaError("bad_type", "seq is assigned by the outbox, not by the payload")
     base: bytes = wire.encode(kind, {**payload, "seq": 0})  # fails before the transaction
-    tail = b',"seq":0}'
-    if not base.endswith(tail):  # pragma: no cover - wire.encode changed its layout
+    build = splice_frame_builder(base, _check_seq) if fast else None
+    if build is not None:
+        return build
 
-        def build_slow(seq: int) -> bytes:
-            data: bytes = wire.encode(kind, {**payload, "seq": seq})
-            return data
+    def build_plain(seq: int) -> bytes:
+        _check_seq(seq)
+        data: bytes = wire.encode(kind, {**payload, "seq": seq})
+        return data
 
-        return build_slow
-    head = base[: -len(tail)]
+    return build_plain
 
-    def build(seq: int) -> bytes:
-        if seq == 0:
-            return base
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise wire.SchemaError("bad_type", f"seq must be a non-negative integer; got {seq!r}")
-        return b'%s,"seq":%d}' % (head, seq)
 
-    return build
+def _check_seq(seq: int) -> None:
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise wire.SchemaError("bad_type", f"seq must be a non-negative integer; got {seq!r}")
 
 
 def stream_of(site: str, node: str, kind: str) -> str:
@@ -162,14 +161,16 @@ def make_meter(cfg: NodeConfig) -> MeterLike:
             response = load_mic_response(cfg.calibration.mic_response)
         except (SensorError, ValueError, OSError) as err:
             raise ConfigError(
-                f"calibration.mic_response must be a readable microphone response file; "
-                f"got {str(cfg.calibration.mic_response)!r} ({err})"
+                "calibration.mic_response",
+                str(cfg.calibration.mic_response),
+                f"must be a readable microphone response file ({err})",
             ) from None
     meter: MeterLike = Meter(
         cfg.audio.samplerate,
         offset_db=cfg.calibration.offset_db,
         mic_response=response,
         summary_s=float(cfg.audio.summary_s),
+        fast_paths=cfg.node.fast_paths,
     )
     return meter
 
@@ -360,7 +361,7 @@ class Node:
                 **r.fields,
             }
             try:
-                build = frame_builder(kind, payload)
+                build = frame_builder(kind, payload, self.cfg.node.fast_paths)
             except wire.SchemaError as err:
                 self.encode_errors += 1
                 log.error("dropping a %s frame that breaks the wire contract: %s", kind, err)
@@ -548,7 +549,9 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         meter_factory = _checked_meter_factory(cfg)
-        outbox = SqliteOutbox(cfg.outbox.path, int(cfg.outbox.max_mb * 1024 * 1024))
+        outbox = SqliteOutbox(
+            cfg.outbox.path, int(cfg.outbox.max_mb * 1024 * 1024), mirror=cfg.node.fast_paths
+        )
     except (ConfigError, SensorError) as err:
         print(f"klankkast-sensor run: {err}", file=sys.stderr)
         return 1

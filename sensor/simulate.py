@@ -54,6 +54,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from klankkast.decibel import energy_mean_level, energy_sum_level
 from klankkast.sensor import wire
 from klankkast.sensor.config import NodeConfig, load_config
 from klankkast.sensor.errors import ConfigError, SensorError
@@ -142,11 +143,7 @@ def _exact_mid_hz(nominal: str) -> float:
 
 
 def _db_sum(levels: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(10 ** (np.asarray(levels) / 10))))
-
-
-def _db_mean(levels: Sequence[float] | np.ndarray) -> float:
-    return float(10 * np.log10(np.mean(10 ** (np.asarray(levels, dtype=float) / 10))))
+    return float(energy_sum_level(levels))
 
 
 class SyntheticNode:
@@ -241,14 +238,16 @@ def minute_summary(seconds: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "dur_ms": int(sum(s["dur_ms"] for s in seconds)),
     }
     for key in ("LAeq", "LCeq", "LZeq"):
-        out[key] = round(_db_mean([s[key] for s in seconds]), 2)
+        out[key] = round(energy_mean_level([s[key] for s in seconds]), 2)
     out["LAFmax"] = max(s["LAFmax"] for s in seconds)
     out["LAFmin"] = min(s["LAFmin"] for s in seconds)
     for n in (10, 50, 90, 95):
         out[f"LA{n}"] = round(float(np.percentile(la, 100 - n)), 2)
     out["LASmax"] = max(s["LASmax"] for s in seconds)
     out["LCpeak"] = max(s["LCpeak"] for s in seconds)
-    out["bands"] = {n: round(_db_mean([s["bands"][n] for s in seconds]), 2) for n in first["bands"]}
+    out["bands"] = {
+        n: round(energy_mean_level([s["bands"][n] for s in seconds]), 2) for n in first["bands"]
+    }
     out["overload"] = int(sum(s["overload"] for s in seconds))
     out["nonfinite"] = int(sum(s["nonfinite"] for s in seconds))
     out["bass"] = round(out["LCeq"] - out["LAeq"], 2)
@@ -473,7 +472,10 @@ def _run(
     outbox_path = args.outbox or cfg.outbox.path.with_name(cfg.outbox.path.name + ".simulate")
     try:
         outbox = SqliteOutbox(
-            outbox_path, int(cfg.outbox.max_mb * 1024 * 1024), synchronous="NORMAL"
+            outbox_path,
+            int(cfg.outbox.max_mb * 1024 * 1024),
+            synchronous="NORMAL",
+            mirror=cfg.node.fast_paths,
         )
     except SensorError as err:
         return _fail(str(err))
@@ -532,7 +534,7 @@ def _run(
                     stream_of(p["site"], p["node"], kind),
                     kind,
                     wire.topic(p["site"], p["node"], kind),
-                    frame_builder(kind, p),
+                    frame_builder(kind, p, cfg.node.fast_paths),
                 )
                 for kind, p in batch
             ]

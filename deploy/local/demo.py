@@ -418,6 +418,7 @@ def minute_payloads(
     import numpy as np
     import pandas as pd
 
+    from klankkast.decibel import energy_sum_level
     from klankkast.sensor.simulate import SyntheticNode
 
     model = SyntheticNode(site, node, fs_hz=16000, seed=seed)
@@ -456,7 +457,7 @@ def minute_payloads(
     )
 
     def dbsum(x: Any) -> Any:
-        return 10 * np.log10(np.sum(10 ** (x / 10), axis=1))
+        return energy_sum_level(x, axis=1)
 
     bands = shape + (target - dbsum(shape + model.a_db))[:, None]
     laeq, lceq, lzeq = dbsum(bands + model.a_db), dbsum(bands + model.c_db), dbsum(bands)

@@ -21,7 +21,6 @@ from klankkast.courtyard.model import (
     NodeMinute,
     combine_nodes,
     day_view,
-    energy_mean_db,
     now_reading,
     ongoing_alert_ms,
     patrol_spans,
@@ -29,6 +28,7 @@ from klankkast.courtyard.model import (
     usual_background_db,
     week_grid,
 )
+from klankkast.decibel import finite_energy_mean_level
 
 AMS = ZoneInfo("Europe/Amsterdam")
 MIN = 60_000
@@ -54,8 +54,8 @@ def test_limits_come_from_the_analysis_rules() -> None:
 
 def test_energy_mean_is_not_an_arithmetic_mean() -> None:
     """30 min at 40 dB + 30 min at 70 dB: 10·log10((1e4 + 1e7)/2) = 67.0 dB, not 55."""
-    assert energy_mean_db([40.0] * 30 + [70.0] * 30) == pytest.approx(66.99, abs=0.01)
-    assert math.isnan(energy_mean_db([]))
+    assert finite_energy_mean_level([40.0] * 30 + [70.0] * 30) == pytest.approx(66.99, abs=0.01)
+    assert math.isnan(finite_energy_mean_level([]))
 
 
 def test_two_nodes_are_combined_by_energy_mean_not_sum() -> None:

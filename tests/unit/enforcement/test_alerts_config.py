@@ -37,7 +37,7 @@ def test_check_fails_where_a_start_would(
     builds, so it names the missing file before any connection."""
     assert alerts.main([*argv, "--config", str(EXAMPLE)]) == 1
     err = capsys.readouterr().err
-    assert "alerts.password_file: must be a readable file" in err
+    assert "alerts.password_file = " in err and ": must be a readable file" in err
     assert "mqtt-alerts.password" in err
     assert ("deprecated" in err) == (argv == ["--check"])
 

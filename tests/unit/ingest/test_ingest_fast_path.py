@@ -1,6 +1,6 @@
 """The fast path of ``encode_chunk`` decides exactly as the general path.
 
-``klankkast.ingest.validate._fast_frame`` only ever accepts; whatever it does not
+``klankkast.ingest._fastframe.fast_frame`` only ever accepts; whatever it does not
 accept takes the general path (``wire.decode`` -> ``check_ranges`` -> ``_fast_line``).
 The reference here is that general path alone (the fast path switched off), so every
 result tuple -- accept/reject, reason, message, the line's point -- must be identical.
@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from klankkast.ingest import validate as v
+from klankkast.ingest._fastframe import fast_frame
 from klankkast.sensor import wire
 
 NOW_MS = 1_800_000_000_000
@@ -42,12 +43,8 @@ def minute(**over: Any) -> dict[str, Any]:
 
 
 def general(items: list[tuple[str, bytes]], raw_ms: int | None = RAW_MS) -> list[Any]:
-    saved = v._fast_frame
-    v._fast_frame = lambda *a: None  # type: ignore[assignment]
-    try:
-        return v.encode_chunk(items, NOW_MS, raw_ms)
-    finally:
-        v._fast_frame = saved  # type: ignore[assignment]
+    """The general path alone: ``encode_chunk`` with ``[ingest] fast_paths = false``."""
+    return list(v.encode_chunk(items, NOW_MS, raw_ms, fast=False))
 
 
 def parse_line(lp: str) -> tuple[str, list[tuple[str, Any]], int]:
@@ -100,7 +97,7 @@ def test_valid_frames_take_the_fast_path_and_match() -> None:
         ("klankkast/v1/yard1/n1/minute", enc(minute(tonal_band="1000"))),
     ]
     for topic, data in cases:
-        assert v._fast_frame(topic, data, NOW_MS, RAW_MS) is not None or b"null" in data
+        assert fast_frame(topic, data, NOW_MS, RAW_MS) is not None or b"null" in data
     out = assert_same(cases)
     assert all(r[0] is True for r in out[:5])
 

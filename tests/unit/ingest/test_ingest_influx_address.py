@@ -40,11 +40,11 @@ def test_other_forms_are_one_line_naming_the_key(url: str, words: str) -> None:
     with pytest.raises(ConfigError) as info:
         _influx({"url": url})
     msg = str(info.value)
-    assert msg.startswith("influxdb.url: ")
+    assert msg.startswith("influxdb.url = ")
     assert words in msg
     assert "\n" not in msg and "pw@" not in msg
 
 
 def test_database_twice_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"influxdb\.database: give it in influxdb\.url only"):
+    with pytest.raises(ConfigError, match=r"influxdb\.database = 'b': give it in influxdb\.url only"):
         _influx({"url": "influxdb+http://h:8086/a", "database": "b"})

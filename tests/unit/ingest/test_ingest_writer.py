@@ -99,8 +99,8 @@ def frame(seq: int, **over: Any) -> bytes:
     return wire.encode("second", p)
 
 
-def make_service(fake: FakeInfluxWriter) -> tuple[IngestService, FakeMqtt]:
-    cfg = parse_central_config({"ingest": {"max_backoff_s": 0.1}})
+def make_service(fake: FakeInfluxWriter, fast: bool = True) -> tuple[IngestService, FakeMqtt]:
+    cfg = parse_central_config({"ingest": {"max_backoff_s": 0.1, "fast_paths": fast}})
     svc = IngestService(cfg, influx=fake, clock_ms=lambda: NOW_MS)
     mq = FakeMqtt()
     svc._client = mq
@@ -206,10 +206,12 @@ def test_encode_chunk_in_order_with_reasons() -> None:
     assert ok[3:] == ("second", "yard1", "n1", NOW_MS - 10_000 + 2000, 2, None)
 
 
-def test_shutdown_takes_in_what_had_arrived_and_acks_it() -> None:
-    """On stop the writer drains the queue as it was, writes, acks, and returns."""
+@pytest.mark.parametrize("fast", [True, False], ids=["fast_paths", "plain"])
+def test_shutdown_takes_in_what_had_arrived_and_acks_it(fast: bool) -> None:
+    """On stop the writer drains the queue as it was, writes, acks, and returns; with the
+    fast paths on or off ([ingest] fast_paths)."""
     fake = FakeInfluxWriter()
-    svc, mq = make_service(fake)
+    svc, mq = make_service(fake, fast)
     for seq in range(1, 8):
         svc._queue.put(_Inbound(seq, 1, "klankkast/v1/yard1/n1/second", frame(seq), NOW_MS, 0))
     svc._stop.set()
@@ -217,6 +219,39 @@ def test_shutdown_takes_in_what_had_arrived_and_acks_it() -> None:
     assert mq.acked == list(range(1, 8))
     assert len([ln for rp, ln in fake.stored if rp == "raw"]) == 7
     assert svc.backlog() == 0 and svc.stats.taken == svc.stats.acked == 7
+
+
+def fields_of_lines(stored: list[tuple[str | None, str]]) -> list[tuple[Any, ...]]:
+    """(rp, head, sorted fields, t) of each stored frame: the fast path groups fields by
+    type, line protocol does not care about their order."""
+    out = []
+    for rp, ln in stored:
+        if rp != "raw":
+            continue  # the ingest's own metrics and node health (wall clock, latency)
+        head, body, t = ln.split(" ")
+        out.append((rp, head, sorted(body.split(",")), t))
+    return out
+
+
+def test_fast_paths_on_and_off_store_and_acknowledge_the_same() -> None:
+    """The same messages (valid frames, a rejected one, an ignored topic) through the
+    writer with [ingest] fast_paths on and off: the same points, the same acks, the same
+    rejections."""
+    results = []
+    for fast in (True, False):
+        fake = FakeInfluxWriter()
+        svc, mq = make_service(fake, fast)
+        msgs = [(TOPIC, frame(seq)) for seq in range(1, 6)]
+        msgs += [(TOPIC, frame(6, LAeq=250.0)), ("klankkast/v1/yard1/alerts", b"{}")]
+        for mid, (topic, data) in enumerate(msgs, 1):
+            svc._queue.put(_Inbound(mid, 1, topic, data, NOW_MS, 0))
+        svc._stop.set()
+        svc._writer_loop()
+        results.append(
+            (fields_of_lines(fake.stored), mq.acked, dict(svc.stats.rejected), svc.stats.ignored)
+        )
+    assert results[0] == results[1]
+    assert len(results[0][0]) == 5 and results[0][2] == {"level_range": 1}
 
 
 # ---- acknowledgements to the nodes (end to end) ------------------------------------

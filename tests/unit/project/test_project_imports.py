@@ -9,7 +9,10 @@ The rooms of the house and who may use whom:
 - nothing imports ``alerts`` (a program on top: it uses the analysis' rules and detector);
 - nothing imports ``courtyard`` (the residents' page, a program on top: it reads through the
   storage module and uses the analysis' rules for the limits);
-- the storage module imports no part.
+- the storage module imports no part;
+- the shared modules (``klankkast.decibel``, the one place of decibel arithmetic, and
+  ``klankkast.configcheck``, the one config checker) may be imported by every part and
+  import no part.
 
 Every ``import``/``from ... import`` in every module is read with :mod:`ast`, including
 imports inside functions (the lazy ones count as much as the top-level ones).
@@ -26,18 +29,24 @@ REPO = Path(__file__).resolve().parents[3]
 PARTS = ("sensor", "ingest", "analysis", "alerts", "courtyard")
 
 #: part -> the klankkast modules (prefixes) outside itself that it may import
+#: the shared modules every part may use: they import no part themselves
+SHARED: tuple[str, ...] = ("klankkast.decibel", "klankkast.configcheck")
+_SHARED_NAMES = tuple(m.removeprefix("klankkast.") for m in SHARED)
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "sensor": (),
-    "ingest": ("klankkast.sensor.wire", "klankkast.influx"),
-    "analysis": ("klankkast.sensor", "klankkast.influx"),
+    "sensor": SHARED,
+    "ingest": ("klankkast.sensor.wire", "klankkast.influx", *SHARED),
+    "analysis": ("klankkast.sensor", "klankkast.influx", *SHARED),
     "alerts": (
         "klankkast.analysis",
         "klankkast.influx",
         "klankkast.sensor.wire",
         "klankkast.ingest",
+        *SHARED,
     ),
-    "courtyard": ("klankkast.analysis", "klankkast.influx"),
+    "courtyard": ("klankkast.analysis", "klankkast.influx", *SHARED),
     "influx": (),
+    "decibel": (),
+    "configcheck": (),
 }
 
 
@@ -61,23 +70,24 @@ def imports_of(path: Path, package: str) -> list[tuple[int, str]]:
 
 def modules() -> list[tuple[str, Path]]:
     found = [(part, p) for part in PARTS for p in sorted((REPO / part).glob("*.py"))]
-    return [*found, ("influx", REPO / "klankkast" / "influx.py")]
+    shared = [(name, REPO / "klankkast" / f"{name}.py") for name in ("influx", *_SHARED_NAMES)]
+    return [*found, *shared]
 
 
 def _allowed(part: str, module: str) -> bool:
-    own = "klankkast.influx" if part == "influx" else f"klankkast.{part}"
+    own = f"klankkast.{part}"
     if module == own or module.startswith(own + "."):
         return True
     return any(module == a or module.startswith(a + ".") for a in ALLOWED[part])
 
 
-@pytest.mark.parametrize("part", [*PARTS, "influx"])
+@pytest.mark.parametrize("part", [*PARTS, "influx", *_SHARED_NAMES])
 def test_import_directions(part: str) -> None:
     bad = []
     for owner, path in modules():
         if owner != part:
             continue
-        package = "klankkast" if part == "influx" else f"klankkast.{part}"
+        package = f"klankkast.{part}" if part in PARTS else "klankkast"
         for line, module in imports_of(path, package):
             if not _allowed(part, module):
                 bad.append(f"{path.relative_to(REPO)}:{line}: imports {module}")

@@ -18,7 +18,9 @@ import pytest
 from scipy import fft as sp_fft
 from scipy import signal
 
-from klankkast.sensor import dsp, weighting
+from klankkast.sensor import _fastpaths, dsp, weighting
+
+SOSFILT_INPLACE, R2C = _fastpaths.scipy_routines()
 
 
 @pytest.mark.parametrize("fs_hz", [16000, 32000, 44100, 48000])
@@ -57,7 +59,7 @@ def test_unshipped_rate_is_designed_fresh() -> None:
 
 
 def test_direct_sections_loop_equals_sosfilt() -> None:
-    assert dsp._sosfilt_inplace is not None, "scipy layout changed: fast path lost"
+    assert SOSFILT_INPLACE is not None, "scipy layout changed: fast path lost"
     sos = weighting.design(48000).sos_a
     x = np.random.default_rng(7).normal(size=(2, 48000))
     zi = np.zeros((1, sos.shape[0], 2))
@@ -69,14 +71,14 @@ def test_direct_sections_loop_equals_sosfilt() -> None:
     state = np.zeros((1, sos.shape[0], 2))
     for half, y in zip(x, want, strict=True):
         buf[0] = half
-        dsp._sosfilt_inplace(sos, buf, state)
+        SOSFILT_INPLACE(sos, buf, state)
         assert np.array_equal(buf[0], y)
 
 
 def test_direct_rfft_equals_scipy_fft() -> None:
-    assert dsp._r2c is not None, "scipy layout changed: fast path lost"
+    assert R2C is not None, "scipy layout changed: fast path lost"
     x = np.random.default_rng(8).normal(size=49152).astype(np.float32)
-    got = dsp._rfft_f32(x.copy())
+    got = dsp._rfft_f32(x.copy(), R2C)
     want = sp_fft.rfft(x, workers=1)
     assert got.dtype == want.dtype == np.complex64
     assert np.array_equal(got, want)
@@ -97,3 +99,17 @@ def test_running_core_does_not_import_heavy_scipy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("fs_hz", [16000, 48000])
+def test_meter_reads_the_same_with_the_fast_paths_on_and_off(fs_hz: int) -> None:
+    """[node] fast_paths: scipy's routines called directly or through the public API give
+    the same reports, to the bit (the same compiled code runs either way)."""
+    x = np.random.default_rng(3).normal(0, 0.1, int(2.5 * fs_hz))
+    reports = []
+    for fast in (True, False):
+        m = dsp.Meter(fs_hz, offset_db=100.0, summary_s=2, fast_paths=fast)
+        reports.append(m.process(x) + m.flush())
+    kinds = [r.kind for r in reports[0]]
+    assert kinds.count("second") == 3 and "summary" in kinds
+    assert reports[0] == reports[1]

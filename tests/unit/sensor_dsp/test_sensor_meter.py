@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sensor_dsp_refdata import annex_e_db, sine
 
+from klankkast.decibel import energy_mean_level
 from klankkast.sensor import wire
 from klankkast.sensor.dsp import (
     OVERLOAD_THRESHOLD,
@@ -17,7 +18,6 @@ from klankkast.sensor.dsp import (
     IntervalReport,
     Meter,
     band_nominals,
-    energy_mean_db,
     tonality,
 )
 
@@ -52,8 +52,8 @@ def test_alternating_40_70_energy_mean_and_percentiles() -> None:
 
 
 def test_energy_mean_is_not_arithmetic() -> None:
-    assert energy_mean_db([40.0, 70.0]) == pytest.approx(66.99, abs=0.01)
-    assert energy_mean_db([60.0, 60.0, 60.0]) == pytest.approx(60.0)
+    assert energy_mean_level([40.0, 70.0]) == pytest.approx(66.99, abs=0.01)
+    assert energy_mean_level([60.0, 60.0, 60.0]) == pytest.approx(60.0)
 
 
 def _mixed_signal(seconds: float = 3.4) -> np.ndarray:

@@ -78,14 +78,18 @@ def test_bad_value_names_key_value_and_allowed(
 
 
 def test_unknown_key_and_table_are_rejected() -> None:
-    with pytest.raises(ConfigError, match=r"audio\.rate: unknown key.*samplerate"):
+    with pytest.raises(ConfigError, match=r"audio\.rate = 48000: unknown key.*samplerate"):
         parse_config(with_("audio", "rate", 48000))
-    with pytest.raises(ConfigError, match=r"influx: unknown table"):
+    with pytest.raises(
+        ConfigError, match=r"audio\.sampelrate = 48000: unknown key; did you mean 'samplerate'\?"
+    ):
+        parse_config(with_("audio", "sampelrate", 48000))
+    with pytest.raises(ConfigError, match=r"influx = \{\}: unknown table"):
         parse_config({**GOOD, "influx": {}})
 
 
 def test_missing_required_key() -> None:
-    with pytest.raises(ConfigError, match=r"mqtt\.url is required"):
+    with pytest.raises(ConfigError, match=r"mqtt\.url = \(missing\): required"):
         parse_config({"node": {"id": "n1", "site": "s"}})
 
 
@@ -100,7 +104,9 @@ BASE = '[node]\nid = "n1"\nsite = "yard1"\n[mqtt]\nurl = "mqtt://127.0.0.1:1883"
 
 def test_unreadable_password_file(tmp_path: Path) -> None:
     p = write(tmp_path, BASE + 'username = "yard1-n1"\npassword_file = "missing.pw"\n')
-    with pytest.raises(ConfigError, match=r"mqtt\.password_file must be a readable.*missing\.pw"):
+    with pytest.raises(
+        ConfigError, match=r"mqtt\.password_file = '.*missing\.pw': must be a readable"
+    ):
         load_config(p)
     (tmp_path / "dir.pw").mkdir()  # a directory: unreadable even for root
     p = write(tmp_path, BASE + 'username = "yard1-n1"\npassword_file = "dir.pw"\n')
@@ -138,13 +144,13 @@ def test_cli_exits_1_with_one_line(
 
 def test_example_config_documents_and_loads(tmp_path: Path) -> None:
     """deploy/pi/node.example.toml parses, and every key of the schema appears in it."""
-    from klankkast.sensor.config import _SCHEMA
+    from klankkast.sensor.config import SCHEMA
 
     data = tomllib.loads(EXAMPLE.read_text())
     cfg = parse_config(data, tmp_path)
     assert cfg.node.site and cfg.mqtt.url
     text = EXAMPLE.read_text()
-    for table, keys in _SCHEMA.items():
+    for table, keys in SCHEMA.items():
         assert f"[{table}]" in text
         for key in keys:
             assert f"{key} =" in text, f"{table}.{key} is not documented in the example"
@@ -167,3 +173,31 @@ def test_update_calibration_keeps_comments_and_other_keys(tmp_path: Path) -> Non
     p2 = write(tmp_path, BASE)
     update_calibration(p2, 100.0, "2026-11-29")
     assert load_config(p2).calibration.offset_db == 100.0
+
+
+def test_every_problem_of_the_file_in_one_run() -> None:
+    """Four bad values, an unknown key and two missing required keys: one ConfigError with
+    seven lines, table by table, each ``key = value: allowed`` (the shared checker, klankkast.configcheck)."""
+    data = {
+        "node": {"id": "bad id!"},
+        "audio": {"samplerate": 22050, "block_ms": 30, "chanel": 1},
+        "outbox": {"max_mb": -5},
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(data)
+    lines = str(err.value).splitlines()
+    assert [e.key for e in err.value.errors] == [
+        "node.id",
+        "node.site",
+        "audio.chanel",
+        "audio.samplerate",
+        "audio.block_ms",
+        "mqtt.url",
+        "outbox.max_mb",
+    ]
+    assert len(lines) == 7
+    assert lines[1] == "node.site = (missing): required; add it to [node]"
+    assert "audio.chanel = 1: unknown key; did you mean 'channel'?" in lines[2]
+    assert (
+        lines[4] == "audio.block_ms = 30: must be a divisor of 1000 (10, 20, 25, 40, 50, 100, ...)"
+    )

@@ -21,8 +21,10 @@ from klankkast.sensor.outbox import MemoryOutbox, NewFrame, Outbox, SqliteOutbox
 Factory = Callable[[int], Outbox]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-plain"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
+    """Every implementation; "sqlite-plain" is SQLite with its fast path (the in-memory
+    copy of the pending rows) switched off, as ``[node] fast_paths = false`` runs it."""
     opened: list[Outbox] = []
 
     def factory(max_bytes: int = 10**9) -> Outbox:
@@ -30,7 +32,9 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
         if request.param == "memory":
             box = MemoryOutbox(max_bytes)
         else:
-            box = SqliteOutbox(tmp_path / "outbox.sqlite", max_bytes, synchronous="NORMAL")
+            mirror = request.param == "sqlite"
+            path = tmp_path / "outbox.sqlite"
+            box = SqliteOutbox(path, max_bytes, synchronous="NORMAL", mirror=mirror)
         opened.append(box)
         return box
 
