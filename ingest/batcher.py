@@ -24,6 +24,10 @@ test:
 5. **Shutdown.** On stop the batcher takes in exactly the messages queued at that
    moment (what arrives later stays unacknowledged and is redelivered), hands over
    a last batch with everything in flight, and is then finished.
+
+The flusher's retries of a batch InfluxDB did not take (and the start-up's wait for
+InfluxDB) wait as a :class:`Backoff` says: doubling up to ``[ingest] max_backoff_s``,
+a server's ``Retry-After`` taking precedence.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["BatchLimits", "Batcher", "Ticker"]
+__all__ = ["Backoff", "BatchLimits", "Batcher", "Ticker"]
 
 
 class _Future(Protocol):
@@ -173,3 +177,20 @@ class Batcher(Generic[T, F]):
     def finished(self) -> bool:
         """Stopping, and nothing taken in is left outside a handed-over batch."""
         return self.stopping and not self.acks and not self.pending
+
+
+class Backoff:
+    """Waits between retries: ``first_s``, then doubling, at most ``max_s`` after the first.
+
+    A server's ``Retry-After`` (429/503) is waited instead when given, clamped to 0..1 h;
+    the doubling goes on underneath it.
+    """
+
+    def __init__(self, max_s: float, first_s: float = 0.25) -> None:
+        self.max_s = max_s
+        self.delay = first_s
+
+    def next_wait(self, retry_after_s: float | None = None) -> float:
+        wait = self.delay if retry_after_s is None else min(max(retry_after_s, 0.0), 3600.0)
+        self.delay = min(self.delay * 2, self.max_s)
+        return wait

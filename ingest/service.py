@@ -59,7 +59,7 @@ from klankkast.influx import (
 )
 from klankkast.ingest._pahofast import Publish, ReadBuffer, bulk_ack
 from klankkast.ingest.acks import AckCoalescer
-from klankkast.ingest.batcher import Batcher, BatchLimits
+from klankkast.ingest.batcher import Backoff, Batcher, BatchLimits
 from klankkast.ingest.config import (
     CentralConfig,
     default_client_id,
@@ -380,7 +380,7 @@ class IngestService:
         client.loop_start()
 
     def _ensure_layout(self) -> None:
-        delay = 0.5
+        backoff = Backoff(self.cfg.ingest.max_backoff_s, first_s=0.5)
         while not self._stop.is_set():
             try:
                 self.influx.ensure_layout(self.cfg.influxdb.raw_retention_days)
@@ -389,9 +389,9 @@ class IngestService:
                 self._raw_ms = self.influx.retention_ms(RP_RAW)
                 return
             except Exception as err:
+                delay = backoff.next_wait()
                 log.warning("InfluxDB layout not ready (%s); retrying in %.1f s", err, delay)
                 self._stop.wait(delay)
-                delay = min(delay * 2, self.cfg.ingest.max_backoff_s)
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
@@ -621,7 +621,7 @@ class IngestService:
 
     def _flush(self, points: dict[str | None, list[str]], acks: list[_Inbound]) -> bool:
         """Write every group of the batch, then ack. False if stopped before success."""
-        delay = 0.25
+        backoff = Backoff(self.cfg.ingest.max_backoff_s)
         pending = dict(points)
         t0 = time.monotonic()
         while pending:
@@ -630,8 +630,7 @@ class IngestService:
                 out = write_lines(self.influx, lines, rp, self._on_drop)
             except (RetryableWriteError, PermanentWriteError) as err:
                 self.stats.retries += 1
-                wait = getattr(err, "retry_after_s", None)
-                wait = delay if wait is None else min(max(wait, 0.0), 3600.0)
+                wait = backoff.next_wait(getattr(err, "retry_after_s", None))
                 log.warning(
                     "InfluxDB write of %d points failed (%s); retrying in %.1f s, %d messages unacknowledged",
                     len(lines),
@@ -646,7 +645,6 @@ class IngestService:
                         log.warning("cannot create the InfluxDB layout: %s", e2)
                 if self._stop.wait(wait):
                     return False
-                delay = min(delay * 2, self.cfg.ingest.max_backoff_s)
                 continue
             self.stats.points_written += out.written
             del pending[rp]

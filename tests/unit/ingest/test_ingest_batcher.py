@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from klankkast.ingest.batcher import IDLE_MAX_S, POLL_S, Batcher, BatchLimits, Ticker
+from klankkast.ingest.batcher import IDLE_MAX_S, POLL_S, Backoff, Batcher, BatchLimits, Ticker
 
 
 @dataclass
@@ -178,3 +178,25 @@ def test_stop_with_an_empty_queue_finishes_at_once() -> None:
     b = make()
     b.stop(queued=0)
     assert b.wait_s(0.0) is None and b.finished() and not b.batch_due(0.0)
+
+
+def test_backoff_doubles_up_to_the_maximum() -> None:
+    """0.25, 0.5, 1, 2, then 2 s with max_backoff_s = 2."""
+    b = Backoff(2.0)
+    assert [b.next_wait() for _ in range(6)] == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
+
+
+def test_backoff_honours_retry_after_clamped_and_keeps_doubling() -> None:
+    """A Retry-After of 7 s is waited as such (not capped by max_backoff_s); a negative
+    one is 0, two hours are one hour; the doubling underneath went on meanwhile."""
+    b = Backoff(30.0)
+    assert b.next_wait(7.0) == 7.0
+    assert b.next_wait(-3.0) == 0.0
+    assert b.next_wait(7200.0) == 3600.0
+    assert b.next_wait() == 2.0  # 0.25 -> 0.5 -> 1 -> 2
+
+
+def test_backoff_below_the_first_wait() -> None:
+    """max_backoff_s may be 0.1 s: the first wait is still 0.25 s, then 0.1 s."""
+    b = Backoff(0.1)
+    assert [b.next_wait() for _ in range(3)] == [0.25, 0.1, 0.1]
