@@ -46,5 +46,7 @@ def test_other_forms_are_one_line_naming_the_key(url: str, words: str) -> None:
 
 
 def test_database_twice_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"influxdb\.database = 'b': give it in influxdb\.url only"):
+    with pytest.raises(
+        ConfigError, match=r"influxdb\.database = 'b': give it in influxdb\.url only"
+    ):
         _influx({"url": "influxdb+http://h:8086/a", "database": "b"})
