@@ -20,7 +20,7 @@ and skipped.
 ------------------------------------------------------------------------
 ``confirm_s`` (300), ``update_s`` (60), ``min_gap_s`` (900), ``hysteresis_db`` (1.0),
 ``late_after_s`` (600), ``quiet_hours`` (table site -> list of ``"HH:MM-HH:MM"``
-local Europe/Amsterdam time; ``"*"`` = every site), ``webhooks`` (array of tables
+local time of the rules' time zone; ``"*"`` = every site), ``webhooks`` (array of tables
 ``{url, format = "json" | "slack", timeout_s = 5}``), ``rules`` (rules TOML of the
 analysis; default: its documented defaults), ``frames`` (``"second"`` or
 ``"minute"``), ``hold_s`` (10), ``idle_end_s`` (900), ``client_id``, ``influx``
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -230,21 +231,20 @@ def parse_alerts_config(raw: Any, base_dir: Path | None = None) -> AlertsConfig:
 # -- message formats ----------------------------------------------------------------
 
 
-def _local(t_ms: int) -> str:
-    return dt.datetime.fromtimestamp(t_ms / 1000, ZoneInfo("Europe/Amsterdam")).strftime(
-        "%a %d %b %H:%M"
-    )
+def _local(t_ms: int, tz: str) -> str:
+    return dt.datetime.fromtimestamp(t_ms / 1000, ZoneInfo(tz)).strftime("%a %d %b %H:%M")
 
 
-def webhook_body(alert: Alert, fmt: str) -> bytes:
-    """The POST body: the alert JSON, or ``{"text": ...}`` for Slack/Teams webhooks."""
+def webhook_body(alert: Alert, fmt: str, tz: str = "Europe/Amsterdam") -> bytes:
+    """The POST body: the alert JSON, or ``{"text": ...}`` for Slack/Teams webhooks (times
+    on the wall clock of ``tz``, the rules' time zone)."""
     p = alert.payload
     if fmt == "json":
         return json.dumps(p, separators=(",", ":")).encode()
     verb = {"start": "started", "update": "going on", "end": "ended"}[alert.state]
     nodes = ", ".join(p["nodes"]) or "-"
     text = (
-        f"[klankkast] {p['site']}: nuisance {verb} (since {_local(p['started'])}, "
+        f"[klankkast] {p['site']}: nuisance {verb} (since {_local(p['started'], tz)}, "
         f"{p['duration_s'] / 60:.0f} min): LAeq {p['LAeq']} dB(A), LAFmax {p['LAFmax']} dB(A), "
         f"bass {p['bass']} dB, rule {p['rule'] or '-'}, nodes {nodes}"
     )
@@ -284,8 +284,11 @@ class HttpWebhooks:
     MQTT side never waits for a receiver. Failures are logged and counted.
     """
 
-    def __init__(self, hooks: tuple[Webhook, ...], max_queue: int = 1000) -> None:
+    def __init__(
+        self, hooks: tuple[Webhook, ...], max_queue: int = 1000, tz: str = "Europe/Amsterdam"
+    ) -> None:
         self.hooks = hooks
+        self.tz = tz
         self._q: queue.Queue[Alert | None] = queue.Queue(max_queue)
         self._thread: threading.Thread | None = None
         self.sent = 0
@@ -329,7 +332,7 @@ class HttpWebhooks:
     def _post(self, hook: Webhook, alert: Alert) -> None:
         req = urllib.request.Request(
             hook.url,
-            data=webhook_body(alert, hook.format),
+            data=webhook_body(alert, hook.format, self.tz),
             headers={"Content-Type": "application/json", "User-Agent": "klankkast-alerts"},
             method="POST",
         )
@@ -451,7 +454,7 @@ class AlertsService:
         self.central = central
         self.acfg = acfg
         self.engine = AlertEngine(rules, acfg.settings)
-        self.webhooks = HttpWebhooks(acfg.webhooks)
+        self.webhooks = HttpWebhooks(acfg.webhooks, tz=rules.timezone)
         self.influx: InfluxAlertWriter | None = None
         self._inbound: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
         self._stop = threading.Event()
@@ -647,6 +650,9 @@ def load(path: Path) -> tuple[CentralConfig, AlertsConfig, Rules]:
     central = load_central_config(path)
     acfg = parse_alerts_config(central.raw.get("alerts"), path.resolve().parent)
     rules = load_rules(acfg.rules_path)
+    # quiet hours on the wall clock of the rules' time zone, like the periods
+    quiet = dataclasses.replace(acfg.settings.quiet, tz=rules.timezone)
+    acfg = dataclasses.replace(acfg, settings=dataclasses.replace(acfg.settings, quiet=quiet))
     return central, acfg, rules
 
 

@@ -111,3 +111,23 @@ def test_influx_line() -> None:
     assert ln.startswith("alert,site=yard1,state=update ")
     assert ln.endswith(" 1780000300000")
     assert "LAeq=72.9" in ln and "nodes=2i" in ln and "late=false" in ln
+
+
+def test_quiet_hours_and_webhook_text_follow_the_rules_time_zone(tmp_path: Path) -> None:
+    """Issue 13: the rules' timezone, not a hard-coded Europe/Amsterdam, for quiet hours
+    and the webhook text. 2026-06-01T22:30Z is 23:30 in London (BST), 00:30 in Amsterdam."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[periods]\ntimezone = "Europe/London"\n')
+    central = tmp_path / "central.toml"
+    central.write_text(f'[alerts]\nrules = "{rules}"\nquiet_hours = {{ "*" = ["23:00-23:59"] }}\n')
+    _c, acfg, r = alerts.load(central)
+    assert r.timezone == "Europe/London"
+    t = 1_780_353_000_000  # 2026-06-01T22:30:00Z
+    assert acfg.settings.quiet.tz == "Europe/London"
+    assert acfg.settings.quiet.is_quiet("yard1", t)  # 23:30 London; 00:30 Amsterdam is not
+    alert = Alert("yard1", "start", {"site": "yard1", "started": t, "duration_s": 300.0,
+                                     "LAeq": 61.0, "LAFmax": 75.0, "bass": 8.0, "rule": "absolute",
+                                     "nodes": ["n1"]})  # fmt: skip
+    text = json.loads(alerts.webhook_body(alert, "slack", r.timezone))["text"]
+    assert "since Mon 01 Jun 23:30" in text
+    assert "00:30" in json.loads(alerts.webhook_body(alert, "slack", "Europe/Amsterdam"))["text"]
