@@ -53,7 +53,7 @@ def analyze() -> int:
 
 def alerts() -> int:
     """``klankkast-alerts``."""
-    return _run("klankkast-alerts", "klankkast.alerts.service", "central")
+    return _run("klankkast-alerts", "klankkast.alerts.cli", "central")
 
 
 def courtyard() -> int:
