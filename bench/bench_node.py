@@ -331,7 +331,7 @@ def rss_of_running_node(
     a Pi; unclocked, so the node measures as fast as it can read).
     """
     try:
-        from _services import UnpacedMic, start_paced_mic
+        from support.stack import UnpacedMic, start_paced_mic
     except Exception as err:  # pragma: no cover
         print(f"  (RSS: test microphone helpers unavailable: {err})")
         return None

@@ -26,10 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _services import (
+from support.stack import (
     Broker,
     Influx,
     MissingBinaryError,

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "analysis"))
-
-from analysis_scenario import make_scenario, write_files
+from support.analysis_scenario import make_scenario, write_files
 
 from klankkast.analysis.cli import main as analyze
 from klankkast.influx import InfluxHTTP

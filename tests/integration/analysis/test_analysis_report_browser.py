@@ -11,7 +11,6 @@ also goes through Chromium's PDF writer on A4.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests"))
 
-from _services import in_ci  # noqa: E402
+from support.stack import in_ci  # noqa: E402
 
 from klankkast.analysis.correlate import Coverage, analyse  # noqa: E402
 from klankkast.analysis.episodes import detect_many  # noqa: E402

@@ -15,11 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "analysis"))
-
-from _services import require
-from analysis_scenario import make_scenario, write_files
+from support.analysis_scenario import make_scenario, write_files
+from support.stack import require
 
 REPO = Path(__file__).resolve().parents[3]
 ANALYZE = [sys.executable, "-m", "klankkast.analysis.cli"]

@@ -10,10 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "analysis"))
-
-from analysis_scenario import make_scenario, write_files
+from support.analysis_scenario import make_scenario, write_files
 
 from klankkast.influx import InfluxHTTP
 

@@ -30,7 +30,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "deploy" / "local"))
 
 import demo  # noqa: E402
 

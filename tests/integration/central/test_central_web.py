@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from _services import require
 from services import find_binary, free_port, make_tls_files
+from support.stack import require
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "deploy" / "web" / "klankkast.conf.template"

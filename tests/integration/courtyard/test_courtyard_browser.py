@@ -15,18 +15,16 @@ mean of 60 and 54 dB; alerted at 21:10).
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from courtyard_world import Server, marks_of, plant, setup_influx, start_server
+from support.courtyard_world import Server, marks_of, plant, setup_influx, start_server
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests"))
 
-from _services import Influx, MissingBinaryError, ServiceError, in_ci, require  # noqa: E402
+from support.stack import Influx, MissingBinaryError, ServiceError, in_ci, require  # noqa: E402
 
 AXE = REPO / "tests" / "data" / "vendor" / "axe-core" / "axe.min.js"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from courtyard_world import DB, start_server
+from support.courtyard_world import DB, start_server
 
 from klankkast.influx import InfluxHTTP, PermanentWriteError, QueryError, line
 

@@ -8,7 +8,7 @@ import re
 import warnings
 
 import httpx
-from courtyard_world import marks_of, plant, setup_influx, start_server
+from support.courtyard_world import marks_of, plant, setup_influx, start_server
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="httpx")
 

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-from _services import MqttProbe
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from support.stack import MqttProbe
 
 
 def _roundtrip(broker: Any, **kw: Any) -> None:

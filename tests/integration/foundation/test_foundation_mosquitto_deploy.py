@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _services import (
+from support.stack import (
     ACL_NODES,
     MqttProbe,
     find_binary,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _services import require
+from support.stack import require
 
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "bench_node.py"
 

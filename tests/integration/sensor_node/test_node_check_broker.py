@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _services import make_tls_files
+from support.stack import make_tls_files
 
 from klankkast.sensor.brokerprobe import BrokerProbe, probe_broker
 from klankkast.sensor.check import check_broker

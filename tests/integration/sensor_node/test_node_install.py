@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _services import require
+from support.stack import require
 
 REPO = Path(__file__).resolve().parents[3]
 UNITS = [REPO / "deploy" / "pi" / "klankkast-sensor.service",

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "sensor_dsp"))
-from sensor_dsp_wavwrite import write_wav
+from support.wavwrite import write_wav
 
 from klankkast.sensor.wire import BAND_NOMINALS
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from analysis_scenario import MIN, make_scenario
+from support.analysis_scenario import MIN, make_scenario
 
 from klankkast.analysis.correlate import Coverage, analyse
 from klankkast.analysis.episodes import detect

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from analysis_scenario import make_scenario, write_files
+from support.analysis_scenario import make_scenario, write_files
 
 from klankkast.analysis.cli import main as analyze
 from klankkast.analysis.service import Schedule, load_config, parse_config, run_once

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,7 +21,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "deploy" / "local"))
 
 import demo  # noqa: E402
 

@@ -3,12 +3,10 @@ planted nuisance is on, the odd household marks when nothing is going on."""
 
 from __future__ import annotations
 
-import sys
 import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "deploy" / "local"))
 
 from residents import courtyard_section, plant_marks, with_plan  # noqa: E402
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ from scipy import signal
 from scipy.io import wavfile
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "deploy" / "local"))
 
 import soundscape as ss  # noqa: E402
 

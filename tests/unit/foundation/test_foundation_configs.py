@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests"))
 
-import _services  # noqa: E402
-from _services import (  # noqa: E402
+from support import stack as _services  # noqa: E402
+from support.stack import (  # noqa: E402
     Broker,
     Influx,
     MissingBinaryError,

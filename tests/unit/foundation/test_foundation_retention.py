@@ -86,7 +86,7 @@ def test_analysis_writes_complaints_visits_episodes_where_the_layout_says(
 
 def test_alerts_write_where_the_layout_says() -> None:
     """The alerts writer names its policy; it must be the layout's for ``alert``."""
-    src = (REPO / "alerts" / "service.py").read_text(encoding="utf-8")
+    src = (REPO / "alerts" / "writer.py").read_text(encoding="utf-8")
     written = re.findall(r"self\.client\.write\(batch, rp=(\w+)", src)
     assert written == ["RP_FOREVER"]
     assert getattr(influx, written[0]) == rp_of("alert")

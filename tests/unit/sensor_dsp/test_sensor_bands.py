@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from sensor_dsp_refdata import mask_limits, rows, sine
+from support.refdata import mask_limits, rows, sine
 
 from klankkast.sensor import bands
 from klankkast.sensor.dsp import SUPPORTED_RATES, Meter, band_nominals

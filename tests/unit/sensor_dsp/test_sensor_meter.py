@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from sensor_dsp_refdata import annex_e_db, sine
+from support.refdata import annex_e_db, sine
 
 from klankkast.decibel import energy_mean_level
 from klankkast.sensor import wire

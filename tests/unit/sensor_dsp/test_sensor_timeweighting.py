@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from sensor_dsp_refdata import annex_e_db, num, rows, sine
+from support.refdata import annex_e_db, num, rows, sine
 
 from klankkast.sensor.dsp import Meter
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sensor_dsp_refdata import sine
-from sensor_dsp_wavwrite import write_wav
+from support.refdata import sine
+from support.wavwrite import write_wav
 
 from klankkast.sensor.dsp import Meter
 from klankkast.sensor.errors import MicResponseError, WavError

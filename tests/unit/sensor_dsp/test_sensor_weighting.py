@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sensor_dsp_refdata import annex_e_db, num, rows, sine
+from support.refdata import annex_e_db, num, rows, sine
 
 from klankkast.sensor import weighting
 from klankkast.sensor.dsp import SUPPORTED_RATES, Meter

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 #: The repository's own copy of the tables, with their provenance (README.md there).
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "data" / "reference"
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"
 
 
 def reference_dir() -> Path:

@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import wave
@@ -28,12 +27,9 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-_LOCAL = str(REPO / "deploy" / "local")
-if _LOCAL not in sys.path:
-    sys.path.insert(0, _LOCAL)
-
-from services import (  # type: ignore[import-not-found]  # noqa: E402
+# deploy/local is on the import path through pyproject.toml's pytest pythonpath (and the
+# benchmarks add it themselves)
+from services import (  # type: ignore[import-not-found]
     DEPLOY_MOSQUITTO,
     Broker,
     Influx,
@@ -44,6 +40,8 @@ from services import (  # type: ignore[import-not-found]  # noqa: E402
     free_port,
     make_tls_files,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 __all__ = [
     "ACL_NODES",
