@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from klankkast.ingest.errors import ConfigError
+from klankkast.version import version as _version
 
 if TYPE_CHECKING:
     pass
@@ -47,15 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=10.0, metavar="S", help="check: seconds per connection"
     )
     parser.add_argument("--version", action="version", version=f"klankkast-alerts {_version()}")
-
-
-def _version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("klankkast")
-    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

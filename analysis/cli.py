@@ -14,6 +14,7 @@ from typing import Final
 
 from klankkast.analysis._cliargs import add_password_argument, resolve_influx_args
 from klankkast.analysis.errors import ConfigError
+from klankkast.version import version as _version
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,13 +36,6 @@ EXIT_STATUSES: Final = """exit status:
   1  bad input, rules or data; a failed check (one line per problem)
   2  usage error: unknown option, missing argument, malformed InfluxDB address
 """
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("klankkast")
-    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
-        return "unknown"
 
 
 def _add(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]

@@ -20,6 +20,7 @@ from typing import Final
 from klankkast.courtyard.config import Config, load_config
 from klankkast.courtyard.errors import ConfigError, CourtyardError
 from klankkast.courtyard.invitations import SqliteInvitations
+from klankkast.version import version as _version
 
 __all__ = ["main"]
 
@@ -30,15 +31,6 @@ EXIT_STATUSES: Final = """exit status:
   3  InfluxDB or the invitation store is not usable (check; serve at start-up)
   4  revoke: no such invitation
 """
-
-
-def _version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("klankkast")
-    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
-        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:

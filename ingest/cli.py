@@ -40,6 +40,7 @@ from klankkast.ingest.config import (
     make_mqtt_client,
 )
 from klankkast.ingest.errors import ConfigError
+from klankkast.version import version as _version
 
 __all__ = ["build_parser", "check", "check_influx", "connect_error", "main"]
 
@@ -52,15 +53,6 @@ EXIT_STATUSES = """exit status:
      check, or the InfluxDB writer gave up
   2  usage error (unknown option, missing argument)
 """
-
-
-def _version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("klankkast")
-    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
-        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:

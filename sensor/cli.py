@@ -13,6 +13,8 @@ import importlib
 import importlib.metadata
 import sys
 
+from klankkast.version import version as _version
+
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("service", "run the node: capture, measure, publish (systemd runs this)"),
@@ -34,13 +36,6 @@ EPILOG = """exit status:
      refused; replay: bad input; simulate: frames undelivered
   each COMMAND --help states its own
 """
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("klankkast")
-    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
-        return "unknown"
 
 
 def _add(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]

@@ -30,7 +30,7 @@ PARTS = ("sensor", "ingest", "analysis", "alerts", "courtyard")
 
 #: part -> the klankkast modules (prefixes) outside itself that it may import
 #: the shared modules every part may use: they import no part themselves
-SHARED: tuple[str, ...] = ("klankkast.decibel", "klankkast.configcheck")
+SHARED: tuple[str, ...] = ("klankkast.decibel", "klankkast.configcheck", "klankkast.version")
 _SHARED_NAMES = tuple(m.removeprefix("klankkast.") for m in SHARED)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "sensor": SHARED,
@@ -47,6 +47,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "influx": (),
     "decibel": (),
     "configcheck": (),
+    "version": (),
 }
 
 
