@@ -5,7 +5,7 @@ directory, and is stopped and removed after the test. A missing program fails th
 test with the exact ``apt-get install`` line when ``CI`` is set (and skips with it
 otherwise); a server that fails to start fails the test with its log.
 
-Fixture API (implementation in ``tests/_services.py`` and ``deploy/local/services.py``):
+Fixture API (implementation in ``tests/support/stack.py`` and ``deploy/local/services.py``):
 
 ``mosquitto``          plain broker, anonymous, persistence on (autosave 1 s)
 ``mosquitto_acl``      production config + password file + ACL; ``.credentials(user)``

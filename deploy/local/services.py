@@ -1,6 +1,6 @@
 """Run a private Mosquitto and InfluxDB 1.x as child processes on free loopback ports.
 
-Standard library only, no pytest: the test fixtures (``tests/_services.py``), the
+Standard library only, no pytest: the test fixtures (``tests/support/stack.py``), the
 benchmarks and the demo (``deploy/local/demo.py``) all start their servers through
 this module. Import it by path::
 

@@ -387,7 +387,7 @@ class UnpacedMic:
         np.concatenate([frames, tail]).tofile(self.raw_path)
         self.conf_path = directory / "asound-klankmic.conf"
         self.conf_path.write_text(
-            "# klankkast unpaced test microphone (tests/_services.py)\n"
+            "# klankkast unpaced test microphone (tests/support/stack.py)\n"
             "pcm.klanknull { type null }\n"
             "pcm.klankfile {\n"
             "    type file\n"

@@ -280,7 +280,7 @@ def test_servers_stop_and_remove_their_directories() -> None:
     temporary directory; a server that cannot start raises with its log."""
     import os
 
-    from _services import Broker, Influx, ServiceError
+    from support.stack import Broker, Influx, ServiceError
 
     for cls in (Broker, Influx):
         server = cls.launch()
@@ -297,7 +297,7 @@ def test_servers_stop_and_remove_their_directories() -> None:
 def test_mosquitto_tls_client_certificate_required(mosquitto_factory: Any, tmp_path: Path) -> None:
     """With require_certificate the throwaway client certificate is accepted and a
     client without one is refused in the TLS handshake."""
-    from _services import make_tls_files
+    from support.stack import make_tls_files
 
     broker = mosquitto_factory(tls=make_tls_files(tmp_path / "tls"), require_certificate=True)
     probe = MqttProbe(broker, "with-cert", client_cert=True)

@@ -40,7 +40,7 @@ def test_production_config_loads_with_tls(mosquitto_factory: Any, tmp_path: Path
     """The production mosquitto.conf (listener, file paths and log rewritten to a
     temporary directory; every other line as shipped) starts and serves a node over
     TLS with user name + password."""
-    from _services import make_tls_files
+    from support.stack import make_tls_files
 
     tls = make_tls_files(tmp_path / "tls")
     password_file, acl_file, passwords = setup_acl_dir(tmp_path / "auth")
