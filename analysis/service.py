@@ -38,9 +38,10 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from klankkast import configcheck as _cc
 from klankkast.analysis.errors import AnalysisError, ConfigError
 
 __all__ = ["Config", "Schedule", "add_arguments", "load_config", "main", "run_once"]
@@ -100,28 +101,51 @@ class Config:
     keep_days: int = 90
 
 
-_KEYS = {
-    "levels": "an InfluxDB address influxdb+http(s)://[user@]host:port/database or a level CSV",
-    "out_dir": "a folder for the dated runs and the latest link",
-    "password_file": "a file holding the password of the address' user",
-    "complaints": "the complaints export (CSV, Open311 JSON, Signalen)",
-    "visits": "the visits CSV",
-    "experiences": "residents' marks as CSV (default: read from the InfluxDB of levels)",
-    "site_map": "the site-mapping TOML",
-    "rules": "the rules TOML",
-    "lang": '"nl" or "en"',
-    "history_days": "7-400 days analysed by each report",
-    "report_at": 'a local time "HH:MM"',
-    "plan_weekday": "a weekday name (monday ... sunday)",
-    "capacity": "1-100 visits per week",
-    "duration_min": "30-480 minutes per visit window",
-    "keep_days": "1-3650 days a dated run is kept",
+def _check_levels(value: str) -> str | None:
+    if "://" not in value:
+        return None  # a level CSV
+    from klankkast.influx import AddressError, parse_address
+
+    try:
+        parse_address(value, options=("measurement",))
+    except AddressError as err:
+        return err.reason
+    return None
+
+
+def _check_time(value: str) -> str | None:
+    try:
+        dt.time.fromisoformat(value)
+    except ValueError:
+        return 'must be a local time "HH:MM"'
+    return None
+
+
+#: ``[analysis]``, checked by the one config checker (:mod:`klankkast.configcheck`)
+SCHEMA: Final[_cc.Schema] = {
+    "analysis": {
+        "levels": _cc.string(_cc.MISSING, check=_check_levels),
+        "out_dir": _cc.string(_cc.MISSING),
+        "password_file": _cc.string(None),
+        "complaints": _cc.string(None),
+        "visits": _cc.string(None),
+        "experiences": _cc.string(None),
+        "site_map": _cc.string(None),
+        "rules": _cc.string(None),
+        "lang": _cc.choice("nl", ("nl", "en")),
+        "history_days": _cc.integer(56, 7, 400, " days"),
+        "report_at": _cc.string("06:00", check=_check_time),
+        "plan_weekday": _cc.choice("monday", WEEKDAYS),
+        "capacity": _cc.integer(4, 1, 100),
+        "duration_min": _cc.integer(120, 30, 480, " min"),
+        "keep_days": _cc.integer(90, 1, 3650, " days"),
+    }
 }
 
 
-def load_config(path: str | Path) -> tuple[Config, list[str]]:
-    """The ``[analysis]`` table of ``path``: the config, or every problem (one line each,
-    ``key = value: what is allowed``) as the second element with a ``None``-like config."""
+def load_config(path: str | Path) -> Config:
+    """The ``[analysis]`` table of ``path``; one :class:`ConfigError` carrying every
+    problem of the table (one line each, ``analysis.key = value: what is allowed``)."""
     p = Path(path)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -129,92 +153,41 @@ def load_config(path: str | Path) -> tuple[Config, list[str]]:
         raise ConfigError("--config", str(p), f"must be a readable file ({err.strerror})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError("--config", str(p), f"must be TOML ({err})") from None
-    table = doc.get("analysis")
-    if not isinstance(table, dict):
-        raise ConfigError("[analysis]", None, "the table must be present", path=str(p))
-    return parse_config(table, base=p.parent)
+    return parse_config(doc.get("analysis"), base=p.parent)
 
 
-def parse_config(t: Mapping[str, Any], *, base: Path) -> tuple[Config, list[str]]:
-    """Check the table; return the config and the problems (empty when fine)."""
-    import difflib
+def parse_config(table: Any, *, base: Path) -> Config:
+    """Check the ``[analysis]`` table (relative paths against ``base``)."""
+    problems = _cc.Problems()
+    v = _cc.check_all({"analysis": table if table is not None else {}}, SCHEMA, problems,
+                      other_tables="ignore")["analysis"]  # fmt: skip
+    if table is None:
+        problems.add("[analysis]", _cc.MISSING, "the table must be present")
+    problems.raise_as(ConfigError)
+    levels = str(v["levels"])
+    if "://" not in levels:
+        levels = str(_cc.resolve_path(levels, base))
 
-    problems: list[str] = []
+    def path(key: str) -> Path | None:
+        return _cc.resolve_path(v[key], base)
 
-    def bad(key: str, value: Any) -> None:
-        problems.append(f"analysis.{key} = {value!r}: must be {_KEYS[key]}")
-
-    for key, value in t.items():
-        if key not in _KEYS:
-            near = difflib.get_close_matches(key, list(_KEYS), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            problems.append(f"analysis.{key} = {value!r}: is not a known key{hint}")
-
-    def path_of(key: str, required: bool = False) -> Path | None:
-        v = t.get(key)
-        if v is None:
-            if required:
-                problems.append(f"analysis.{key}: is required ({_KEYS[key]})")
-            return None
-        if not isinstance(v, str) or not v:
-            bad(key, v)
-            return None
-        q = Path(v)
-        return q if q.is_absolute() else base / q
-
-    def int_of(key: str, default: int, lo: int, hi: int) -> int:
-        v = t.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            bad(key, v)
-            return default
-        return v
-
-    levels = t.get("levels")
-    if not isinstance(levels, str) or not levels:
-        problems.append(f"analysis.levels: is required ({_KEYS['levels']})")
-        levels = ""
-    elif "://" in levels:
-        from klankkast.influx import AddressError, parse_address
-
-        try:
-            parse_address(levels, options=("measurement",))
-        except AddressError as err:
-            problems.append(f"analysis.levels = {err.shown!r}: {err.reason}")
-    elif "://" not in levels and not Path(levels).is_absolute():
-        levels = str(base / levels)
-    out_dir = path_of("out_dir", required=True) or base
-    lang = t.get("lang", "nl")
-    if lang not in ("nl", "en"):
-        bad("lang", lang)
-        lang = "nl"
-    report_at = dt.time(6, 0)
-    raw_at = t.get("report_at", "06:00")
-    try:
-        report_at = dt.time.fromisoformat(str(raw_at))
-    except ValueError:
-        bad("report_at", raw_at)
-    day = t.get("plan_weekday", "monday")
-    if not isinstance(day, str) or day.lower() not in WEEKDAYS:
-        bad("plan_weekday", day)
-        day = "monday"
-    cfg = Config(
+    return Config(
         levels=levels,
-        out_dir=out_dir,
-        password_file=path_of("password_file"),
-        complaints=path_of("complaints"),
-        visits=path_of("visits"),
-        experiences=path_of("experiences"),
-        site_map=path_of("site_map"),
-        rules=path_of("rules"),
-        lang=str(lang),
-        history_days=int_of("history_days", 56, 7, 400),
-        report_at=report_at,
-        plan_weekday=WEEKDAYS.index(day.lower()),
-        capacity=int_of("capacity", 4, 1, 100),
-        duration_min=int_of("duration_min", 120, 30, 480),
-        keep_days=int_of("keep_days", 90, 1, 3650),
+        out_dir=path("out_dir") or base,
+        password_file=path("password_file"),
+        complaints=path("complaints"),
+        visits=path("visits"),
+        experiences=path("experiences"),
+        site_map=path("site_map"),
+        rules=path("rules"),
+        lang=str(v["lang"]),
+        history_days=int(v["history_days"]),
+        report_at=dt.time.fromisoformat(str(v["report_at"])),
+        plan_weekday=WEEKDAYS.index(str(v["plan_weekday"])),
+        capacity=int(v["capacity"]),
+        duration_min=int(v["duration_min"]),
+        keep_days=int(v["keep_days"]),
     )
-    return cfg, problems
 
 
 # ------------------------------------------------------------------------------ one run
@@ -394,13 +367,10 @@ def main(args: argparse.Namespace) -> int:
     from klankkast.analysis.timeutil import parse_time_ms
 
     try:
-        cfg, problems = load_config(args.config)
+        cfg = load_config(args.config)
     except ConfigError as err:
-        print(f"klankkast-analyze run: {err}", file=sys.stderr)
-        return 1
-    if problems:
-        for p in problems:
-            print(f"klankkast-analyze run: {args.config}: {p}", file=sys.stderr)
+        for e in err.errors:
+            print(f"klankkast-analyze run: {args.config}: {e}", file=sys.stderr)
         return 1
     try:
         rules = load_rules(cfg.rules)

@@ -81,4 +81,4 @@ lang = "en"
     errs = res.stderr.strip().splitlines()
     assert len(errs) == 3, res.stderr
     assert any("did you mean 'lang'" in e for e in errs)
-    assert any("analysis.out_dir: is required" in e for e in errs)
+    assert any("analysis.out_dir = (missing): required" in e for e in errs)
