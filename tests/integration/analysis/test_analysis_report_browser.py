@@ -16,32 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import chromium
+
+from klankkast.analysis.correlate import Coverage, analyse
+from klankkast.analysis.episodes import detect_many
+from klankkast.analysis.levels import build_grids
+from klankkast.analysis.report import write_outputs
+from klankkast.analysis.report_html import level_series
+from klankkast.analysis.rules import default_rules
+from klankkast.analysis.scenario import T0_MS, WEEK_MS, generate, reports
 
 REPO = Path(__file__).resolve().parents[3]
 
-from support.stack import in_ci  # noqa: E402
-
-from klankkast.analysis.correlate import Coverage, analyse  # noqa: E402
-from klankkast.analysis.episodes import detect_many  # noqa: E402
-from klankkast.analysis.levels import build_grids  # noqa: E402
-from klankkast.analysis.report import write_outputs  # noqa: E402
-from klankkast.analysis.report_html import level_series  # noqa: E402
-from klankkast.analysis.rules import default_rules  # noqa: E402
-from klankkast.analysis.scenario import T0_MS, WEEK_MS, generate, reports  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 #: A4 is 210 mm wide; the page's @page margin is 12 mm each side: 186 mm at 96 px/in
 A4_CONTENT_PX = round(186 / 25.4 * 96)
-
-
-def _skip_or_fail(reason: str) -> None:
-    if in_ci():
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +64,7 @@ def reports_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, in
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _skip_or_fail("Debian's Chromium is missing: apt-get install -y chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("playwright is missing: install the dev lock")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
+    yield from chromium()
 
 
 _OVERFLOW = """() => {

@@ -20,18 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import chromium, skip_or_fail
 from support.courtyard_world import Server, marks_of, plant, setup_influx, start_server
+from support.stack import Influx, MissingBinaryError, ServiceError, require
 
 REPO = Path(__file__).resolve().parents[3]
 
-from support.stack import Influx, MissingBinaryError, ServiceError, in_ci, require  # noqa: E402
-
 AXE = REPO / "tests" / "data" / "vendor" / "axe-core" / "axe.min.js"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
 
 EXPECT = {
@@ -58,19 +53,13 @@ EXPECT = {
 }
 
 
-def _skip_or_fail(reason: str) -> None:
-    if in_ci():
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Influx]]:
     try:
         require("influxd")
         influx = Influx.launch(auth=True)
     except (MissingBinaryError, ServiceError) as err:
-        _skip_or_fail(str(err))
+        skip_or_fail(str(err))
     try:
         passwords = setup_influx(influx, users=True)
         plant(influx)
@@ -96,16 +85,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, In
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _skip_or_fail("Debian's Chromium is missing: apt-get install -y chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("playwright is missing: install the dev lock")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
+    yield from chromium()
 
 
 class Watch:
