@@ -7,7 +7,7 @@
   ``scipy.fft/__init__`` (which pull in sparse, linalg, special and optimize: about
   70 MB resident a running node never uses). Used by
   :class:`~klankkast.sensor.dsp.Meter`; the plain path calls the public functions.
-  ``tests/unit/sensor_dsp/test_sensor_lightcore.py`` checks the routines equal the
+  ``tests/unit/sensor/test_sensor_lightcore.py`` checks the routines equal the
   public functions bit for bit and the meter reads the same either way.
 * :func:`splice_frame_builder`: ``build(seq)`` that writes the outbox sequence number
   into a frame encoded once, instead of validating and serialising it again per

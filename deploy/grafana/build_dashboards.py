@@ -7,8 +7,8 @@ variables and one way of averaging levels. Run it after editing::
 
     .venv/bin/python deploy/grafana/build_dashboards.py
 
-``tests/unit/central/test_central_grafana.py`` fails when the committed JSON and
-this script disagree, and ``tests/integration/central/test_central_dashboards.py``
+``tests/unit/deploy/test_central_grafana.py`` fails when the committed JSON and
+this script disagree, and ``tests/integration/deploy/test_central_dashboards.py``
 runs every query below against a real InfluxDB filled by the real ingest.
 
 Conventions of the queries (InfluxQL, layout in ``deploy/influxdb/README.md``):

@@ -1,6 +1,6 @@
 """``klankkast-analyze report`` end to end: files in, summary/CSVs/HTML out, Chromium renders it.
 
-The scenario (``tests/unit/analysis/analysis_scenario.py``) plants episodes far above
+The scenario (``tests/support/analysis_scenario.py``) plants episodes far above
 every limit, so the truth is known: the summary counts must equal it.
 """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from ingest_frames import (
+from support.ingest_frames import (
     T0_MS,
     IngestProcess,
     Publisher,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest_frames import (
+from support.ingest_frames import (
     IngestProcess,
     Publisher,
     count,

@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from ingest_frames import (
+from support.ingest_frames import (
     Publisher,
     count,
     node_name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ingest_frames import IngestProcess, Publisher, count, frames, wait_for, write_config
+from support.ingest_frames import IngestProcess, Publisher, count, frames, wait_for, write_config
 
 N_NODES = 20
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_harness import NodeProcess, env_without_notify, write_config
+from support.node_harness import NodeProcess, env_without_notify, write_config
 
 from klankkast.sensor.outbox import SqliteOutbox
 

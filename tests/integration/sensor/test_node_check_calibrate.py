@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from node_harness import SENSOR, write_config
+from support.node_harness import SENSOR, write_config
 
 from klankkast.sensor.config import load_config
 

@@ -3,7 +3,7 @@
 Expected values are the Table 3 design goals and class 1 acceptance limits
 (``tests/data/reference/iec61672_weighting.csv``), evaluated at the exact frequencies
 f = 1000 x 10^((n - 30)/10) Hz, and the Annex E formulas written out in
-``sensor_dsp_refdata``.
+``support.refdata``.
 """
 
 from __future__ import annotations

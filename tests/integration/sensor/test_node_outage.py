@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_harness import (
+from support.node_harness import (
     Collector,
     NodeProcess,
     assert_contiguous,

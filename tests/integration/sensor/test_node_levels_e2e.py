@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from node_harness import (
+from support.node_harness import (
     Collector,
     NodeProcess,
     assert_contiguous,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_harness import SENSOR, Collector, assert_contiguous, write_config
+from support.node_harness import SENSOR, Collector, assert_contiguous, write_config
 
 from klankkast.sensor import wire
 from klankkast.sensor.config import load_config
