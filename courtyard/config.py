@@ -13,10 +13,11 @@ import tomllib
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from klankkast import configcheck as _cc
 from klankkast.courtyard.errors import ConfigError
-from klankkast.influx import AddressError, parse_address, redact_address
+from klankkast.influx import check_url_value, redact_address, split_address_keys
 
 __all__ = ["Config", "InfluxConfig", "load_config", "parse_config"]
 
@@ -70,185 +71,119 @@ class Config:
             key = self.secret_file.read_bytes().strip()
         except OSError as err:
             raise ConfigError(
-                "secret_file",
+                "courtyard.secret_file",
                 str(self.secret_file),
                 f"must be a readable file ({err.strerror})",
-                path=self.path,
+                path=self.path or None,
             ) from None
         if len(key) < 32:
             raise ConfigError(
-                "secret_file",
+                "courtyard.secret_file",
                 str(self.secret_file),
                 "must hold at least 32 bytes of random key (make-secrets.sh writes one)",
-                path=self.path,
+                path=self.path or None,
             )
         return key
 
 
-def _get(doc: dict[str, Any], key: str, kind: type, default: Any, path: str, allowed: str) -> Any:
-    if key not in doc:
-        return default
-    value = doc[key]
-    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if not ok:
-        raise ConfigError(key, value, allowed, path=path)
-    return value
+def _check_sites(value: Any) -> str | None:
+    allowed = 'must be a table of site id = "display name" with at least one site'
+    if not isinstance(value, dict) or not value:
+        return allowed
+    for site, name in value.items():
+        if not _SITE_RE.fullmatch(site):
+            return f"must have site ids of 1-64 of [A-Za-z0-9_-] (not {site!r})"
+        if not isinstance(name, str) or not 0 < len(name) <= 100:
+            return f"must have display names of 1-100 characters ({site!r} has {name!r})"
+    return None
 
 
-def _path(base: Path, value: str | None) -> Path | None:
-    if value is None or value == "":
-        return None
-    p = Path(value)
-    return p if p.is_absolute() else base / p
+def _check_base_url(value: str) -> str | None:
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query:
+        return "must be http(s)://host[:port][/path] without a query"
+    return None
+
+
+def _check_rp(value: str) -> str | None:
+    ok = _RP_RE.fullmatch(value)
+    return None if ok else "must be a retention policy name of [A-Za-z0-9_]"
+
+
+_C, _I = InfluxConfig(), "influxdb"
+
+#: ``[courtyard]`` and ``[courtyard.influxdb]`` (documented in
+#: ``deploy/central/courtyard.example.toml``), checked by :mod:`klankkast.configcheck`
+SCHEMA: Final[_cc.Schema] = {
+    "courtyard": {
+        "sites": _cc.custom(_cc.MISSING, _check_sites),
+        "secret_file": _cc.string(_cc.MISSING),
+        "database": _cc.string("courtyard.sqlite"),
+        "listen_host": _cc.string("127.0.0.1"),
+        "listen_port": _cc.integer(8090, 1, 65535),
+        "base_url": _cc.string(None, check=_check_base_url),
+        "rules": _cc.string(None),
+        "plan": _cc.string(None),
+        "cookie_secure": _cc.boolean(True),
+        "cache_s": _cc.number(5.0, 0.0, 300.0, " s"),
+        "invitation_days": _cc.integer(730, 1, 3650, " days"),
+        "session_days": _cc.integer(180, 1, 730, " days"),
+        "log_level": _cc.choice("INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        "influxdb": _cc.custom({}, lambda v: None if isinstance(v, dict) else "must be a table"),
+    },
+    "courtyard.influxdb": {
+        "url": _cc.string(_C.url, check=check_url_value),
+        "database": _cc.string(_C.database),
+        "username": _cc.string(None),
+        "password_file": _cc.string(None),
+        "write_username": _cc.string(None),
+        "write_password_file": _cc.string(None),
+        "timeout_s": _cc.number(_C.timeout_s, 0.1, 60.0, " s"),
+        "marks_rp": _cc.string(_C.marks_rp, check=_check_rp),
+        "events_rp": _cc.string(_C.events_rp, check=_check_rp),
+    },
+}
 
 
 def parse_config(doc: dict[str, Any], *, base: Path, path: str = "") -> Config:
-    """Check the ``[courtyard]`` table of a parsed TOML document."""
-    if "courtyard" not in doc or not isinstance(doc["courtyard"], dict):
-        raise ConfigError("(section)", None, "must be present as a [courtyard] table", path=path)
-    c: dict[str, Any] = doc["courtyard"]
-    known = {
-        "sites", "secret_file", "database", "listen_host", "listen_port", "base_url", "rules",
-        "plan", "cookie_secure", "cache_s", "invitation_days", "session_days", "log_level",
-        "influxdb",
-    }  # fmt: skip
-    for key in c:
-        if key not in known:
-            raise ConfigError(
-                key, c[key], f"is not a known key (known: {', '.join(sorted(known))})", path=path
-            )
-    sites = c.get("sites")
-    if not isinstance(sites, dict) or not sites:
-        raise ConfigError(
-            "sites",
-            sites,
-            'must be a table of site id = "display name" with at least one site',
-            path=path,
-        )
-    for site, name in sites.items():
-        if not _SITE_RE.fullmatch(site):
-            raise ConfigError(
-                f"sites.{site}", site, "must be a site id of 1-64 of [A-Za-z0-9_-]", path=path
-            )
-        if not isinstance(name, str) or not 0 < len(name) <= 100:
-            raise ConfigError(
-                f"sites.{site}", name, "must be a display name of 1-100 characters", path=path
-            )
-    secret = _get(c, "secret_file", str, None, path, "must be a path")
-    if not secret:
-        raise ConfigError(
-            "secret_file", secret, "must name the file holding the server key", path=path
-        )
-    database = _get(
-        c, "database", str, "courtyard.sqlite", path, "must be a path to the SQLite file"
-    )
-    port = _get(c, "listen_port", int, 8090, path, "must be a port 1-65535")
-    if not 0 < port < 65536:
-        raise ConfigError("listen_port", port, "must be a port 1-65535", path=path)
-    base_url = _get(c, "base_url", str, f"http://127.0.0.1:{port}", path, "must be an http(s) URL")
-    parsed = urllib.parse.urlsplit(base_url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query:
-        raise ConfigError(
-            "base_url", base_url, "must be http(s)://host[:port][/path] without a query", path=path
-        )
-    cache_s = _get(c, "cache_s", float, 5.0, path, "must be a number of seconds 0-300")
-    if not 0.0 <= cache_s <= 300.0:
-        raise ConfigError("cache_s", cache_s, "must be a number of seconds 0-300", path=path)
-    inv_days = _get(c, "invitation_days", int, 730, path, "must be a number of days 1-3650")
-    if not 1 <= inv_days <= 3650:
-        raise ConfigError("invitation_days", inv_days, "must be a number of days 1-3650", path=path)
-    ses_days = _get(c, "session_days", int, 180, path, "must be a number of days 1-730")
-    if not 1 <= ses_days <= 730:
-        raise ConfigError("session_days", ses_days, "must be a number of days 1-730", path=path)
-    level = _get(c, "log_level", str, "INFO", path, "must be DEBUG, INFO, WARNING or ERROR")
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("log_level", level, "must be DEBUG, INFO, WARNING or ERROR", path=path)
-
-    i = c.get("influxdb", {})
-    if not isinstance(i, dict):
-        raise ConfigError("influxdb", i, "must be a table", path=path)
-    iknown = {"url", "database", "username", "password_file", "write_username",
-              "write_password_file", "timeout_s", "marks_rp", "events_rp"}  # fmt: skip
-    for key in i:
-        if key not in iknown:
-            raise ConfigError(
-                f"influxdb.{key}",
-                i[key],
-                f"is not a known key (known: {', '.join(sorted(iknown))})",
-                path=path,
-            )
-    url = _get(i, "url", str, "http://127.0.0.1:8086", path, "must be an InfluxDB address")
-    influx_db = _get(i, "database", str, "klankkast", path, "must be a database name")
-    influx_user = _get(i, "username", str, None, path, "must be a user name")
-    if url.startswith("influxdb+"):
-        # one address form: url = "influxdb+http://courtyard_read@host:8086/klankkast"
-        try:
-            address = parse_address(url)
-        except AddressError as err:
-            raise ConfigError("influxdb.url", err.shown, err.reason, path=path) from None
-        for key in ("database", "username"):
-            if key in i:
-                raise ConfigError(
-                    f"influxdb.{key}", i[key], f"give it in influxdb.url only ({url})", path=path
-                )
-        url, influx_db, influx_user = address.url, address.database, address.username
-    else:  # the older form: url = "http://host:port" with database and username
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or parts.query:
-            raise ConfigError(
-                "influxdb.url",
-                redact_address(url),
-                "must be influxdb+http(s)://[user@]host:port/database",
-                path=path,
-            )
-    rps = {}
-    for key, default in (("marks_rp", "experience"), ("events_rp", "forever")):
-        rps[key] = _get(i, key, str, default, path, "must be a retention policy name")
-        if not _RP_RE.fullmatch(rps[key]):
-            raise ConfigError(
-                f"influxdb.{key}",
-                rps[key],
-                "must be a retention policy name of [A-Za-z0-9_]",
-                path=path,
-            )
-    timeout = _get(i, "timeout_s", float, 5.0, path, "must be 0.1-60 s")
-    if not 0.1 <= timeout <= 60:
-        raise ConfigError("influxdb.timeout_s", timeout, "must be 0.1-60 s", path=path)
-    influx = InfluxConfig(
-        url=url,
-        database=influx_db,
-        username=influx_user,
-        password_file=_path(base, _get(i, "password_file", str, None, path, "must be a path")),
-        write_username=_get(i, "write_username", str, None, path, "must be a user name"),
-        write_password_file=_path(
-            base, _get(i, "write_password_file", str, None, path, "must be a path")
-        ),
-        timeout_s=timeout,
-        marks_rp=rps["marks_rp"],
-        events_rp=rps["events_rp"],
-    )
-    secret_path = _path(base, secret)
-    db_path = _path(base, database)
+    """Check the ``[courtyard]`` table of a parsed TOML document: every problem of the
+    table at once, in the one message form (:mod:`klankkast.configcheck`)."""
+    problems = _cc.Problems(path or None)
+    body = doc.get("courtyard")
+    if not isinstance(body, dict):
+        problems.add("courtyard", _cc.MISSING, "required; add a [courtyard] table")
+        problems.raise_as(ConfigError)
+    assert isinstance(body, dict)
+    raw_influx = body.get("influxdb")
+    influx_doc = raw_influx if isinstance(raw_influx, dict) else {}
+    if isinstance(influx_doc.get("url"), str):  # never show a password put in the address
+        influx_doc = {**influx_doc, "url": redact_address(influx_doc["url"])}
+    v = _cc.check_all({"courtyard": body, "courtyard.influxdb": influx_doc}, SCHEMA, problems)
+    c, i = v["courtyard"], v["courtyard.influxdb"]
+    split_address_keys(i, influx_doc, problems.add, table="courtyard.influxdb")
+    problems.raise_as(ConfigError)
+    port = c["listen_port"]
+    base_url = c["base_url"] or f"http://127.0.0.1:{port}"
+    for key in ("password_file", "write_password_file"):
+        i[key] = _cc.resolve_path(i[key], base)
+    secret_path = _cc.resolve_path(c["secret_file"], base)
+    db_path = _cc.resolve_path(c["database"], base)
     assert secret_path is not None and db_path is not None
     return Config(
-        sites=dict(sites),
+        sites=dict(c["sites"]),
         secret_file=secret_path,
         database=db_path,
-        listen_host=_get(
-            c, "listen_host", str, "127.0.0.1", path, "must be a host name or address"
-        ),
+        listen_host=c["listen_host"],
         listen_port=port,
         base_url=base_url.rstrip("/"),
-        rules=_path(base, _get(c, "rules", str, None, path, "must be a path to a rules TOML file")),
-        plan=_path(base, _get(c, "plan", str, None, path, "must be a path to plan.json")),
-        cookie_secure=_get(c, "cookie_secure", bool, True, path, "must be true or false"),
-        cache_s=cache_s,
-        invitation_days=inv_days,
-        session_days=ses_days,
-        log_level=level,
-        influxdb=influx,
+        rules=_cc.resolve_path(c["rules"], base),
+        plan=_cc.resolve_path(c["plan"], base),
+        cookie_secure=c["cookie_secure"],
+        cache_s=c["cache_s"],
+        invitation_days=c["invitation_days"],
+        session_days=c["session_days"],
+        log_level=c["log_level"],
+        influxdb=InfluxConfig(**i),
         path=path,
     )
 
@@ -259,7 +194,7 @@ def load_config(path: str | Path) -> Config:
     try:
         doc = tomllib.loads(p.read_text("utf-8"))
     except OSError as err:
-        raise ConfigError("(file)", str(p), f"must be a readable file ({err.strerror})") from None
+        raise ConfigError("config", str(p), f"must be a readable file ({err.strerror})") from None
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError("(file)", str(p), f"must be valid TOML ({err})") from None
+        raise ConfigError("config", str(p), f"must be valid TOML ({err})") from None
     return parse_config(doc, base=p.resolve().parent, path=str(p))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from klankkast import configcheck as _configcheck
+
 __all__ = ["ConfigError", "CourtyardError", "StorageError"]
 
 
@@ -9,15 +11,12 @@ class CourtyardError(Exception):
     """Base class of the errors raised here."""
 
 
-class ConfigError(CourtyardError):
-    """A configuration value is invalid: one line naming key, value and what is allowed."""
+class ConfigError(CourtyardError, _configcheck.ConfigError):
+    """A configuration value is invalid: ``{key} = {value!r}: {allowed}``.
 
-    def __init__(self, key: str, value: object, allowed: str, *, path: str = "") -> None:
-        where = f"{path}: " if path else ""
-        name = key if key.startswith(("-", "(")) else f"[courtyard] {key}"
-        super().__init__(f"{where}{name} {allowed}; got {value!r}")
-        self.key = key
-        self.value = value
+    One line a problem; :attr:`errors` holds every problem of the file (see
+    :mod:`klankkast.configcheck`).
+    """
 
 
 class StorageError(CourtyardError):

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from klankkast import configcheck as _cc
-from klankkast.influx import AddressError, InfluxHTTP, parse_address, redact_address
+from klankkast.influx import (
+    InfluxHTTP,
+    check_url_value,
+    redact_address,
+    split_address_keys,
+)
 from klankkast.ingest.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -146,30 +151,6 @@ def _check_mqtt_url(value: str) -> str | None:
     return _check_url(("mqtt", "mqtts"), value)
 
 
-def _check_influx_url(value: str) -> str | None:
-    """``influxdb+http(s)://[user@]host:port/db``, or the older ``http(s)://host[:port]``
-    (with ``database`` and ``username`` as keys of their own)."""
-    if value.startswith("influxdb+"):
-        try:
-            parse_address(value)
-        except AddressError as err:
-            return err.reason
-        return None
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be influxdb+http(s)://[user@]host:port/database"
-    try:
-        _ = parts.port
-    except ValueError:
-        return "has an invalid port"
-    if parts.path not in ("", "/") or parts.query or parts.username or parts.password:
-        return (
-            "must be influxdb+http(s)://[user@]host:port/database "
-            "(a plain http(s):// URL names only host and port)"
-        )
-    return None
-
-
 def _check_share_group(value: str) -> str | None:
     if not set(value) <= _SHARE_GROUP_CHARS:
         return "must be letters, digits, '_', '-' or '.' (no '/', '+', '#'), or \"\" for no sharing"
@@ -217,7 +198,7 @@ SCHEMA: Final[_cc.Schema] = {
         "keepalive_s": _cc.integer(_M.keepalive_s, 5, 3600),
     },
     "influxdb": {
-        "url": _cc.string(_I.url, check=_check_influx_url),
+        "url": _cc.string(_I.url, check=check_url_value),
         "database": _cc.string(_I.database, check=_check_database),
         "username": _cc.string(None),
         "password_file": _cc.string(None),
@@ -255,23 +236,6 @@ def _check_mqtt(cfg: MqttConfig, problems: _cc.Problems) -> None:
         problems.add(f"mqtt.{key}", _cc.MISSING, "must be given together with the other")
 
 
-def _influx_address(values: dict[str, Any], raw: Mapping[str, Any], problems: _cc.Problems) -> None:
-    """The one address form ``url = "influxdb+http(s)://[user@]host:port/db"``: database
-    and user come from it (and may not be given again); the older ``http(s)://host:port``
-    keeps ``database`` and ``username`` as keys of their own."""
-    url = values["url"]
-    if not isinstance(url, str) or not url.startswith("influxdb+"):
-        return
-    try:
-        address = parse_address(url)
-    except AddressError:
-        return  # reported by the url check
-    for key in ("database", "username"):
-        if raw.get(key) is not None:
-            problems.add(f"influxdb.{key}", raw[key], f"give it in influxdb.url only ({url})")
-    values.update(url=address.url, database=address.database, username=address.username)
-
-
 def _check_influx(cfg: InfluxConfig, problems: _cc.Problems) -> None:
     if cfg.token_file is not None and (cfg.username is not None or cfg.password_file is not None):
         problems.add(
@@ -300,7 +264,7 @@ def parse_central_config(data: Mapping[str, Any], base_dir: Path | None = None) 
     v = _cc.check_all(data, SCHEMA, problems, other_tables="ignore")
     mqtt_cfg = MqttConfig(**_with_paths(v["mqtt"], base))
     influx_values = _with_paths(v["influxdb"], base)
-    _influx_address(influx_values, data.get("influxdb") or {}, problems)
+    split_address_keys(influx_values, data.get("influxdb") or {}, problems.add)
     influx_cfg = InfluxConfig(**influx_values)
     ingest_cfg = IngestConfig(**{**v["ingest"], "log_level": v["ingest"]["log_level"].upper()})
     _check_mqtt(mqtt_cfg, problems)

@@ -30,7 +30,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -63,6 +63,7 @@ __all__ = [
     "RetentionPolicy",
     "RetryableWriteError",
     "WriteError",
+    "check_url_value",
     "escape_field_key",
     "escape_measurement",
     "escape_tag",
@@ -74,6 +75,7 @@ __all__ = [
     "redact_address",
     "retention_table",
     "rp_of",
+    "split_address_keys",
 ]
 
 
@@ -239,6 +241,52 @@ def parse_address(text: str, *, options: Sequence[str] = ()) -> InfluxAddress:
         username=username,
         options=tuple(pairs),
     )
+
+
+def check_url_value(value: str) -> str | None:
+    """What a config's ``url`` key allows, or ``None`` when ``value`` is allowed:
+    ``influxdb+http(s)://[user@]host:port/db``, or the older ``http(s)://host[:port]``
+    (with ``database`` and ``username`` as keys of their own)."""
+    if value.startswith("influxdb+"):
+        try:
+            parse_address(value)
+        except AddressError as err:
+            return err.reason
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"must be {ADDRESS_FORM}"
+    try:
+        _ = parts.port
+    except ValueError:
+        return "has an invalid port"
+    if parts.path not in ("", "/") or parts.query or parts.username or parts.password:
+        return f"must be {ADDRESS_FORM} (a plain http(s):// URL names only host and port)"
+    return None
+
+
+def split_address_keys(
+    values: dict[str, Any],
+    raw: Mapping[str, Any],
+    add: Callable[[str, object, str], None],
+    table: str = "influxdb",
+) -> None:
+    """Fill ``database`` and ``username`` of a checked config table from its ``url``
+    when that is the one address form (they may then not be given again: each is
+    reported through ``add(key, value, allowed)``); the older ``http(s)://host:port``
+    keeps them as keys of their own. ``values["url"]`` becomes the server's base URL.
+    """
+    url = values.get("url")
+    if not isinstance(url, str) or not url.startswith("influxdb+"):
+        return
+    try:
+        address = parse_address(url)
+    except AddressError:
+        return  # reported by the url check
+    for key in ("database", "username"):
+        if raw.get(key) is not None:
+            add(f"{table}.{key}", raw[key], f"give it in {table}.url only ({url})")
+    values.update(url=address.url, database=address.database, username=address.username)
 
 
 RP_RAW: Final = "raw"
