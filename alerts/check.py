@@ -15,9 +15,7 @@ Exit status: 0 OK; 1 a configuration error or a failed check; 2 bad usage.
 
 from __future__ import annotations
 
-import ssl
 import sys
-import threading
 from typing import TYPE_CHECKING, Any
 
 from klankkast.ingest.errors import ConfigError
@@ -30,53 +28,21 @@ __all__ = ["check"]
 
 
 def _check_mqtt(client: Any, mcfg: MqttConfig, topics: list[str], timeout_s: float) -> list[str]:
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
+    from klankkast.ingest.cli import probe_mqtt
 
-    done = threading.Event()
-    result: dict[str, Any] = {}
-
-    def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
-        result["connect"] = rc
-        if rc.is_failure:
-            done.set()
-            return
-        c.subscribe([(t, 1) for t in topics])
-
-    def on_subscribe(c: Any, u: Any, mid: Any, rcs: Any, props: Any) -> None:
-        result["suback"] = rcs
-        done.set()
-
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = 0
-    try:
-        client.connect(mcfg.host, mcfg.port, keepalive=30, clean_start=True, properties=props)
-    except (OSError, ssl.SSLError) as err:
-        from klankkast.ingest.cli import connect_error
-
-        return [connect_error(mcfg.url, err)]
-    client.loop_start()
-    problems: list[str] = []
-    try:
-        if not done.wait(timeout_s):
-            problems.append(f"mqtt: no answer from {mcfg.url} within {timeout_s:g} s")
-        rc = result.get("connect")
-        if rc is not None and rc.is_failure:
+    result, problems = probe_mqtt(client, mcfg, topics, timeout_s)
+    rc = result.get("connect")
+    if rc is not None and rc.is_failure:
+        problems.append(
+            f"mqtt: {mcfg.url} refused the login of user {mcfg.username!r}: {rc} "
+            "(check [alerts] username / password_file, or [mqtt])"
+        )
+    for topic, code in zip(topics, result.get("suback", []), strict=False):
+        if code.is_failure:
             problems.append(
-                f"mqtt: {mcfg.url} refused the login of user {mcfg.username!r}: {rc} "
-                "(check [alerts] username / password_file, or [mqtt])"
+                f"mqtt: user {mcfg.username!r} is not authorised to read {topic}: {code} "
+                "(the broker's ACL: topic read klankkast/v1/#)"
             )
-        for topic, code in zip(topics, result.get("suback", []), strict=False):
-            if code.is_failure:
-                problems.append(
-                    f"mqtt: user {mcfg.username!r} is not authorised to read {topic}: {code} "
-                    "(the broker's ACL: topic read klankkast/v1/#)"
-                )
-    finally:
-        client.disconnect()
-        client.loop_stop()
     return problems
 
 

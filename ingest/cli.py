@@ -34,6 +34,7 @@ from klankkast.influx import (
 )
 from klankkast.ingest.config import (
     CentralConfig,
+    MqttConfig,
     default_client_id,
     load_central_config,
     make_influx_client,
@@ -123,32 +124,36 @@ def connect_error(url: str, err: BaseException) -> str:
     return f"mqtt: cannot connect to {url}: {type(err).__name__}: {err}"
 
 
-def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[str]:
-    """Connect, subscribe to the node topics and publish to the rejected topic.
+def probe_mqtt(
+    client: Any,
+    mcfg: MqttConfig,
+    topics: Sequence[str],
+    timeout_s: float,
+    publish: tuple[str, str] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Connect ``client`` with clean start and no session kept, subscribe to ``topics``
+    (QoS 1) and, once subscribed, publish ``publish`` = (topic, body) at QoS 1.
 
-    Uses its own client id with clean start and no session kept, and subscribes
-    *without* the share group (the same topic filter and ACL check): a member of
-    the group would take a share of the live messages away from the ingest.
+    Returns the broker's answers (the reason codes under ``connect``, ``suback`` and
+    ``puback``) for the caller to name in its own words, and the problems of reaching
+    it at all (a failed connection, no answer in time). Shared by ``klankkast-ingest
+    check`` and ``klankkast-alerts check``.
     """
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     from paho.mqtt.subscribeoptions import SubscribeOptions
 
-    from klankkast.ingest.service import SUBSCRIPTION
-
     problems: list[str] = []
     done = threading.Event()
     published = threading.Event()
     result: dict[str, Any] = {}
-    client = make_mqtt_client(cfg.mqtt, client_id=f"{client_id}-check"[:64])
-    topic_filter = SUBSCRIPTION
 
     def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
         result["connect"] = rc
         if rc.is_failure:
             done.set()
             return
-        c.subscribe(topic_filter, options=SubscribeOptions(qos=1))
+        c.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
 
     def on_subscribe(c: Any, u: Any, mid: Any, rcs: Any, props: Any) -> None:
         result["suback"] = rcs
@@ -164,44 +169,60 @@ def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[st
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 0
     try:
-        client.connect(
-            cfg.mqtt.host, cfg.mqtt.port, keepalive=30, clean_start=True, properties=props
-        )
+        client.connect(mcfg.host, mcfg.port, keepalive=30, clean_start=True, properties=props)
     except Exception as err:
-        return [connect_error(cfg.mqtt.url, err)]
+        return result, [connect_error(mcfg.url, err)]
     client.loop_start()
     try:
         if not done.wait(timeout_s):
             if "connect" not in result:
-                problems.append(f"mqtt: no answer from {cfg.mqtt.url} within {timeout_s:g} s")
+                problems.append(f"mqtt: no answer from {mcfg.url} within {timeout_s:g} s")
             else:
                 problems.append("mqtt: connected but the subscription got no answer")
-        rc = result.get("connect")
-        if rc is not None and rc.is_failure:
-            problems.append(
-                f"mqtt: broker at {cfg.mqtt.url} refused the connection: {rc} "
-                f"(check [mqtt] username / password_file)"
-            )
-        for code in result.get("suback", []):
-            if code.is_failure:
-                problems.append(
-                    f"mqtt: subscription {topic_filter} refused: {code} "
-                    "(the broker's ACL must let this user read klankkast/v1/#)"
-                )
-        ing = cfg.ingest
-        if "suback" in result and ing.republish_rejected:
-            body = json.dumps({"reason": "check", "topic": "", "payload": "klankkast-ingest check"})
-            client.publish(ing.rejected_topic, body, qos=1)
+        if publish is not None and "suback" in result:
+            client.publish(publish[0], publish[1], qos=1)
             if not published.wait(timeout_s):
-                problems.append(f"mqtt: no PUBACK for a test message to {ing.rejected_topic}")
-            elif result["puback"].is_failure:
-                problems.append(
-                    f"mqtt: publishing to {ing.rejected_topic} refused: {result['puback']} "
-                    f"(the broker's ACL must let this user write {ing.rejected_topic})"
-                )
+                problems.append(f"mqtt: no PUBACK for a test message to {publish[0]}")
     finally:
         client.disconnect()
         client.loop_stop()
+    return result, problems
+
+
+def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[str]:
+    """Connect, subscribe to the node topics and publish to the rejected topic.
+
+    Uses its own client id with clean start and no session kept, and subscribes
+    *without* the share group (the same topic filter and ACL check): a member of
+    the group would take a share of the live messages away from the ingest.
+    """
+    from klankkast.ingest.service import SUBSCRIPTION
+
+    client = make_mqtt_client(cfg.mqtt, client_id=f"{client_id}-check"[:64])
+    ing = cfg.ingest
+    test = None
+    if ing.republish_rejected:
+        body = json.dumps({"reason": "check", "topic": "", "payload": "klankkast-ingest check"})
+        test = (ing.rejected_topic, body)
+    result, problems = probe_mqtt(client, cfg.mqtt, [SUBSCRIPTION], timeout_s, publish=test)
+    rc = result.get("connect")
+    if rc is not None and rc.is_failure:
+        problems.append(
+            f"mqtt: broker at {cfg.mqtt.url} refused the connection: {rc} "
+            f"(check [mqtt] username / password_file)"
+        )
+    for code in result.get("suback", []):
+        if code.is_failure:
+            problems.append(
+                f"mqtt: subscription {SUBSCRIPTION} refused: {code} "
+                "(the broker's ACL must let this user read klankkast/v1/#)"
+            )
+    puback = result.get("puback")
+    if puback is not None and puback.is_failure:
+        problems.append(
+            f"mqtt: publishing to {ing.rejected_topic} refused: {puback} "
+            f"(the broker's ACL must let this user write {ing.rejected_topic})"
+        )
     return problems
 
 
