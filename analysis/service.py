@@ -34,7 +34,6 @@ import signal
 import sys
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,12 +146,7 @@ def load_config(path: str | Path) -> Config:
     """The ``[analysis]`` table of ``path``; one :class:`ConfigError` carrying every
     problem of the table (one line each, ``analysis.key = value: what is allowed``)."""
     p = Path(path)
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError("--config", str(p), f"must be a readable file ({err.strerror})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError("--config", str(p), f"must be TOML ({err})") from None
+    doc = _cc.read_toml(p, ConfigError, "--config")
     return parse_config(doc.get("analysis"), base=p.parent)
 
 

@@ -9,7 +9,6 @@ is allowed.
 from __future__ import annotations
 
 import re
-import tomllib
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Final
 
 from klankkast import configcheck as _cc
 from klankkast.courtyard.errors import ConfigError
-from klankkast.influx import check_url_value, redact_address, split_address_keys
+from klankkast.influx import InfluxTarget, check_url_value, redact_address, split_address_keys
 
 __all__ = ["Config", "InfluxConfig", "load_config", "parse_config"]
 
@@ -26,12 +25,10 @@ _RP_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
-class InfluxConfig:
-    url: str = "http://127.0.0.1:8086"
-    database: str = "klankkast"
-    #: the read-only user (levels, episodes, alerts, complaints, visits, marks)
-    username: str | None = None
-    password_file: Path | None = None
+class InfluxConfig(InfluxTarget):
+    """``[courtyard.influxdb]``: ``username`` is the read-only user (levels, episodes,
+    alerts, complaints, visits, marks)."""
+
     #: the user that writes marks (WRITE on the database only)
     write_username: str | None = None
     write_password_file: Path | None = None
@@ -191,10 +188,5 @@ def parse_config(doc: dict[str, Any], *, base: Path, path: str = "") -> Config:
 def load_config(path: str | Path) -> Config:
     """Read and check a config file."""
     p = Path(path)
-    try:
-        doc = tomllib.loads(p.read_text("utf-8"))
-    except OSError as err:
-        raise ConfigError("config", str(p), f"must be a readable file ({err.strerror})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError("config", str(p), f"must be valid TOML ({err})") from None
+    doc = _cc.read_toml(p, ConfigError)
     return parse_config(doc, base=p.resolve().parent, path=str(p))

@@ -14,7 +14,6 @@ is built (:func:`read_secret`), so a sample config loads without its secrets.
 from __future__ import annotations
 
 import socket
-import tomllib
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from klankkast import configcheck as _cc
 from klankkast.influx import (
     InfluxHTTP,
+    InfluxTarget,
     check_url_value,
     redact_address,
     split_address_keys,
@@ -91,13 +91,9 @@ class MqttConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class InfluxConfig:
+class InfluxConfig(InfluxTarget):
     """``[influxdb]``: where levels are written."""
 
-    url: str = "http://127.0.0.1:8086"
-    database: str = "klankkast"
-    username: str | None = None
-    password_file: Path | None = None
     token_file: Path | None = None
     raw_retention_days: int = 30
     timeout_s: float = 10.0
@@ -284,14 +280,7 @@ def load_central_config(path: str | Path) -> CentralConfig:
         ``[ingest]`` is unknown, of the wrong type or out of range.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError("config", str(p), f"must be a readable file ({err.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError("config", str(p), f"must be valid TOML ({err})") from None
+    data = _cc.read_toml(p, ConfigError)
     cfg = parse_central_config(data, p.resolve().parent)
     return CentralConfig(
         mqtt=cfg.mqtt, influxdb=cfg.influxdb, ingest=cfg.ingest, raw=cfg.raw, path=p

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "did_you_mean",
     "integer",
     "number",
+    "read_toml",
     "resolve_path",
     "string",
 ]
@@ -281,3 +283,16 @@ def resolve_path(value: str | None, base_dir: Path) -> Path | None:
         return None
     p = Path(value).expanduser()
     return p if p.is_absolute() else base_dir / p
+
+
+def read_toml(path: str | Path, error: type[E], key: str = "config") -> dict[str, Any]:
+    """The parsed TOML document of ``path``; one ``error(key, path, why)`` when the file
+    cannot be read or is not TOML."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise error(key, str(p), f"must be a readable file ({reason})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise error(key, str(p), f"must be valid TOML ({err})") from None

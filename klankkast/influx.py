@@ -32,6 +32,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "InfluxAddress",
     "InfluxError",
     "InfluxHTTP",
+    "InfluxTarget",
     "PayloadTooLargeError",
     "PermanentWriteError",
     "QueryError",
@@ -177,6 +179,17 @@ class InfluxAddress:
             password=password if self.username is not None else None,
             timeout_s=timeout_s,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxTarget:
+    """The part of a program's ``[influxdb]`` table every program has: the server, the
+    database and the user with the file holding its password (never the password)."""
+
+    url: str = "http://127.0.0.1:8086"
+    database: str = "klankkast"
+    username: str | None = None
+    password_file: Path | None = None
 
 
 def redact_address(text: str) -> str:

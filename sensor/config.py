@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -314,15 +313,7 @@ def load_config(path: Path | str) -> NodeConfig:
     mic-response file.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise ConfigError("config", str(p), f"must be a readable file ({reason})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError("config", str(p), f"is not valid TOML: {err}") from None
+    data = _cc.read_toml(p, ConfigError)
     cfg = parse_config(data, p.resolve().parent)
     cfg = NodeConfig(
         node=cfg.node,

@@ -105,7 +105,21 @@ class Outbox(Protocol):
     def close(self) -> None: ...
 
 
-class MemoryOutbox:
+class _Totals:
+    """What both outboxes count alike: payload bytes held and frames evicted so far."""
+
+    _bytes: int
+    _evictions: int
+
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def evictions(self) -> int:
+        return self._evictions
+
+
+class MemoryOutbox(_Totals):
     """In-memory :class:`Outbox` (tests, benchmarks). ``max_bytes`` bounds payload bytes."""
 
     def __init__(self, max_bytes: int = 2048 * 1024 * 1024) -> None:
@@ -207,13 +221,6 @@ class MemoryOutbox:
     def depth(self) -> int:
         return len(self._rows)
 
-    def size_bytes(self) -> int:
-        return self._bytes
-
-    @property
-    def evictions(self) -> int:
-        return self._evictions
-
     def next_seq(self, stream: str) -> int:
         return self._seq.get(stream, 0)
 
@@ -250,7 +257,7 @@ CREATE INDEX IF NOT EXISTS outbox_stream_seq ON outbox(stream, seq);
 """
 
 
-class SqliteOutbox:
+class SqliteOutbox(_Totals):
     """:class:`Outbox` in one SQLite file (WAL journal), safe across threads.
 
     Parameters
@@ -571,13 +578,6 @@ class SqliteOutbox:
 
     def depth(self) -> int:
         return self._depth
-
-    def size_bytes(self) -> int:
-        return self._bytes
-
-    @property
-    def evictions(self) -> int:
-        return self._evictions
 
     def next_seq(self, stream: str) -> int:
         with self._lock:

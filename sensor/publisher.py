@@ -62,7 +62,23 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
-class PahoPublisher:
+class _Handlers:
+    """The three callbacks a :class:`Publisher` calls, as :meth:`set_handlers` sets them."""
+
+    _on_ack: AckHandler = staticmethod(lambda mid, rc: None)
+    _on_connect: Callable[[], None] = staticmethod(lambda: None)
+    _on_disconnect: Callable[[], None] = staticmethod(lambda: None)
+
+    def set_handlers(
+        self,
+        on_ack: AckHandler,
+        on_connect: Callable[[], None],
+        on_disconnect: Callable[[], None],
+    ) -> None:
+        self._on_ack, self._on_connect, self._on_disconnect = on_ack, on_connect, on_disconnect
+
+
+class PahoPublisher(_Handlers):
     """:class:`Publisher` on paho-mqtt 2.x (``CallbackAPIVersion.VERSION2``, MQTT v5)."""
 
     def __init__(
@@ -97,9 +113,6 @@ class PahoPublisher:
         self._client: Any = None
         self._connected = threading.Event()
         self._window = max_inflight
-        self._on_ack: AckHandler = lambda mid, rc: None
-        self._on_connect: Callable[[], None] = lambda: None
-        self._on_disconnect: Callable[[], None] = lambda: None
         self.last_error: str | None = None
         self.connects = 0
         self._closing = False
@@ -108,14 +121,6 @@ class PahoPublisher:
     def subscribe(self, topic: str, on_message: MessageHandler) -> None:
         """Subscribe (QoS 1, in the persistent session) on every connect; call before start."""
         self._subscriptions[topic] = on_message
-
-    def set_handlers(
-        self,
-        on_ack: AckHandler,
-        on_connect: Callable[[], None],
-        on_disconnect: Callable[[], None],
-    ) -> None:
-        self._on_ack, self._on_connect, self._on_disconnect = on_ack, on_connect, on_disconnect
 
     @property
     def connected(self) -> bool:
@@ -240,7 +245,7 @@ class PahoPublisher:
             self._client = None
 
 
-class FakePublisher:
+class FakePublisher(_Handlers):
     """In-process :class:`Publisher` for tests and benchmarks: acks everything at once
     (or holds acks while ``hold`` is set), records what was published."""
 
@@ -252,9 +257,6 @@ class FakePublisher:
         self.held: list[int] = []
         self.reason = 0
         self._mid = 0
-        self._on_ack: AckHandler = lambda mid, rc: None
-        self._on_connect: Callable[[], None] = lambda: None
-        self._on_disconnect: Callable[[], None] = lambda: None
         self.max_outstanding = 0
         self._outstanding: set[int] = set()
         self.subscriptions: dict[str, MessageHandler] = {}
@@ -265,14 +267,6 @@ class FakePublisher:
     def deliver(self, topic: str, payload: bytes) -> None:
         """Hand a message to the handler of a subscribed topic (what the broker would do)."""
         self.subscriptions[topic](topic, payload)
-
-    def set_handlers(
-        self,
-        on_ack: AckHandler,
-        on_connect: Callable[[], None],
-        on_disconnect: Callable[[], None],
-    ) -> None:
-        self._on_ack, self._on_connect, self._on_disconnect = on_ack, on_connect, on_disconnect
 
     def start(self) -> None:
         if self._connected:

@@ -352,14 +352,7 @@ def decode(topic_name: str, data: bytes) -> Message:
     site, node, kind = parse_topic(topic_name)
     if len(data) > _MAX_PAYLOAD:
         raise SchemaError("too_large", f"payload is {len(data)} bytes; at most {_MAX_PAYLOAD}")
-    try:
-        payload = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
-        raise SchemaError("bad_json", f"payload is not UTF-8 JSON: {err}") from None
-    if not isinstance(payload, dict):
-        raise SchemaError(
-            "not_object", f"payload must be a JSON object; got {type(payload).__name__}"
-        )
+    payload = _json_object(data, "payload")
     validate(kind, payload)
     if payload["site"] != site or payload["node"] != node:
         raise SchemaError(
@@ -371,6 +364,19 @@ def decode(topic_name: str, data: bytes) -> Message:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    """``data`` as a JSON object (no NaN/Infinity); :class:`SchemaError` otherwise."""
+    try:
+        payload = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
+        raise SchemaError("bad_json", f"{what} is not UTF-8 JSON: {err}") from None
+    if not isinstance(payload, dict):
+        raise SchemaError(
+            "not_object", f"{what} must be a JSON object; got {type(payload).__name__}"
+        )
+    return payload
 
 
 def is_ack_topic(value: str) -> bool:
@@ -393,12 +399,7 @@ def decode_ack(data: bytes) -> tuple[str, list[tuple[int, int]]]:
     """Parse one acknowledgement into ``(kind, ranges)``; :class:`SchemaError` otherwise."""
     if len(data) > _MAX_PAYLOAD:
         raise SchemaError("too_large", f"ack is {len(data)} bytes; at most {_MAX_PAYLOAD}")
-    try:
-        payload = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
-        raise SchemaError("bad_json", f"ack is not UTF-8 JSON: {err}") from None
-    if not isinstance(payload, dict):
-        raise SchemaError("not_object", f"ack must be a JSON object; got {type(payload).__name__}")
+    payload = _json_object(data, "ack")
     unknown = sorted(set(payload) - {"schema", "kind", "ranges"})
     if unknown:
         raise SchemaError("unknown_field", f"ack has unknown field(s): {', '.join(unknown)}")

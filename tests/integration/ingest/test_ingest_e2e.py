@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from support.ingest_frames import (
     T0_MS,
     IngestProcess,
@@ -26,7 +27,6 @@ from support.ingest_frames import (
     wait_for,
     write_config,
 )
-from paho.mqtt.enums import CallbackAPIVersion
 
 from klankkast.sensor import wire
 

@@ -127,7 +127,7 @@ def test_relative_paths_resolve_against_the_config_dir(tmp_path: Path) -> None:
 def test_invalid_toml_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, "[node\nid=1"))
-    assert "not valid TOML" in str(err.value) and "\n" not in str(err.value)
+    assert "must be valid TOML" in str(err.value) and "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("command", ["run", "check", "simulate", "calibrate"])
