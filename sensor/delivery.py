@@ -78,6 +78,7 @@ class Dispatcher:
         confirm: str = "broker",
         confirm_timeout_s: float = 120.0,
         clock_ms: Callable[[], int] = _wall_ms,
+        monotonic_s: Callable[[], float] = time.monotonic,
     ) -> None:
         if confirm not in ("broker", "ingest"):
             raise ValueError(f"confirm must be 'broker' or 'ingest'; got {confirm!r}")
@@ -87,6 +88,9 @@ class Dispatcher:
         self.confirm = confirm
         self.confirm_timeout_s = confirm_timeout_s
         self._clock_ms = clock_ms
+        self._monotonic_s = monotonic_s
+        self._rounds = 0
+        self._rounds_cv = threading.Condition()
         self._confirmations: collections.deque[tuple[str, list[tuple[int, int]]]] = (
             collections.deque()
         )
@@ -179,6 +183,16 @@ class Dispatcher:
             self._wake()
             time.sleep(min(0.05, left))
 
+    def wait_rounds(self, n: int = 2, timeout_s: float = 5.0) -> bool:
+        """Wake the delivery thread and wait until it has finished ``n`` more rounds, so
+        that a round that began after the wake-up has looked at the outbox, the acks
+        and the clocks (how a test knows that nothing happened); True if it has."""
+        with self._rounds_cv:
+            target = self._rounds + n
+        self._wake()
+        with self._rounds_cv:
+            return self._rounds_cv.wait_for(lambda: self._rounds >= target, timeout_s)
+
     # ---- the delivery thread -----------------------------------------------------------
     def _run(self) -> None:
         while True:
@@ -191,6 +205,9 @@ class Dispatcher:
                 log.exception("delivery step failed; retrying")
                 busy = False
                 time.sleep(self.retry_s)
+            with self._rounds_cv:
+                self._rounds += 1
+                self._rounds_cv.notify_all()
             if not busy:
                 with self._cv:
                     if self._stop:
@@ -276,7 +293,7 @@ class Dispatcher:
 
     def _requeue_due(self) -> None:
         """Put frames unconfirmed for the (backed-off) timeout back to pending."""
-        now = time.monotonic()
+        now = self._monotonic_s()
         if now < self._next_requeue:
             return
         timeout_s = self.confirm_timeout_s * self._backoff

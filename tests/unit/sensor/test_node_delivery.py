@@ -37,7 +37,7 @@ def test_never_more_in_flight_than_the_window_and_drains_in_order() -> None:
     pub.start()
     try:
         assert until(lambda: len(pub.sent) == 7)
-        time.sleep(0.05)
+        assert d.wait_rounds()
         assert len(pub.sent) == 7  # nothing more until acks come
         while box.depth():
             pub.release()
@@ -60,7 +60,7 @@ def test_nothing_is_published_while_disconnected_and_all_after_reconnect() -> No
     try:
         fill(box, 30)
         d.notify()
-        time.sleep(0.05)
+        assert d.wait_rounds()
         assert pub.sent == []
         pub.set_connected(True)
         assert d.wait_drained(5.0)
@@ -137,13 +137,23 @@ def test_status_is_sent_retained_latest_wins() -> None:
 
 
 class Clock:
-    """Injected wall clock for the confirmation timeout (ms)."""
+    """Injected clocks: the wall clock of the confirmation timeout (ms) and the
+    monotonic one of the dispatcher's re-check period (s)."""
 
     def __init__(self) -> None:
         self.ms = 1_000_000
+        self.mono_s = 100.0
 
     def __call__(self) -> int:
         return self.ms
+
+    def monotonic(self) -> float:
+        return self.mono_s
+
+    def advance(self, ms: int) -> None:
+        """Move both clocks on by ``ms``."""
+        self.ms += ms
+        self.mono_s += ms / 1000
 
 
 def test_ingest_mode_keeps_frames_after_puback_until_the_ingest_confirms() -> None:
@@ -169,22 +179,31 @@ def test_ingest_mode_keeps_frames_after_puback_until_the_ingest_confirms() -> No
 
 
 def test_unconfirmed_frames_are_published_again_after_the_timeout_with_same_bytes() -> None:
-    """Timeout 2 s on an injected clock: at +1.9 s nothing is re-sent, at +2.0 s all
-    three are, with identical topic and payload; then an ack deletes them."""
+    """Timeout 2 s on injected clocks: at +1.9 s nothing is re-sent; by +2.5 s (the
+    timeout and the re-check period, timeout / 4) all three are, with identical topic
+    and payload; then an ack deletes them."""
     box = MemoryOutbox()
     fill(box, 3)
     pub = FakePublisher(window=20)
     clock = Clock()
-    d = Dispatcher(box, pub, confirm="ingest", confirm_timeout_s=2.0, clock_ms=clock)
+    d = Dispatcher(
+        box,
+        pub,
+        confirm="ingest",
+        confirm_timeout_s=2.0,
+        clock_ms=clock,
+        monotonic_s=clock.monotonic,
+    )
     d.start()
     pub.start()
     try:
         assert until(lambda: box.unconfirmed()[0] == 3)
         first = list(pub.sent)
-        clock.ms += 1_900
-        time.sleep(0.7)  # more than the dispatcher's re-check period (timeout / 4)
+        clock.advance(1_900)
+        assert d.wait_rounds()
         assert len(pub.sent) == 3
-        clock.ms += 100
+        clock.advance(600)
+        assert d.wait_rounds()
         assert until(lambda: len(pub.sent) == 6)
         assert pub.sent[3:] == first
         assert d.stats.resent == 3
@@ -196,27 +215,37 @@ def test_unconfirmed_frames_are_published_again_after_the_timeout_with_same_byte
 
 def test_resending_backs_off_while_nothing_is_confirmed_and_resets_on_an_ack() -> None:
     """Timeout 1 s: without any confirmation re-sends come after 1 s, then 2 s, then
-    4 s of injected time; a confirmation resets the wait to 1 s."""
+    4 s of injected time (each within the re-check period of 0.25 s); a confirmation
+    resets the wait to 1 s."""
     box = MemoryOutbox()
     fill(box, 2)
     pub = FakePublisher(window=20)
     clock = Clock()
-    d = Dispatcher(box, pub, confirm="ingest", confirm_timeout_s=1.0, clock_ms=clock)
+    d = Dispatcher(
+        box,
+        pub,
+        confirm="ingest",
+        confirm_timeout_s=1.0,
+        clock_ms=clock,
+        monotonic_s=clock.monotonic,
+    )
     d.start()
     pub.start()
     try:
         assert until(lambda: len(pub.sent) == 2)
         sent = 2
         for wait_ms in (1_000, 2_000, 4_000):
-            clock.ms += wait_ms - 1
-            time.sleep(0.7)  # more than the idle wake-up (0.5 s) and the re-check period
+            clock.advance(wait_ms - 1)
+            assert d.wait_rounds()
             assert len(pub.sent) == sent, wait_ms
-            clock.ms += 1
+            clock.advance(1 + 250)
+            assert d.wait_rounds()
             assert until(lambda n=sent: len(pub.sent) == n + 2), wait_ms
             sent += 2
         d.confirmed("s/n/second", [(0, 0)])
         assert until(lambda: box.depth() == 1)
-        clock.ms += 1_000
+        clock.advance(1_000 + 250)
+        assert d.wait_rounds()
         assert until(lambda: len(pub.sent) == sent + 1)
     finally:
         d.stop()
