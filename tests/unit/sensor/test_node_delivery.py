@@ -150,6 +150,12 @@ class Clock:
     def monotonic(self) -> float:
         return self.mono_s
 
+    def dispatcher(self, box: MemoryOutbox, pub: FakePublisher, **kw: float) -> Dispatcher:
+        """A dispatcher awaiting the ingest's confirmations, on these clocks."""
+        return Dispatcher(
+            box, pub, confirm="ingest", clock_ms=self, monotonic_s=self.monotonic, **kw
+        )
+
     def advance(self, ms: int) -> None:
         """Move both clocks on by ``ms``."""
         self.ms += ms
@@ -186,14 +192,7 @@ def test_unconfirmed_frames_are_published_again_after_the_timeout_with_same_byte
     fill(box, 3)
     pub = FakePublisher(window=20)
     clock = Clock()
-    d = Dispatcher(
-        box,
-        pub,
-        confirm="ingest",
-        confirm_timeout_s=2.0,
-        clock_ms=clock,
-        monotonic_s=clock.monotonic,
-    )
+    d = clock.dispatcher(box, pub, confirm_timeout_s=2.0)
     d.start()
     pub.start()
     try:
@@ -221,14 +220,7 @@ def test_resending_backs_off_while_nothing_is_confirmed_and_resets_on_an_ack() -
     fill(box, 2)
     pub = FakePublisher(window=20)
     clock = Clock()
-    d = Dispatcher(
-        box,
-        pub,
-        confirm="ingest",
-        confirm_timeout_s=1.0,
-        clock_ms=clock,
-        monotonic_s=clock.monotonic,
-    )
+    d = clock.dispatcher(box, pub, confirm_timeout_s=1.0)
     d.start()
     pub.start()
     try:
