@@ -130,9 +130,12 @@ def probe_mqtt(
     topics: Sequence[str],
     timeout_s: float,
     publish: tuple[str, str] | None = None,
+    listen_s: float = 0.0,
 ) -> tuple[dict[str, Any], list[str]]:
     """Connect ``client`` with clean start and no session kept, subscribe to ``topics``
-    (QoS 1) and, once subscribed, publish ``publish`` = (topic, body) at QoS 1.
+    (QoS 1) and, once subscribed, publish ``publish`` = (topic, body) at QoS 1 and
+    listen ``listen_s`` for messages (the topics heard go to ``messages``: retained
+    ones arrive at once when the user may read them).
 
     Returns the broker's answers (the reason codes under ``connect``, ``suback`` and
     ``puback``) for the caller to name in its own words, and the problems of reaching
@@ -146,7 +149,7 @@ def probe_mqtt(
     problems: list[str] = []
     done = threading.Event()
     published = threading.Event()
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"messages": set()}
 
     def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
         result["connect"] = rc
@@ -163,9 +166,13 @@ def probe_mqtt(
         result["puback"] = rc
         published.set()
 
+    def on_message(c: Any, u: Any, msg: Any) -> None:
+        result["messages"].add(msg.topic)
+
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     client.on_publish = on_publish
+    client.on_message = on_message
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 0
     try:
@@ -183,6 +190,8 @@ def probe_mqtt(
             client.publish(publish[0], publish[1], qos=1)
             if not published.wait(timeout_s):
                 problems.append(f"mqtt: no PUBACK for a test message to {publish[0]}")
+        if listen_s > 0 and "suback" in result:
+            time.sleep(listen_s)  # retained messages are sent right after the SUBACK
     finally:
         client.disconnect()
         client.loop_stop()
