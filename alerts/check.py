@@ -40,9 +40,11 @@ def _check_mqtt(
 ) -> tuple[list[str], set[str]]:
     """The problems of reaching the broker as the alerts' user, and the topics of the
     retained node status messages it was sent (none: no node yet, or no read right)."""
-    from klankkast.ingest.cli import probe_mqtt
+    from klankkast.mqttprobe import probe_mqtt
 
-    result, problems = probe_mqtt(client, mcfg, topics, timeout_s, listen_s=LISTEN_S)
+    result, problems = probe_mqtt(
+        client, mcfg.host, mcfg.port, mcfg.url, topics, timeout_s, listen_s=LISTEN_S
+    )
     rc = result.get("connect")
     if rc is not None and rc.is_failure:
         problems.append(

@@ -15,10 +15,7 @@ import argparse
 import json
 import logging
 import signal
-import socket
-import ssl
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -34,16 +31,16 @@ from klankkast.influx import (
 )
 from klankkast.ingest.config import (
     CentralConfig,
-    MqttConfig,
     default_client_id,
     load_central_config,
     make_influx_client,
     make_mqtt_client,
 )
 from klankkast.ingest.errors import ConfigError
+from klankkast.mqttprobe import probe_mqtt
 from klankkast.version import version as _version
 
-__all__ = ["build_parser", "check", "check_influx", "connect_error", "main"]
+__all__ = ["build_parser", "check", "check_influx", "main"]
 
 log = logging.getLogger("klankkast.ingest")
 
@@ -105,99 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def connect_error(url: str, err: BaseException) -> str:
-    """One line naming why a TCP/TLS connection to the broker failed: name resolution,
-    refused, TLS verification (and against which CA), another TLS failure, no answer."""
-    if isinstance(err, socket.gaierror):
-        return f"mqtt: name resolution failed for {url}: {err.strerror or err}"
-    if isinstance(err, ConnectionRefusedError):
-        return f"mqtt: connection refused by {url} (is the broker listening on that port?)"
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return (
-            f"mqtt: TLS verification of {url} failed: {err.verify_message} "
-            "(check [mqtt] ca_file: it must sign the broker's certificate)"
-        )
-    if isinstance(err, ssl.SSLError):
-        return f"mqtt: TLS handshake with {url} failed: {err.reason or err}"
-    if isinstance(err, TimeoutError):
-        return f"mqtt: no answer from {url} (firewall, or a wrong port?)"
-    return f"mqtt: cannot connect to {url}: {type(err).__name__}: {err}"
-
-
-def probe_mqtt(
-    client: Any,
-    mcfg: MqttConfig,
-    topics: Sequence[str],
-    timeout_s: float,
-    publish: tuple[str, str] | None = None,
-    listen_s: float = 0.0,
-) -> tuple[dict[str, Any], list[str]]:
-    """Connect ``client`` with clean start and no session kept, subscribe to ``topics``
-    (QoS 1) and, once subscribed, publish ``publish`` = (topic, body) at QoS 1 and
-    listen ``listen_s`` for messages (the topics heard go to ``messages``: retained
-    ones arrive at once when the user may read them).
-
-    Returns the broker's answers (the reason codes under ``connect``, ``suback`` and
-    ``puback``) for the caller to name in its own words, and the problems of reaching
-    it at all (a failed connection, no answer in time). Shared by ``klankkast-ingest
-    check`` and ``klankkast-alerts check``.
-    """
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.subscribeoptions import SubscribeOptions
-
-    problems: list[str] = []
-    done = threading.Event()
-    published = threading.Event()
-    result: dict[str, Any] = {"messages": set()}
-
-    def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
-        result["connect"] = rc
-        if rc.is_failure:
-            done.set()
-            return
-        c.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
-
-    def on_subscribe(c: Any, u: Any, mid: Any, rcs: Any, props: Any) -> None:
-        result["suback"] = rcs
-        done.set()
-
-    def on_publish(c: Any, u: Any, mid: Any, rc: Any, props: Any) -> None:
-        result["puback"] = rc
-        published.set()
-
-    def on_message(c: Any, u: Any, msg: Any) -> None:
-        result["messages"].add(msg.topic)
-
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_publish = on_publish
-    client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = 0
-    try:
-        client.connect(mcfg.host, mcfg.port, keepalive=30, clean_start=True, properties=props)
-    except Exception as err:
-        return result, [connect_error(mcfg.url, err)]
-    client.loop_start()
-    try:
-        if not done.wait(timeout_s):
-            if "connect" not in result:
-                problems.append(f"mqtt: no answer from {mcfg.url} within {timeout_s:g} s")
-            else:
-                problems.append("mqtt: connected but the subscription got no answer")
-        if publish is not None and "suback" in result:
-            client.publish(publish[0], publish[1], qos=1)
-            if not published.wait(timeout_s):
-                problems.append(f"mqtt: no PUBACK for a test message to {publish[0]}")
-        if listen_s > 0 and "suback" in result:
-            time.sleep(listen_s)  # retained messages are sent right after the SUBACK
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return result, problems
-
-
 def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[str]:
     """Connect, subscribe to the node topics and publish to the rejected topic.
 
@@ -213,7 +117,10 @@ def _check_mqtt(cfg: CentralConfig, client_id: str, timeout_s: float) -> list[st
     if ing.republish_rejected:
         body = json.dumps({"reason": "check", "topic": "", "payload": "klankkast-ingest check"})
         test = (ing.rejected_topic, body)
-    result, problems = probe_mqtt(client, cfg.mqtt, [SUBSCRIPTION], timeout_s, publish=test)
+    mc = cfg.mqtt
+    result, problems = probe_mqtt(
+        client, mc.host, mc.port, mc.url, [SUBSCRIPTION], timeout_s, publish=test
+    )
     rc = result.get("connect")
     if rc is not None and rc.is_failure:
         problems.append(

@@ -29,7 +29,6 @@ import os
 import socket
 import ssl
 import tempfile
-import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -205,58 +204,36 @@ def _mqtt_step(
 ) -> BrokerProbe:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
+
+    from klankkast.mqttprobe import probe_mqtt
 
     where = f"{host}:{port}"
-    result: dict[str, Any] = {}
-    connected = threading.Event()
-    published = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if username is not None:
         client.username_pw_set(username, password)
     if tls:
         client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
-
-    def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
-        result["connect"] = rc
-        connected.set()
-
-    def on_publish(c: Any, u: Any, mid: Any, rc: Any, props: Any) -> None:
-        result["puback"] = rc
-        published.set()
-
-    client.on_connect = on_connect
-    client.on_publish = on_publish
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = 0
-    try:
-        client.connect(host, port, keepalive=30, clean_start=True, properties=props)
-    except (OSError, ssl.SSLError) as err:
+    result, _ = probe_mqtt(client, host, port, where, [], timeout_s, publish=(topic, b""))
+    if "error" in result:
+        err = result["error"]
         return BrokerProbe("unreachable", f"{where}: {type(err).__name__}: {err}")
-    client.loop_start()
-    try:
-        if not connected.wait(timeout_s):
-            return BrokerProbe("timeout", f"{where} accepted TCP but sent no CONNACK")
-        rc = result["connect"]
-        if rc.is_failure:
-            who = f"user {username!r}" if username else "an anonymous client"
-            return BrokerProbe(
-                "authentication",
-                f"{where} refused the login of {who}: {rc} "
-                "(check [mqtt] username and password_file)",
-            )
-        client.publish(topic, b"", qos=1)
-        if not published.wait(timeout_s):
-            return BrokerProbe("timeout", f"no PUBACK from {where} for {topic}")
-        if result["puback"].is_failure:
-            return BrokerProbe(
-                "not_authorised",
-                f"user {username!r} may not publish {topic}: {result['puback']} (the "
-                f"broker's ACL must let it write {topic.rsplit('/', 1)[0]}/#; "
-                "deploy/mosquitto/add-node.sh)",
-            )
-        return BrokerProbe("ok", f"connected to {where} as {username or 'anonymous'}; may publish")
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    rc = result.get("connect")
+    if rc is None:
+        return BrokerProbe("timeout", f"{where} accepted TCP but sent no CONNACK")
+    if rc.is_failure:
+        who = f"user {username!r}" if username else "an anonymous client"
+        return BrokerProbe(
+            "authentication",
+            f"{where} refused the login of {who}: {rc} (check [mqtt] username and password_file)",
+        )
+    puback = result.get("puback")
+    if puback is None:
+        return BrokerProbe("timeout", f"no PUBACK from {where} for {topic}")
+    if puback.is_failure:
+        return BrokerProbe(
+            "not_authorised",
+            f"user {username!r} may not publish {topic}: {puback} (the "
+            f"broker's ACL must let it write {topic.rsplit('/', 1)[0]}/#; "
+            "deploy/mosquitto/add-node.sh)",
+        )
+    return BrokerProbe("ok", f"connected to {where} as {username or 'anonymous'}; may publish")

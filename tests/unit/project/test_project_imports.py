@@ -30,7 +30,12 @@ PARTS = ("sensor", "ingest", "analysis", "alerts", "courtyard")
 
 #: part -> the klankkast modules (prefixes) outside itself that it may import
 #: the shared modules every part may use: they import no part themselves
-SHARED: tuple[str, ...] = ("klankkast.decibel", "klankkast.configcheck", "klankkast.version")
+SHARED: tuple[str, ...] = (
+    "klankkast.decibel",
+    "klankkast.configcheck",
+    "klankkast.version",
+    "klankkast.mqttprobe",
+)
 _SHARED_NAMES = tuple(m.removeprefix("klankkast.") for m in SHARED)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "sensor": SHARED,
@@ -48,6 +53,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "decibel": (),
     "configcheck": (),
     "version": (),
+    "mqttprobe": (),
 }
 
 
