@@ -6,8 +6,14 @@ expanded, returns data from a real InfluxDB filled by the real programs:
 - ``klankkast-ingest`` writes them to InfluxDB (frames, status, node_health,
   ingest_stats);
 - ``klankkast-alerts`` detects the episode and writes ``alert`` points;
-- ``klankkast-analyze report --influx`` writes ``complaint``, ``visit`` and ``episode``;
-- the headline numbers go to ``analysis`` as the demo writes them.
+- before that stream, two weeks of minute summaries of both nodes (music every evening,
+  the demo's level model) go through the node's wire encoder, Mosquitto and the ingest;
+- the scheduled analysis, ``klankkast-analyze run --once`` with the ``[analysis]`` table
+  of the same ``central.toml``, makes the patrol plan (back-tested on the last complete
+  week, fitted on the one before) and the report, and writes ``complaint``, ``visit``,
+  ``episode``, the headline numbers per site and the plan's back-test (``analysis``) and
+  the period limits (``limit``); its ``latest`` and ``current-plan`` folders hold what
+  the dashboards' report links point at.
 
 The alert-rule queries must run without error (whether they return series depends on
 the time: a replayed stream is "late" for the episode rule).
@@ -16,6 +22,7 @@ the time: a replayed stream is "late" for the episode rule).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import os
 import re
@@ -25,6 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -33,7 +41,6 @@ REPO = Path(__file__).resolve().parents[3]
 
 import demo  # noqa: E402
 
-from klankkast.analysis.headline import plan_lines  # noqa: E402
 from klankkast.courtyard.config import InfluxConfig  # noqa: E402
 from klankkast.courtyard.influxstore import InfluxCourtyard, MarkPoint  # noqa: E402
 
@@ -46,6 +53,12 @@ STREAM_S = 1200
 # ~8 min of the stream, which the rules need to measure the residual the episode is
 # judged against (a source already on when the stream starts has no residual)
 EPISODE = (600, 420, 72.0)
+# [analysis] history_days (its minimum is 7): two weeks hold one complete local week for
+# the plan's back-test and the part-week before it to fit on, whatever the weekday
+HISTORY_DAYS = 14
+# music every evening of the history, 21:00-23:00 local, at this LAeq dB(A): well over
+# the default evening and night limits (45 and 40 dB(A)), so every night has an episode
+EVENING = (21, 2, 66.0)
 
 
 def _queries() -> Iterator[tuple[str, str, str]]:
@@ -104,6 +117,9 @@ def _count(influx: Any, what: str, field: str = "LAeq") -> int:
 
 
 def _central_toml(path: Path, broker: Any, influx: Any) -> Path:
+    """The central configuration of ingest, alerts and the scheduled analysis, as in
+    production one file (deploy/central/central.compose.toml); the analysis' exports and
+    reports in the file's folder."""
     path.write_text(
         f"""[mqtt]
 url = "{broker.url}"
@@ -123,12 +139,20 @@ health_interval_s = 1.0
 
 [alerts]
 client_id = "test-alerts-{os.getpid()}"
+
+[analysis]
+levels = "influxdb+{influx.url}/{DB}"
+out_dir = "reports"
+complaints = "complaints.csv"
+visits = "visits.csv"
+lang = "en"
+history_days = {HISTORY_DAYS}
 """
     )
     return path
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_every_dashboard_query_returns_data(mosquitto: Any, influxdb: Any, tmp_path: Path) -> None:
     logs = {name: open(tmp_path / f"{name}.log", "wb") for name in ("ingest", "alerts")}  # noqa: SIM115
     central = _central_toml(tmp_path / "central.toml", mosquitto, influxdb)
@@ -177,6 +201,23 @@ def test_every_dashboard_query_returns_data(mosquitto: Any, influxdb: Any, tmp_p
                 )
 
 
+def _evenings(start_ms: int, end_ms: int) -> list[Any]:
+    """The planted music of the history: every local evening (``EVENING``) that lies
+    wholly inside ``[start_ms, end_ms - 1 h)``, so the stream after it starts quiet."""
+    hour, hours, level = EVENING
+    zone = ZoneInfo("Europe/Amsterdam")
+    day = dt.datetime.fromtimestamp(start_ms / 1000, zone).date()
+    out = []
+    while True:
+        s = int(dt.datetime.combine(day, dt.time(hour), tzinfo=zone).timestamp() * 1000)
+        e = s + hours * 3_600_000
+        if e > end_ms - 3_600_000:
+            return out
+        if s >= start_ms:
+            out.append(demo.TrueEpisode(SITE, "music", s, e, level))
+        day += dt.timedelta(days=1)
+
+
 def _fill(broker: Any, influx: Any, tmp_path: Path, procs: list[Any]) -> None:
     # the ingest is subscribed once a probe status lands in InfluxDB
     pub = demo.WirePublisher(broker.url, f"test-probe-{os.getpid()}")
@@ -193,11 +234,25 @@ def _fill(broker: Any, influx: Any, tmp_path: Path, procs: list[Any]) -> None:
         return _count(influx, '"status"', "uptime_s") > 0
 
     _wait(probe, 60, "the ingest to write a probe status")
-    start_ms = (int(time.time()) - STREAM_S) * 1000
-    # node status as a node sends it (calibration date, clock, xruns, drift)
+    # the stream starts on a whole minute, after the history's last minute summary: the
+    # analysis takes the grid step from the smallest interval within a node, so a stream
+    # starting 5 s after that summary would put two weeks on a 5-s grid
+    now_ms = int(time.time()) // 60 * 60_000
+    start_ms = now_ms - STREAM_S * 1000
+    history_ms = now_ms - HISTORY_DAYS * 86_400_000
+    # node status as a node sends it (calibration date, clock, xruns, drift), and the
+    # minute summaries of the weeks before the stream, through the node's wire encoder
+    # (what a node's outbox sends after an outage), for the plan's back-test
+    evenings = _evenings(history_ms, start_ms)
+    n_history = 0
     for i, node in enumerate(NODES):
         for payload in demo.status_payloads(SITE, node, start_ms - 2 * 3_600_000, start_ms, i):
             pub.publish("status", payload)
+        for payload in demo.minute_payloads(
+            SITE, node, i, history_ms, start_ms, evenings, [(start_ms, now_ms)], seed=7 + i
+        ):
+            pub.publish("minute", payload)
+            n_history += 1
     pub.close()
 
     node_toml = tmp_path / "node.toml"
@@ -229,13 +284,13 @@ max_mb = 64
     )  # fmt: skip
     assert sim.returncode == 0, sim.stderr
     n_seconds = STREAM_S * len(NODES)
-    n_minutes = STREAM_S // 60 * len(NODES)
+    n_minutes = STREAM_S // 60 * len(NODES) + n_history
     _wait(
         lambda: (
             _count(influx, '"raw"."second"') >= n_seconds
             and _count(influx, '"forever"."minute"') >= n_minutes
         ),
-        60,
+        120,
         "the frames in InfluxDB",
     )
     # health hours and ingest statistics are written every second by this config
@@ -257,22 +312,19 @@ max_mb = 64
         w.writerow(demo.VISIT_COLUMNS)
         w.writerow(["V-1", demo._iso_local(ep0 + 300_000), demo._iso_local(ep0 + 360_000),
                     SITE, "warning", "C-1"])  # fmt: skip
-    url = f"influxdb+{influx.url}/{DB}"
-    out = tmp_path / "report"
-    cmd = [str(BIN / "klankkast-analyze"), "report", "--complaints", str(complaints),
-           "--visits", str(visits), "--out", str(out), "--influx", url, "--quiet", "--lang", "en"]  # fmt: skip
-    rep = subprocess.run(
-        [*cmd, "--levels", url], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert rep.returncode == 0, rep.stderr
-    # report --influx wrote the headline numbers of yard1 (measurement analysis); the
-    # plan's back-test point as a scheduled run writes it after the plan (20 minutes of
-    # levels cannot be back-tested)
-    influx.write(
-        plan_lines({"backtest": {"hit_rate_plan": 0.5}, "windows": [{}]}, int(time.time() * 1000)),
-        DB,
-        rp="forever",
-    )
+    # the scheduled analysis as the compose service and the systemd timer run it
+    run = subprocess.run(
+        [str(BIN / "klankkast-analyze"), "run", "--config", str(tmp_path / "central.toml"),
+         "--once"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "(with a new plan)" in run.stdout, run.stdout
+    reports = tmp_path / "reports"
+    plan = json.loads((reports / "current-plan" / "plan.json").read_text())
+    # the back-test scored the last complete week, and the plan found the evening music
+    assert plan["backtest"]["weeks"] >= 1 and plan["backtest"]["plan_hits"] > 0, plan["backtest"]
+    assert (reports / "latest" / "report" / "report.html").is_file()
     _wait(lambda: _count(influx, '"forever"."episode"', "duration_s") > 0, 10, "episodes")
 
     # residents' marks as the courtyard page writes them (its own InfluxDB adapter), into
