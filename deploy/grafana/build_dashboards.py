@@ -73,6 +73,23 @@ ANALYSIS = '"forever"."analysis"'
 #: (a keyed hash), field mark = 1; retention policy "experience" (365 days)
 EXPERIENCE = '"experience"."experience"'
 
+#: Where the central web server (deploy/web/klankkast.conf.template, compose service
+#: ``web``) serves the reports folder of ``klankkast-analyze run``: ``/reports/`` on the
+#: TLS port the compose stack publishes (443 on the host, certificate valid for
+#: localhost). The default of the text-box variable ``$reports``; change it in the
+#: variable bar, with ``?var-reports=https://geluid.example.nl/reports`` in a bookmark,
+#: or here (then run this script) for a public name.
+REPORTS_URL = "https://localhost/reports"
+#: The report links, relative to ``$reports``: what ``klankkast-analyze run`` keeps
+#: current (``analysis/service.py``: ``latest`` -> the newest ``<date>`` folder with its
+#: ``report/``, ``current-plan`` -> the newest ``<date>/plan``), and the folder itself
+#: (the web server lists it).
+REPORT_LINKS = (
+    ("Latest report", "latest/report/report.html", "doc"),
+    ("Patrol plan (calendar)", "current-plan/plan.ics", "doc"),
+    ("All reports", "", "external link"),
+)
+
 
 def band_field(nominal: str) -> str:
     return "LZeq_" + nominal.replace(".", "p")
@@ -266,6 +283,33 @@ def variable(name: str, label: str, query: str) -> dict[str, Any]:
 
 SITE_VAR = variable("site", "Site", 'SHOW TAG VALUES FROM "minute" WITH KEY = "site"')
 NODE_VAR = variable("node", "Node", f'SHOW TAG VALUES FROM "minute" WITH KEY = "node" WHERE {SITE}')
+#: the web server's reports address (no query: a text box with REPORTS_URL as default)
+REPORTS_VAR = {
+    "type": "textbox",
+    "name": "reports",
+    "label": "Reports address",
+    "query": REPORTS_URL,
+    "current": {"selected": False, "text": REPORTS_URL, "value": REPORTS_URL},
+    "options": [{"selected": True, "text": REPORTS_URL, "value": REPORTS_URL}],
+    "hide": 0,
+}
+
+
+def report_link(title: str, path: str, icon: str) -> dict[str, Any]:
+    """A dashboard link to ``$reports/path`` in a new tab (no time range or variables
+    appended: the web server serves files)."""
+    return {
+        "type": "link",
+        "title": title,
+        "url": f"${{reports}}/{path}",
+        "icon": icon,
+        "tooltip": "",
+        "targetBlank": True,
+        "asDropdown": False,
+        "includeVars": False,
+        "keepTime": False,
+        "tags": [],
+    }
 
 
 def dashboard(
@@ -299,7 +343,7 @@ def dashboard(
         "version": 1,
         "refresh": refresh,
         "time": {"from": time_from, "to": "now"},
-        "templating": {"list": variables},
+        "templating": {"list": [*variables, REPORTS_VAR]},
         "annotations": {"list": [builtin, *(annotations or [])]},
         "links": [
             {
@@ -309,7 +353,8 @@ def dashboard(
                 "title": "klankkast",
                 "includeVars": True,
                 "keepTime": True,
-            }
+            },
+            *(report_link(*link) for link in REPORT_LINKS),
         ],
         "panels": panels,
     }
@@ -1128,12 +1173,18 @@ NL: dict[str, str] = {
     "Residents' marks": "Meldingen van bewoners",
     "Site": "Binnenplaats",
     "Node": "Meetpunt",
+    "Reports address": "Adres rapporten",
+    # links
+    "klankkast": "klankkast",
+    "Latest report": "Laatste rapport",
+    "Patrol plan (calendar)": "Controleplan (agenda)",
+    "All reports": "Alle rapporten",
 }  # fmt: skip
 
 
 def dutch(dash: dict[str, Any]) -> dict[str, Any]:
-    """The Dutch copy of a dashboard: uid + "-nl", titles, annotation names and variable
-    labels in Dutch; queries, units and layout unchanged."""
+    """The Dutch copy of a dashboard: uid + "-nl", titles, annotation names, variable
+    labels and link titles in Dutch; queries, links, units and layout unchanged."""
     nl = json.loads(json.dumps(dash))
     nl["uid"] = dash["uid"] + "-nl"
     nl["title"] = NL[dash["title"]]
@@ -1144,6 +1195,8 @@ def dutch(dash: dict[str, Any]) -> dict[str, Any]:
         ann["name"] = NL[ann["name"]]
     for var in nl["templating"]["list"]:
         var["label"] = NL[var["label"]]
+    for link in nl["links"]:
+        link["title"] = NL[link["title"]]
     return dict(nl)
 
 

@@ -71,7 +71,8 @@ def _queries() -> Iterator[tuple[str, str, str]]:
             if "query" in ann:
                 yield "annotation", f"{dash['uid']}: annotation {ann['name']}", ann["query"]
         for var in dash["templating"]["list"]:
-            yield "variable", f"{dash['uid']}: variable {var['name']}", var["query"]
+            if var["type"] == "query":  # not the text box $reports (an address)
+                yield "variable", f"{dash['uid']}: variable {var['name']}", var["query"]
     for path in sorted((REPO / "deploy" / "grafana" / "provisioning" / "alerting").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text())
         for group in doc["groups"]:

@@ -70,7 +70,8 @@ def test_every_query_is_raw_influxql_on_the_provisioned_datasource() -> None:
                 assert t["datasource"]["uid"] == DS_UID
                 assert t["query"].startswith("SELECT ")
         for var in dash["templating"]["list"]:
-            assert var["datasource"]["uid"] == DS_UID
+            if var["type"] != "textbox":  # $reports: an address, not a query
+                assert var["datasource"]["uid"] == DS_UID
 
 
 def test_levels_are_averaged_as_energy_never_as_db() -> None:
@@ -90,9 +91,9 @@ def test_levels_are_averaged_as_energy_never_as_db() -> None:
 
 def test_every_template_variable_is_used() -> None:
     for dash in _dashboards().values():
-        text = json.dumps(dash["panels"]) + json.dumps(dash["annotations"])
+        text = json.dumps([dash["panels"], dash["annotations"], dash["links"]])
         for var in dash["templating"]["list"]:
-            assert f"${var['name']}" in text
+            assert f"${var['name']}" in text or f"${{{var['name']}}}" in text
 
 
 def test_level_panels_draw_the_limit_of_the_period_in_force() -> None:
@@ -242,3 +243,84 @@ def test_a_dutch_set_with_the_same_queries() -> None:
             len(titles) - 1
         )  # "LAFmax per interval" reads the same in Dutch
     assert dashes["nuisance-vs-reports-nl"]["panels"][1]["title"] == "Bevestigde klachten"
+
+
+#: the icons a Grafana dashboard link may name (Grafana 11's LINK_ICON_MAP); any other
+#: name shows no icon
+LINK_ICONS = {"external link", "dashboard", "question", "info", "bolt", "doc", "cloud"}
+
+
+def _report_links(dash: dict[str, Any]) -> list[dict[str, Any]]:
+    return [link for link in dash["links"] if link["type"] == "link"]
+
+
+def test_every_dashboard_links_to_the_reports() -> None:
+    """The latest report, the current patrol plan and the reports folder are one click
+    from every dashboard (issue 17), through the text-box variable ``$reports``, in a new
+    tab and with nothing appended (the web server serves files, not Grafana's time range
+    or variables); the Dutch twins name them in Dutch."""
+    dashes = _dashboards()
+    for uid in ENGLISH:
+        en, nl = _report_links(dashes[uid]), _report_links(dashes[f"{uid}-nl"])
+        assert [link["title"] for link in en] == [
+            "Latest report", "Patrol plan (calendar)", "All reports"
+        ]  # fmt: skip
+        assert [link["title"] for link in nl] == [
+            "Laatste rapport", "Controleplan (agenda)", "Alle rapporten"
+        ]  # fmt: skip
+        assert [link["url"] for link in nl] == [link["url"] for link in en]
+        for link in en + nl:
+            assert link["url"].startswith("${reports}/"), link
+            assert link["targetBlank"] is True
+            assert link["includeVars"] is False and link["keepTime"] is False
+            assert link["icon"] in LINK_ICONS, link
+        for dash in (dashes[uid], dashes[f"{uid}-nl"]):
+            (var,) = [v for v in dash["templating"]["list"] if v["name"] == "reports"]
+            assert var["type"] == "textbox"
+            assert var["current"]["value"] == var["query"] == _builder().REPORTS_URL
+
+
+def test_report_links_reach_what_the_web_server_serves(tmp_path: Path) -> None:
+    """``$reports`` defaults to the compose stack's web server: https (the template's TLS
+    listener) on the host port the compose file publishes for it, on the host the
+    residents' page of the same server is configured with, under the template's reports
+    location. Behind that location (an ``alias`` of the reports folder) every link's path
+    exists in the folder one real ``klankkast-analyze run`` makes: its ``latest`` and
+    ``current-plan`` links, the report and the plan the analysis writes."""
+    import tomllib
+    from urllib.parse import urlsplit
+
+    from support.analysis_scenario import make_scenario, write_files
+
+    from klankkast.analysis.cli import main as analyze
+    from klankkast.analysis.service import Schedule, parse_config, run_once
+
+    template = (REPO / "deploy" / "web" / "klankkast.conf.template").read_text()
+    assert re.search(r"listen \$\{KLANKKAST_WEB_PORT\} ssl;", template)
+    m = re.search(r"location (/[\w-]+/) \{\s*alias \$\{KLANKKAST_REPORTS_DIR\}/;", template)
+    assert m, "the template has no reports location"
+    web = yaml.safe_load((REPO / "deploy" / "central" / "docker-compose.yml").read_text())
+    web = web["services"]["web"]
+    (published,) = [
+        p.split(":")[-2] for p in web["ports"] if p.split(":")[-1] == web["environment"]
+        ["KLANKKAST_WEB_PORT"]
+    ]  # fmt: skip
+    central = tomllib.loads((REPO / "deploy" / "central" / "central.compose.toml").read_text())
+    host = urlsplit(central["courtyard"]["base_url"]).hostname
+    netloc = host if published == "443" else f"{host}:{published}"
+    default = urlsplit(_builder().REPORTS_URL)
+    assert (default.scheme, default.netloc) == ("https", netloc)
+    assert default.path + "/" == m.group(1)
+
+    sc = make_scenario(3, sites=1, days=14, founded=4, unfounded=1, gap_day=None)
+    files = write_files(sc, tmp_path / "in", two_nodes=False)
+    cfg = parse_config(
+        {"levels": files["levels"], "out_dir": "reports", "visits": files["visits"]},
+        base=tmp_path,
+    )
+    schedule = Schedule(cfg.report_at, cfg.plan_weekday, "Europe/Amsterdam")
+    run_once(cfg, sc.t1_ms, schedule, analyze=analyze, say=lambda _line: None)
+    for dash in _dashboards().values():
+        for link in _report_links(dash):
+            served = cfg.out_dir / link["url"].removeprefix("${reports}/")
+            assert served.exists(), f"{dash['uid']}: {link['title']} -> {served} is missing"
