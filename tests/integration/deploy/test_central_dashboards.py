@@ -325,7 +325,13 @@ max_mb = 64
     plan = json.loads((reports / "current-plan" / "plan.json").read_text())
     # the back-test scored the last complete week, and the plan found the evening music
     assert plan["backtest"]["weeks"] >= 1 and plan["backtest"]["plan_hits"] > 0, plan["backtest"]
-    assert (reports / "latest" / "report" / "report.html").is_file()
+    # every report link of the dashboards reaches what the run made (the web server
+    # serves this folder as $reports)
+    for path in sorted((REPO / "deploy" / "grafana" / "dashboards").glob("*.json")):
+        for link in json.loads(path.read_text())["links"]:
+            if link["type"] == "link":
+                served = reports / link["url"].removeprefix("${reports}/")
+                assert served.exists(), f"{path.name}: {link['title']}: no {served}"
     _wait(lambda: _count(influx, '"forever"."episode"', "duration_s") > 0, 10, "episodes")
 
     # residents' marks as the courtyard page writes them (its own InfluxDB adapter), into

@@ -22,6 +22,7 @@ from support.stack import require
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "deploy" / "web" / "klankkast.conf.template"
+DASHBOARDS = REPO / "deploy" / "grafana" / "dashboards"
 
 
 def render(template: str, env: dict[str, str]) -> str:
@@ -107,7 +108,7 @@ http {{
             assert time.monotonic() < deadline, "nginx did not answer"
             time.sleep(0.1)
     try:
-        yield {"port": port, "ctx": ctx, "log": tmp_path / "access.log"}
+        yield {"port": port, "ctx": ctx, "log": tmp_path / "access.log", "reports": reports}
     finally:
         proc.send_signal(signal.SIGQUIT)
         try:
@@ -176,3 +177,38 @@ def test_no_client_address_in_the_log(web: dict[str, Any]) -> None:
     text = web["log"].read_text()
     assert "/binnenplaats/s/yard1" in text and "/reports/latest/report.html" in text
     assert "127.0.0.1" not in text, text
+
+
+def test_the_dashboards_report_links_are_served(web: dict[str, Any], tmp_path: Path) -> None:
+    """After one real ``klankkast-analyze run`` into the served folder, every report link
+    of the Grafana dashboards (``$reports`` = ``https://HOST/reports``) answers 200 with
+    its type: the latest report as HTML, the current plan as a calendar, the folder as a
+    listing; through the run's ``latest`` and ``current-plan`` links."""
+    import json
+
+    from support.analysis_scenario import make_scenario, write_files
+
+    from klankkast.analysis.cli import main as analyze
+    from klankkast.analysis.service import Schedule, parse_config, run_once
+
+    sc = make_scenario(3, sites=1, days=14, founded=4, unfounded=1, gap_day=None)
+    files = write_files(sc, tmp_path / "in", two_nodes=False)
+    cfg = parse_config(
+        {"levels": files["levels"], "out_dir": str(web["reports"]), "lang": "nl"}, base=tmp_path
+    )
+    run_once(cfg, sc.t1_ms, Schedule(cfg.report_at, cfg.plan_weekday, "Europe/Amsterdam"),
+             analyze=analyze, say=lambda _line: None)  # fmt: skip
+    types = {".html": "text/html", ".ics": "text/calendar", "": "text/html"}
+    urls = {
+        link["url"]
+        for path in DASHBOARDS.glob("*.json")
+        for link in json.loads(path.read_text())["links"]
+        if link["type"] == "link"
+    }
+    assert len(urls) == 3
+    for url in sorted(urls):
+        path = "/reports/" + url.removeprefix("${reports}/")
+        resp, data = _get(web, "GET", path)
+        assert resp.status == 200, (path, resp.status)
+        assert resp.getheader("Content-Type", "").startswith(types[Path(path).suffix]), path
+        assert data
