@@ -31,7 +31,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "find_binary",
     "free_port",
     "make_tls_files",
+    "spawn",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,6 +110,30 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def spawn(
+    cmd: Sequence[str],
+    log: Path,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` with its output (stdout and stderr) appended to ``log``.
+
+    The child runs in a session of its own, so a Ctrl-C in the terminal reaches only
+    the parent, which stops its children in order; stdin is closed.
+    """
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
 
 
 def _port_open(host: str, port: int, timeout_s: float = 0.2) -> bool:
@@ -225,15 +250,7 @@ class _Process:
             time.sleep(0.2)
 
     def _spawn(self, deadline: float) -> bool:
-        with open(self._stdout, "ab") as out:
-            self._proc = subprocess.Popen(
-                self._command(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.base_dir,
-                start_new_session=True,
-            )
+        self._proc = spawn(self._command(), self._stdout, cwd=self.base_dir)
         _LIVE.add(self)
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
