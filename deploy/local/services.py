@@ -33,7 +33,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "Broker",
@@ -281,6 +281,22 @@ class _Process:
         while time.monotonic() < deadline and any(_port_open(self.host, p) for p in self._ports()):
             time.sleep(0.05)
 
+    def start_new(self) -> None:
+        """The first start: a port taken in the meantime is replaced by another free one;
+        on failure the server is closed (its directory removed if this object made it)."""
+        try:
+            self.start(_first=True)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def launch(cls, base_dir: Path | None = None, **opts: Any) -> Self:
+        """Create and start a server (choosing other free ports after a bind race)."""
+        server = cls(base_dir, **opts)
+        server.start_new()
+        return server
+
     def restart(self) -> None:
         """Clean stop then start on the same port(s)."""
         self.stop()
@@ -385,11 +401,10 @@ class Broker(_Process):
     ) -> None:
         super().__init__(base_dir)
         self.port = port if port is not None else free_port()
-        self.allow_anonymous = allow_anonymous
-        self.tls = tls
+        # the listener's security, then what the config adds or replaces
+        self.allow_anonymous, self.tls = allow_anonymous, tls
         self.require_certificate = require_certificate
-        self.extra_conf = extra_conf
-        self.conf_body = conf_body
+        self.extra_conf, self.conf_body = extra_conf, conf_body
         self.max_queued_messages = max_queued_messages
         self.data_dir = self.base_dir / "data"
         self.data_dir.mkdir(exist_ok=True)
@@ -501,17 +516,6 @@ class Broker(_Process):
 
     def __repr__(self) -> str:
         return f"Broker(url={self.url!r}, dir={str(self.base_dir)!r}, running={self.running()})"
-
-    @classmethod
-    def launch(cls, base_dir: Path | None = None, **opts: Any) -> Broker:
-        """Create and start a broker (choosing another free port after a bind race)."""
-        broker = cls(base_dir, **opts)
-        try:
-            broker.start(_first=True)
-        except BaseException:
-            broker.close()
-            raise
-        return broker
 
 
 # --------------------------------------------------------------------------- InfluxDB 1.x
@@ -753,17 +757,6 @@ class Influx(_Process):
 
     def __repr__(self) -> str:
         return f"Influx(url={self.url!r}, dir={str(self.base_dir)!r}, running={self.running()})"
-
-    @classmethod
-    def launch(cls, base_dir: Path | None = None, **opts: Any) -> Influx:
-        """Create and start an InfluxDB (choosing other free ports after a bind race)."""
-        influx = cls(base_dir, **opts)
-        try:
-            influx.start(_first=True)
-        except BaseException:
-            influx.close()
-            raise
-        return influx
 
 
 def _main() -> int:  # pragma: no cover - manual use
