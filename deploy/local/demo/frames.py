@@ -14,10 +14,13 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._common import DemoError
 from .scenario import AMS, DAY_MS, HOUR_MS, MIN_MS, TrueEpisode, local
+
+if TYPE_CHECKING:
+    from klankkast.sensor.publisher import Publisher
 
 __all__ = ["WirePublisher", "minute_payloads", "status_payloads"]
 
@@ -166,14 +169,18 @@ class WirePublisher:
     refuse one. The demo keeps no outbox because it can make every message again; a
     broker that refuses a message (reason code >= 0x80) or does not acknowledge within
     ``timeout_s`` is a :class:`DemoError`. Connects on the first publish; :meth:`close`
-    waits for the last acknowledgements and disconnects.
+    waits for the last acknowledgements and disconnects. ``adapter`` replaces the
+    paho adapter (a test's :class:`~klankkast.sensor.publisher.FakePublisher`).
     """
 
-    def __init__(self, url: str, client_id: str, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, url: str, client_id: str, timeout_s: float = 120.0, adapter: Publisher | None = None
+    ) -> None:
         from klankkast.sensor.publisher import PahoPublisher
 
         u = urllib.parse.urlparse(url)
-        self._adapter = PahoPublisher(
+        self.url = url
+        self._adapter: Publisher = adapter or PahoPublisher(
             u.hostname or "127.0.0.1",
             u.port or 1883,
             client_id=client_id,
@@ -208,17 +215,24 @@ class WirePublisher:
             if self._refused:
                 raise DemoError(f"MQTT broker refused the {what}: {self._refused[0]}")
 
+    def _connect(self, timeout_s: float = 30.0) -> None:
+        self._started = True
+        self._adapter.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._adapter.connected:
+            if time.monotonic() > deadline:
+                why = getattr(self._adapter, "last_error", None) or "no answer"
+                raise DemoError(
+                    f"MQTT broker {self.url} did not accept a connection within "
+                    f"{timeout_s:.0f} s ({why})"
+                )
+            time.sleep(0.01)
+
     def publish(self, kind: str, payload: dict[str, Any], retain: bool = False) -> None:
         from klankkast.sensor import wire
 
         if not self._started:
-            self._started = True
-            self._adapter.start()
-            if not self._adapter.wait_connected(30.0):
-                raise DemoError(
-                    f"MQTT broker {self._adapter.host}:{self._adapter.port} did not accept "
-                    f"a connection within 30 s ({self._adapter.last_error or 'no answer'})"
-                )
+            self._connect()
         self._wait(self._adapter.window - 1, "published frames")
         topic = wire.topic(payload["site"], payload["node"], kind)
         mid = self._adapter.publish(topic, wire.encode(kind, payload), retain=retain)
