@@ -1,8 +1,8 @@
 """Run a private Mosquitto and InfluxDB 1.x as child processes on free loopback ports.
 
 Standard library only, no pytest: the test fixtures (``tests/support/stack.py``), the
-benchmarks and the demo (``deploy/local/demo.py``) all start their servers through
-this module. Import it by path::
+benchmarks and the demo (the package ``deploy/local/demo/``) all start their servers
+through this module, and the demo its programs too (:func:`spawn`). Import it by path::
 
     sys.path.insert(0, str(repo / "deploy" / "local"))
     from services import Broker, Influx
