@@ -249,9 +249,11 @@ class WirePublisher:
         """Wait until the broker has acknowledged everything published so far."""
         self._wait(0, "published frames")
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Disconnect, after the last acknowledgements unless ``wait`` is false (the demo
+        is stopping: nothing more to wait for)."""
         try:
-            if self._started:
+            if self._started and wait:
                 self.flush()
         finally:
             self._adapter.close()

@@ -230,21 +230,25 @@ def publish_minutes(st: Stage) -> int:
     )
     pub = WirePublisher(st.broker.url, f"klankkast-demo-levels-{os.getpid()}")
     minutes = 0
-    for site, _d, n_nodes in opts.sites:
-        for i in range(n_nodes):
-            node = f"{NODE_ID}-{i + 1:03d}"
-            skip = [(tl.seconds_start_ms, tl.end_ms)]
-            if site == st.sites[0] and i == 0:
-                skip.append((tl.audio_start_ms, tl.audio_end_ms))
-            for payload in minute_payloads(
-                site, node, i, tl.start_ms, tl.seconds_start_ms, st.episodes, skip,
-                opts.seed * 31 + i,
-            ):  # fmt: skip
-                pub.publish("minute", payload)
-                minutes += 1
-            for payload in status_payloads(site, node, tl.start_ms, tl.end_ms, opts.seed + i):
-                pub.publish("status", payload)
-        say(f"  {site}: published")
+    try:
+        for site, _d, n_nodes in opts.sites:
+            for i in range(n_nodes):
+                node = f"{NODE_ID}-{i + 1:03d}"
+                skip = [(tl.seconds_start_ms, tl.end_ms)]
+                if site == st.sites[0] and i == 0:
+                    skip.append((tl.audio_start_ms, tl.audio_end_ms))
+                for payload in minute_payloads(
+                    site, node, i, tl.start_ms, tl.seconds_start_ms, st.episodes, skip,
+                    opts.seed * 31 + i,
+                ):  # fmt: skip
+                    pub.publish("minute", payload)
+                    minutes += 1
+                for payload in status_payloads(site, node, tl.start_ms, tl.end_ms, opts.seed + i):
+                    pub.publish("status", payload)
+            say(f"  {site}: published")
+    except BaseException:
+        pub.close(wait=False)  # stopping: no acknowledgements to wait for
+        raise
     pub.close()
     return minutes
 
