@@ -6,4 +6,5 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$root"
 deploy/local/bootstrap.sh demo
-exec "$root/.venv/bin/python" "$root/deploy/local/demo.py" "$@"
+# the demo is the package deploy/local/demo/, run as a module
+PYTHONPATH="$root/deploy/local${PYTHONPATH:+:$PYTHONPATH}" exec "$root/.venv/bin/python" -m demo "$@"

@@ -1,8 +1,8 @@
 """Run a private Mosquitto and InfluxDB 1.x as child processes on free loopback ports.
 
 Standard library only, no pytest: the test fixtures (``tests/support/stack.py``), the
-benchmarks and the demo (``deploy/local/demo.py``) all start their servers through
-this module. Import it by path::
+benchmarks and the demo (the package ``deploy/local/demo/``) all start their servers
+through this module, and the demo its programs too (:func:`spawn`). Import it by path::
 
     sys.path.insert(0, str(repo / "deploy" / "local"))
     from services import Broker, Influx
@@ -31,9 +31,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "Broker",
@@ -44,6 +44,7 @@ __all__ = [
     "find_binary",
     "free_port",
     "make_tls_files",
+    "spawn",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,6 +110,30 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def spawn(
+    cmd: Sequence[str],
+    log: Path,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` with its output (stdout and stderr) appended to ``log``.
+
+    The child runs in a session of its own, so a Ctrl-C in the terminal reaches only
+    the parent, which stops its children in order; stdin is closed.
+    """
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
 
 
 def _port_open(host: str, port: int, timeout_s: float = 0.2) -> bool:
@@ -225,15 +250,7 @@ class _Process:
             time.sleep(0.2)
 
     def _spawn(self, deadline: float) -> bool:
-        with open(self._stdout, "ab") as out:
-            self._proc = subprocess.Popen(
-                self._command(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.base_dir,
-                start_new_session=True,
-            )
+        self._proc = spawn(self._command(), self._stdout, cwd=self.base_dir)
         _LIVE.add(self)
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -263,6 +280,22 @@ class _Process:
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and any(_port_open(self.host, p) for p in self._ports()):
             time.sleep(0.05)
+
+    def start_new(self) -> None:
+        """The first start: a port taken in the meantime is replaced by another free one;
+        on failure the server is closed (its directory removed if this object made it)."""
+        try:
+            self.start(_first=True)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def launch(cls, base_dir: Path | None = None, **opts: Any) -> Self:
+        """Create and start a server (choosing other free ports after a bind race)."""
+        server = cls(base_dir, **opts)
+        server.start_new()
+        return server
 
     def restart(self) -> None:
         """Clean stop then start on the same port(s)."""
@@ -368,11 +401,10 @@ class Broker(_Process):
     ) -> None:
         super().__init__(base_dir)
         self.port = port if port is not None else free_port()
-        self.allow_anonymous = allow_anonymous
-        self.tls = tls
+        # the listener's security, then what the config adds or replaces
+        self.allow_anonymous, self.tls = allow_anonymous, tls
         self.require_certificate = require_certificate
-        self.extra_conf = extra_conf
-        self.conf_body = conf_body
+        self.extra_conf, self.conf_body = extra_conf, conf_body
         self.max_queued_messages = max_queued_messages
         self.data_dir = self.base_dir / "data"
         self.data_dir.mkdir(exist_ok=True)
@@ -484,17 +516,6 @@ class Broker(_Process):
 
     def __repr__(self) -> str:
         return f"Broker(url={self.url!r}, dir={str(self.base_dir)!r}, running={self.running()})"
-
-    @classmethod
-    def launch(cls, base_dir: Path | None = None, **opts: Any) -> Broker:
-        """Create and start a broker (choosing another free port after a bind race)."""
-        broker = cls(base_dir, **opts)
-        try:
-            broker.start(_first=True)
-        except BaseException:
-            broker.close()
-            raise
-        return broker
 
 
 # --------------------------------------------------------------------------- InfluxDB 1.x
@@ -736,17 +757,6 @@ class Influx(_Process):
 
     def __repr__(self) -> str:
         return f"Influx(url={self.url!r}, dir={str(self.base_dir)!r}, running={self.running()})"
-
-    @classmethod
-    def launch(cls, base_dir: Path | None = None, **opts: Any) -> Influx:
-        """Create and start an InfluxDB (choosing other free ports after a bind race)."""
-        influx = cls(base_dir, **opts)
-        try:
-            influx.start(_first=True)
-        except BaseException:
-            influx.close()
-            raise
-        return influx
 
 
 def _main() -> int:  # pragma: no cover - manual use

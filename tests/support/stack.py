@@ -286,11 +286,7 @@ def start_acl_broker(
         broker._write_conf()
 
     broker._reselect_ports = reselect  # type: ignore[method-assign]
-    try:
-        broker.start(_first=True)
-    except BaseException:
-        broker.close()
-        raise
+    broker.start_new()
     return broker
 
 

@@ -54,7 +54,8 @@ def test_short_demo_end_to_end(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
-            str(REPO / "deploy" / "local" / "demo.py"),
+            "-m",
+            "demo",
             "--short",
             "--out",
             str(out),
@@ -65,7 +66,7 @@ def test_short_demo_end_to_end(tmp_path: Path) -> None:
         text=True,
         timeout=240,
         check=False,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO / "deploy" / "local")},
     )
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

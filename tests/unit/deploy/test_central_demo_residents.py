@@ -1,4 +1,4 @@
-"""The demo's planted residents' marks (deploy/local/residents.py): followers mark while
+"""The demo's planted residents' marks (deploy/local/demo/residents.py): followers mark while
 planted nuisance is on, the odd household marks when nothing is going on."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 
-from residents import courtyard_section, plant_marks, with_plan  # noqa: E402
+from demo.residents import courtyard_section, plant_marks, with_plan  # noqa: E402
 
 H = 3_600_000
 WEEK = 7 * 24 * H

@@ -11,7 +11,7 @@ from scipy.io import wavfile
 
 REPO = Path(__file__).resolve().parents[3]
 
-import soundscape as ss  # noqa: E402
+from demo import soundscape as ss  # noqa: E402
 
 
 def _level_db(x: np.ndarray, offset_db: float) -> float:

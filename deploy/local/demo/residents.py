@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-MIN_MS = 60_000
-HOUR_MS = 3_600_000
+from .scenario import HOUR_MS, MIN_MS
+
 #: the kinds the page offers, by the demo's episode kinds
 _KIND = {"party": "music", "music": "music", "voices": "voices"}
 

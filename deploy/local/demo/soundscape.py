@@ -118,7 +118,7 @@ def _door_slam(fs: int, rng: np.random.Generator) -> Array:
     body = np.sin(2 * np.pi * rng.uniform(70.0, 110.0) * t) * np.exp(-t / 0.08)
     sos = signal.butter(2, 4000.0, "lowpass", fs=fs, output="sos")
     x = signal.sosfilt(sos, thud) + 0.8 * body
-    return x / float(np.max(np.abs(x)))
+    return np.asarray(x / float(np.max(np.abs(x))))
 
 
 def reverb_ir(rt60_s: float, fs: int, rng: np.random.Generator) -> Array:
@@ -305,7 +305,7 @@ class OverlapAdd:
         conv = signal.fftconvolve(block, self.ir)  # n + len(ir) - 1 >= len(tail)
         conv[: self.tail.size] += self.tail
         self.tail = conv[n:]
-        return conv[:n]
+        return np.asarray(conv[:n])
 
 
 def render(scene: Scene, duration_s: float, chunk_s: float = 60.0) -> Array:
