@@ -617,6 +617,22 @@ def _row(cells: Sequence[str]) -> str:
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
+def _items_table(
+    kind: str, header: Sequence[str], items: Sequence[tuple[str, str, Sequence[str], str]]
+) -> str:
+    """Complaints or visits: per (id, verdict, cells, trace) one ``tbody`` with the row and,
+    below it across all columns, the level trace (none past :data:`MAX_TRACES`)."""
+    body = "".join(
+        f'<tbody class="item" id="{kind}-{_e(item_id)}" data-verdict="{_e(verdict)}">'
+        + _row(cells)
+        + (f'<tr class="trace"><td colspan="{len(header)}">{trace}</td></tr>' if trace else "")
+        + "</tbody>"
+        for item_id, verdict, cells, trace in items
+    )
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    return f'<table class="items"><thead><tr>{head}</tr></thead>{body}</table>'
+
+
 def _episode_cells(ep: Any, tz: str, lang: str) -> list[str]:
     if ep is None:
         return ["–"] * 6
@@ -666,19 +682,13 @@ def complaints_table(
                 tz,
                 f"{c.id} {c.site}",
             )
-        parts.append(
-            f'<tbody class="item" id="complaint-{_e(c.id)}" data-verdict="{_e(cv.verdict)}">'
-            + _row(cells)
-            + (f'<tr class="trace"><td colspan="{len(header)}">{trace}</td></tr>' if trace else "")
-            + "</tbody>"
-        )
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+        parts.append((c.id, cv.verdict, cells, trace))
     capped = (
         f"<p>{_e(TEXT['traces_capped'][lang].format(n=MAX_TRACES))}</p>"
         if len(complaints) > MAX_TRACES
         else ""
     )
-    return f'<table class="items"><thead><tr>{head}</tr></thead>{"".join(parts)}</table>{capped}'
+    return _items_table("complaint", header, parts) + capped
 
 
 def _visit_timing(vv: VisitVerdict, look_h: float, lang: str) -> str:
@@ -748,35 +758,26 @@ def visits_table(
             trace = _trace(
                 series.get(v.site), site_eps.get(v.site, ()), v.arrived_ms, tz, f"{v.id} {v.site}"
             )
-        parts.append(
-            f'<tbody class="item" id="visit-{_e(v.id)}" data-verdict="{_e(vv.verdict)}">'
-            + _row(cells)
-            + (f'<tr class="trace"><td colspan="{len(header)}">{trace}</td></tr>' if trace else "")
-            + "</tbody>"
-        )
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    return f'<table class="items"><thead><tr>{head}</tr></thead>{"".join(parts)}</table>'
+        parts.append((v.id, vv.verdict, cells, trace))
+    return _items_table("visit", header, parts)
 
 
 def _heatmaps(f: Findings, lang: str) -> str:
-    return (
-        '<div class="heats">'
-        + heatmap_svg(
-            f.hour_of_week_minutes,
-            title=TEXT["minutes"][lang],
-            weekdays=WEEKDAYS[lang],
-            hour_label=TEXT["hour"][lang],
-            integer=False,
-        )
-        + heatmap_svg(
-            f.hour_of_week_complaints,
-            title=TEXT["complaints"][lang],
-            weekdays=WEEKDAYS[lang],
-            hour_label=TEXT["hour"][lang],
-            integer=True,
-        )
-        + "</div>"
+    maps = (
+        (f.hour_of_week_minutes, "minutes", False),
+        (f.hour_of_week_complaints, "complaints", True),
     )
+    svgs = (
+        heatmap_svg(
+            grid,
+            title=TEXT[title][lang],
+            weekdays=WEEKDAYS[lang],
+            hour_label=TEXT["hour"][lang],
+            integer=integer,
+        )
+        for grid, title, integer in maps
+    )
+    return '<div class="heats">' + "".join(svgs) + "</div>"
 
 
 def site_sections(f: Findings, summary: Mapping[str, Any], rules: Rules, lang: str) -> str:
