@@ -1,20 +1,19 @@
 """``klankkast-analyze``: complaints and visits against measured nuisance.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
-``main(args) -> int``, imported only when its subcommand runs.
+``main(args) -> int``, imported only when its subcommand runs
+(:mod:`klankkast.subcommands`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.metadata
 import sys
 from typing import Final
 
 from klankkast.analysis._cliargs import add_password_argument, resolve_influx_args
 from klankkast.analysis.errors import ConfigError
-from klankkast.version import version as _version
+from klankkast.subcommands import parse_args, run
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,38 +37,31 @@ EXIT_STATUSES: Final = """exit status:
 """
 
 
-def _add(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    module, help_text = COMMANDS[name]
-    p = sub.add_parser(name, help=help_text, description=help_text)
-    mod = importlib.import_module(f"klankkast.analysis.{module}")
-    mod.add_arguments(p)
+def _configure(p: argparse.ArgumentParser) -> None:
+    """Every subcommand: the exit statuses after its own epilog, and the InfluxDB
+    password flag where it reads levels or writes to InfluxDB."""
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = (p.epilog + "\n" if p.epilog else "") + EXIT_STATUSES
     if any(a.dest in ("levels", "influx") for a in p._actions):
         add_password_argument(p)
-    p.set_defaults(_module=mod)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(
+    args = parse_args(
+        argv,
         prog="klankkast-analyze",
         description="Does measured nuisance match complaints and enforcement visits?",
         epilog=EXIT_STATUSES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        package="klankkast.analysis",
+        commands=COMMANDS,
+        configure=_configure,
     )
-    parser.add_argument("--version", action="version", version=f"klankkast-analyze {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    names = [argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS)
-    for name in names:
-        _add(sub, name)
-    args = parser.parse_args(argv)
     try:
         resolve_influx_args(args)
     except ConfigError as err:
         print(f"klankkast-analyze {args.command}: {err}", file=sys.stderr)
         return 2
-    return int(args._module.main(args) or 0)
+    return run(args)
 
 
 if __name__ == "__main__":

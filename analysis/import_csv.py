@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from klankkast.analysis._checks import (
     check_header,
@@ -27,20 +29,42 @@ _COMPLAINT_REQUIRED = ("id", "received_at", "incident_start", "site")
 _VISIT_REQUIRED = ("id", "arrived_at", "left_at", "site", "outcome")
 
 
-def read_complaints_csv(path: str | Path, known_sites: set[str] | None = None) -> list[Complaint]:
-    """Complaints from the documented CSV; raise :class:`InputErrors` with every problem."""
+_R = TypeVar("_R")
+#: (errors, file name, line, row) -> the record, or None when a field did not parse
+_Parse = Callable[[list[InputError], str, int, dict[str, str]], _R | None]
+
+
+def _read_records(
+    path: str | Path, required: tuple[str, ...], columns: tuple[str, ...], parse: _Parse[_R]
+) -> list[_R]:
+    """The rows of one documented CSV as records: the header checked, every row's id
+    checked for emptiness and repeats, then ``parse``; a row with any problem yields no
+    record. Raise :class:`InputErrors` with every problem of the file."""
     name = str(path)
     header, rows = read_csv(path)
-    bad = check_header(name, header, _COMPLAINT_REQUIRED, COMPLAINT_COLUMNS)
+    bad = check_header(name, header, required, columns)
     if bad:
         raise InputErrors([bad])
     errors: list[InputError] = []
     seen: dict[str, int] = {}
-    out: list[Complaint] = []
+    out: list[_R] = []
     for line, row in rows:
         n0 = len(errors)
-        cid = row.get("id", "")
-        check_id(errors, seen, name, line, cid)
+        check_id(errors, seen, name, line, row.get("id", ""))
+        record = parse(errors, name, line, row)
+        if len(errors) == n0 and record is not None:
+            out.append(record)
+    if errors:
+        raise InputErrors(collapse(errors))
+    return out
+
+
+def read_complaints_csv(path: str | Path, known_sites: set[str] | None = None) -> list[Complaint]:
+    """Complaints from the documented CSV; raise :class:`InputErrors` with every problem."""
+
+    def complaint(
+        errors: list[InputError], name: str, line: int, row: dict[str, str]
+    ) -> Complaint | None:
         received = to_time(errors, name, line, "received_at", row.get("received_at", ""))
         start = to_time(errors, name, line, "incident_start", row.get("incident_start", ""))
         end = to_time(
@@ -53,21 +77,19 @@ def read_complaints_csv(path: str | Path, known_sites: set[str] | None = None) -
                     name, line, "incident_end", row["incident_end"], "ends before incident_start"
                 )
             )
-        if len(errors) == n0 and received is not None and start is not None:
-            out.append(
-                Complaint(
-                    cid,
-                    received,
-                    start,
-                    end,
-                    row["site"],
-                    row.get("category", ""),
-                    row.get("source", "") or "csv",
-                )
-            )
-    if errors:
-        raise InputErrors(collapse(errors))
-    return out
+        if received is None or start is None:
+            return None
+        return Complaint(
+            row.get("id", ""),
+            received,
+            start,
+            end,
+            row["site"],
+            row.get("category", ""),
+            row.get("source", "") or "csv",
+        )
+
+    return _read_records(path, _COMPLAINT_REQUIRED, COMPLAINT_COLUMNS, complaint)
 
 
 def read_visits_csv(
@@ -76,18 +98,8 @@ def read_visits_csv(
     complaint_ids: set[str] | None = None,
 ) -> list[Visit]:
     """Visits from the documented CSV; raise :class:`InputErrors` with every problem."""
-    name = str(path)
-    header, rows = read_csv(path)
-    bad = check_header(name, header, _VISIT_REQUIRED, VISIT_COLUMNS)
-    if bad:
-        raise InputErrors([bad])
-    errors: list[InputError] = []
-    seen: dict[str, int] = {}
-    out: list[Visit] = []
-    for line, row in rows:
-        n0 = len(errors)
-        vid = row.get("id", "")
-        check_id(errors, seen, name, line, vid)
+
+    def visit(errors: list[InputError], name: str, line: int, row: dict[str, str]) -> Visit | None:
         arrived = to_time(errors, name, line, "arrived_at", row.get("arrived_at", ""))
         left = to_time(errors, name, line, "left_at", row.get("left_at", ""))
         check_site(errors, known_sites, name, line, row.get("site", ""))
@@ -107,8 +119,8 @@ def read_visits_csv(
                         name, line, "complaint_ids", ";".join(unknown), "unknown complaint id(s)"
                     )
                 )
-        if len(errors) == n0 and arrived is not None and left is not None:
-            out.append(Visit(vid, arrived, left, row["site"], outcome, ids))
-    if errors:
-        raise InputErrors(collapse(errors))
-    return out
+        if arrived is None or left is None:
+            return None
+        return Visit(row.get("id", ""), arrived, left, row["site"], outcome, ids)
+
+    return _read_records(path, _VISIT_REQUIRED, VISIT_COLUMNS, visit)

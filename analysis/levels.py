@@ -379,16 +379,7 @@ def _site_grid(
             direct[col] = arr
         count = np.zeros(nbins, dtype=np.int64)
         count[bins] = np.isfinite(cols["LAeq"])
-        return SiteGrid(
-            site=site,
-            t0_ms=t0,
-            step_s=step,
-            laeq_db=direct["LAeq"],
-            lceq_db=direct["LCeq"],
-            lafmax_db=direct["LAFmax"],
-            la90_db=direct["LA90"],
-            nodes=count,
-        )
+        return _grid_of(site, t0, step, direct, count)
     # 1) per (node, step): energy mean of LAeq/LCeq/LA90, max of LAFmax
     _, node_idx = np.unique(nodes, return_inverse=True)
     key = node_idx.astype(np.int64) * nbins + bins
@@ -420,15 +411,23 @@ def _site_grid(
     site_fmax = np.full(nbins, -np.inf)
     np.maximum.at(site_fmax, ubin, fmax)
     site_fmax[~np.isfinite(site_fmax)] = np.nan
+    out["LAFmax"] = site_fmax
+    return _grid_of(site, t0, step, out, count_laeq.astype(np.int64))
+
+
+def _grid_of(
+    site: str, t0: int, step: int, db: dict[str, np.ndarray], nodes: np.ndarray
+) -> SiteGrid:
+    """The site's grid from its per-step levels keyed by the wire's field names."""
     return SiteGrid(
         site=site,
         t0_ms=t0,
         step_s=step,
-        laeq_db=out["LAeq"],
-        lceq_db=out["LCeq"],
-        lafmax_db=site_fmax,
-        la90_db=out["LA90"],
-        nodes=count_laeq.astype(np.int64),
+        laeq_db=db["LAeq"],
+        lceq_db=db["LCeq"],
+        lafmax_db=db["LAFmax"],
+        la90_db=db["LA90"],
+        nodes=nodes,
     )
 
 

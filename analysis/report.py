@@ -50,8 +50,8 @@ from klankkast.analysis.report_html import (
     findings_text,
     level_series,
     plan_section,
+    render_html,
 )
-from klankkast.analysis.report_html import render_html as _render_html
 from klankkast.analysis.rules import Rules, load_rules
 from klankkast.analysis.timeutil import format_local, local_datetime
 
@@ -60,7 +60,6 @@ __all__ = [
     "add_arguments",
     "cli_summary",
     "main",
-    "render_html",
     "run",
     "write_outputs",
 ]
@@ -424,7 +423,16 @@ def write_outputs(
                  *(_episode_numbers(vv.episode))]
             )  # fmt: skip
     (out / "report.html").write_text(
-        render_html(f, summary, rules, meta, lang=lang, plan=plan, series=series),
+        render_html(
+            f,
+            summary,
+            rules,
+            meta,
+            lang=lang,
+            plan=plan,
+            series=series,
+            timelines=_timelines(f, rules, lang),
+        ),
         encoding="utf-8",
     )
     return dict(summary)
@@ -506,20 +514,3 @@ def _timelines(f: Findings, rules: Rules, lang: str, per_fig: int = 25) -> list[
         ax.set_title(legend, fontsize=9)
         out.append(_png(fig))
     return out
-
-
-def render_html(
-    f: Findings,
-    summary: dict[str, Any],
-    rules: Rules,
-    meta: dict[str, Any],
-    *,
-    lang: str = "nl",
-    plan: dict[str, Any] | None = None,
-    series: dict[str, LevelSeries] | None = None,
-) -> str:
-    """The self-contained report: :func:`report_html.render_html` with the timelines."""
-    return _render_html(
-        f, summary, rules, meta, lang=lang, plan=plan, series=series,
-        timelines=_timelines(f, rules, lang),
-    )  # fmt: skip

@@ -353,68 +353,69 @@ def findings_text(s: Mapping[str, Any], lang: str, rules: Rules | None = None) -
     c, v, e, a = s["complaints"], s["visits"], s["episodes"], s["association"]
     look_h = (rules.visit_lookback_s if rules is not None else 10_800) / 3600.0
     out: list[str] = []
-    nl = lang == "nl"
     if not c["total"]:
         out.append(TEXT["no_complaints"][lang])
-    elif nl:
-        out.append(
-            f"Van de {c['total']} klachten vallen er {c['corroborated']} "
-            f"({_pct(c['corroboration_rate'])}) samen met gemeten overlast; bij "
-            f"{c.get('not_corroborated', 0)} was er geen overlast gemeten"
-            + (f" en bij {c['no_data']} was er toen geen meting." if c["no_data"] else ".")
-        )
     else:
         out.append(
-            f"Of {c['total']} complaints, {c['corroborated']} ({_pct(c['corroboration_rate'])}) "
-            f"coincide with measured nuisance; for {c.get('not_corroborated', 0)} no nuisance "
-            "was measured"
-            + (
-                f", and for {c['no_data']} nothing was being measured at the time."
-                if c["no_data"]
-                else "."
-            )
+            _t(
+                f"Of {c['total']} complaints, {c['corroborated']} "
+                f"({_pct(c['corroboration_rate'])}) coincide with measured nuisance; for "
+                f"{c.get('not_corroborated', 0)} no nuisance was measured"
+                + (
+                    f", and for {c['no_data']} nothing was being measured at the time."
+                    if c["no_data"]
+                    else "."
+                ),
+                f"Van de {c['total']} klachten vallen er {c['corroborated']} "
+                f"({_pct(c['corroboration_rate'])}) samen met gemeten overlast; bij "
+                f"{c.get('not_corroborated', 0)} was er geen overlast gemeten"
+                + (f" en bij {c['no_data']} was er toen geen meting." if c["no_data"] else "."),
+            )[lang]
         )
     if c.get("median_lag_minutes") is not None:
+        lag = c["median_lag_minutes"]
         out.append(
-            f"Tussen het begin van de overlast en de klacht zat mediaan "
-            f"{c['median_lag_minutes']:.0f} minuten."
-            if nl
-            else f"The median time from the onset of nuisance to the complaint was "
-            f"{c['median_lag_minutes']:.0f} minutes."
+            _t(
+                f"The median time from the onset of nuisance to the complaint was {lag:.0f} "
+                "minutes.",
+                f"Tussen het begin van de overlast en de klacht zat mediaan {lag:.0f} minuten.",
+            )[lang]
         )
     late = v.get("median_minutes_after_end")
     if not v["total"]:
         out.append(TEXT["no_visits"][lang])
-    elif nl:
-        out.append(
-            f"Van de {v['total']} controles kwamen er {v['during_nuisance']} "
-            f"({_pct(v['hit_rate'])}) tijdens overlast, {v['after_nuisance']} nadat die was "
-            "gestopt"
-            + (f" (mediaan {late:.0f} minuten te laat)" if late is not None else "")
-            + f", en bij {v['nothing']} was er in de {look_h:g} uur ervoor geen overlast "
-            "gemeten." + (f" Bij {v['no_data']} was er geen meting." if v.get("no_data") else "")
-        )
     else:
         out.append(
-            f"Of {v['total']} visits, {v['during_nuisance']} ({_pct(v['hit_rate'])}) came while "
-            f"nuisance was going on, {v['after_nuisance']} after it had stopped"
-            + (f" (median {late:.0f} minutes late)" if late is not None else "")
-            + f", and {v['nothing']} when no nuisance had been measured in the {look_h:g} h "
-            "before."
-            + (f" {v['no_data']} came when nothing was being measured." if v.get("no_data") else "")
+            _t(
+                f"Of {v['total']} visits, {v['during_nuisance']} ({_pct(v['hit_rate'])}) came "
+                f"while nuisance was going on, {v['after_nuisance']} after it had stopped"
+                + (f" (median {late:.0f} minutes late)" if late is not None else "")
+                + f", and {v['nothing']} when no nuisance had been measured in the {look_h:g} h "
+                "before."
+                + (
+                    f" {v['no_data']} came when nothing was being measured."
+                    if v.get("no_data")
+                    else ""
+                ),
+                f"Van de {v['total']} controles kwamen er {v['during_nuisance']} "
+                f"({_pct(v['hit_rate'])}) tijdens overlast, {v['after_nuisance']} nadat die was "
+                "gestopt"
+                + (f" (mediaan {late:.0f} minuten te laat)" if late is not None else "")
+                + f", en bij {v['nothing']} was er in de {look_h:g} uur ervoor geen overlast "
+                "gemeten."
+                + (f" Bij {v['no_data']} was er geen meting." if v.get("no_data") else ""),
+            )[lang]
         )
-    if nl:
-        out.append(
-            f"Er zijn {e['count']} episodes van overlast gemeten; {e['without_complaint']} "
-            f"({_pct(e['without_complaint_rate'])}) daarvan zonder enige klacht. "
-            "Geen klacht betekent niet geen probleem."
-        )
-    else:
-        out.append(
+    out.append(
+        _t(
             f"{e['count']} episodes of nuisance were measured; {e['without_complaint']} "
             f"({_pct(e['without_complaint_rate'])}) had no complaint at all. "
-            "No complaint is not no problem."
-        )
+            "No complaint is not no problem.",
+            f"Er zijn {e['count']} episodes van overlast gemeten; {e['without_complaint']} "
+            f"({_pct(e['without_complaint_rate'])}) daarvan zonder enige klacht. "
+            "Geen klacht betekent niet geen probleem.",
+        )[lang]
+    )
     out.append(_p_text(a, c["total"], lang))
     if s.get("marks"):
         out.extend(marks_text(s["marks"], lang))
@@ -430,35 +431,32 @@ def marks_text(m: Mapping[str, Any], lang: str) -> list[str]:
                 "en": "Residents did not mark any nuisance in this period.",
             }[lang]
         ]
-    p = m["association"]["p_value"]
-    if lang == "nl":
-        out = [
+    out = [
+        _t(
+            f"Residents marked 'it bothers me now' {m['total']} times ({m['households']} "
+            f"households); {m['matched']} of these came while nuisance was measured, "
+            f"{m['not_matched']} when none was"
+            + (f", and {m['no_data']} when nothing was being measured." if m["no_data"] else ".")
+            + f" {m['episodes_with_marks']} episodes drew a resident's mark; "
+            f"{m['episodes_with_neither']} episodes drew neither a complaint nor a mark.",
             f"Bewoners meldden {m['total']} keer 'ik heb nu last' ({m['households']} "
             f"huishoudens); bij {m['matched']} daarvan werd op dat moment overlast gemeten, "
             f"bij {m['not_matched']} geen overlast"
             + (f" en bij {m['no_data']} was er geen meting." if m["no_data"] else ".")
             + f" {m['episodes_with_marks']} episodes kregen een melding van bewoners; "
-            f"{m['episodes_with_neither']} episodes kregen geen klacht en geen melding."
-        ]
-        if p is not None:
-            out.append(
-                f"Als de meldingen los stonden van de gemeten overlast, zou een samenhang zo "
-                f"sterk als deze bij in de tijd verschoven meldingen in {_pct_small(p)} van de "
-                "gevallen voorkomen."
-            )
-        return out
-    out = [
-        f"Residents marked 'it bothers me now' {m['total']} times ({m['households']} "
-        f"households); {m['matched']} of these came while nuisance was measured, "
-        f"{m['not_matched']} when none was"
-        + (f", and {m['no_data']} when nothing was being measured." if m["no_data"] else ".")
-        + f" {m['episodes_with_marks']} episodes drew a resident's mark; "
-        f"{m['episodes_with_neither']} episodes drew neither a complaint nor a mark."
+            f"{m['episodes_with_neither']} episodes kregen geen klacht en geen melding.",
+        )[lang]
     ]
+    p = m["association"]["p_value"]
     if p is not None:
         out.append(
-            f"If the marks were unrelated to the measured nuisance, marks shifted in time "
-            f"would match it this well in {_pct_small(p)} of cases."
+            _t(
+                f"If the marks were unrelated to the measured nuisance, marks shifted in time "
+                f"would match it this well in {_pct_small(p)} of cases.",
+                f"Als de meldingen los stonden van de gemeten overlast, zou een samenhang zo "
+                f"sterk als deze bij in de tijd verschoven meldingen in {_pct_small(p)} van de "
+                "gevallen voorkomen.",
+            )[lang]
         )
     return out
 
@@ -475,29 +473,29 @@ def _p_text(a: Mapping[str, Any], n_complaints: int, lang: str) -> str:
             "en": "There were too few data for a test of association.",
             "nl": "Voor een toets op samenhang waren te weinig gegevens.",
         }[lang]
-    shifted = {"en": "shifted in time", "nl": "in de tijd verschoven"}[lang]
-    if lang == "nl":
-        head = (
-            "Klachten en gemeten overlast hangen samen. "
-            if p < 0.05
-            else "De samenhang tussen klachten en gemeten overlast is niet te onderscheiden van "
-            "toeval. "
+    head = (
+        _t(
+            "Complaints and measured nuisance are associated. ",
+            "Klachten en gemeten overlast hangen samen. ",
         )
-        return head + (
+        if p < 0.05
+        else _t(
+            "The association between complaints and measured nuisance cannot be told apart "
+            "from chance. ",
+            "De samenhang tussen klachten en gemeten overlast is niet te onderscheiden van "
+            "toeval. ",
+        )
+    )
+    return (
+        head[lang]
+        + _t(
+            f"If complaints were unrelated to the measurements, an agreement at least this large "
+            f"would arise in {_pct_small(p)} of the times the complaints are shifted in time "
+            f"(p = {p:.3f}).",
             f"Als klachten los zouden staan van de metingen, zou een overeenkomst zo groot als "
             f"deze of groter voorkomen bij {_pct_small(p)} van de keren dat de klachten "
-            f"{shifted} worden (p = {p:.3f})."
-        )
-    head = (
-        "Complaints and measured nuisance are associated. "
-        if p < 0.05
-        else "The association between complaints and measured nuisance cannot be told apart "
-        "from chance. "
-    )
-    return head + (
-        f"If complaints were unrelated to the measurements, an agreement at least this large "
-        f"would arise in {_pct_small(p)} of the times the complaints are {shifted} "
-        f"(p = {p:.3f})."
+            f"in de tijd verschoven worden (p = {p:.3f}).",
+        )[lang]
     )
 
 
@@ -509,30 +507,27 @@ def _association_method(a: Mapping[str, Any], lang: str) -> str:
             "nl": "Er was geen toets op samenhang mogelijk (te weinig klachten of dagen).",
         }[lang]
     n = a.get("permutations", 0)
-    if lang == "nl":
-        unit = (
-            "hele weken (dag- en weekritme blijven behouden)"
-            if a.get("shift_unit") == "week"
-            else "hele dagen (het dagritme blijft behouden; te weinig weken om per week te "
-            "verschuiven)"
-        )
-        return (
-            f"Toets op samenhang: de klachttijden van elke binnenplaats worden {n} keer "
-            f"willekeurig verschoven over {unit}, binnen de geanalyseerde periode. Telkens "
-            "wordt geteld hoeveel klachten dan met gemeten overlast samenvallen; p is het "
-            "aandeel verschuivingen met minstens zoveel als in werkelijkheid (eenzijdig)."
-        )
     unit = (
-        "whole weeks (keeping the daily and weekly rhythm)"
+        _t(
+            "whole weeks (keeping the daily and weekly rhythm)",
+            "hele weken (dag- en weekritme blijven behouden)",
+        )
         if a.get("shift_unit") == "week"
-        else "whole days (keeping the daily rhythm; too few weeks to shift by weeks)"
-    )
-    return (
+        else _t(
+            "whole days (keeping the daily rhythm; too few weeks to shift by weeks)",
+            "hele dagen (het dagritme blijft behouden; te weinig weken om per week te verschuiven)",
+        )
+    )[lang]
+    return _t(
         f"Test of association: each courtyard's complaint times are shifted {n} times at "
         f"random by {unit}, within the analysed period. Each time, the complaints that then "
         "coincide with measured nuisance are counted; p is the share of shifts with at least "
-        "as many as in reality (one-sided)."
-    )
+        "as many as in reality (one-sided).",
+        f"Toets op samenhang: de klachttijden van elke binnenplaats worden {n} keer "
+        f"willekeurig verschoven over {unit}, binnen de geanalyseerde periode. Telkens "
+        "wordt geteld hoeveel klachten dan met gemeten overlast samenvallen; p is het "
+        "aandeel verschuivingen met minstens zoveel als in werkelijkheid (eenzijdig).",
+    )[lang]
 
 
 def _pct_small(p: float) -> str:
@@ -545,75 +540,68 @@ def method_text(rules: Rules, lang: str) -> list[str]:
     ld, le, ln = rules.limits_db()
     ed, ee, en = rules.emergences_db()
     win = rules.background_window_s // 60
-    out: list[str] = []
-    if lang == "nl":
-        out.append(
+    out = [
+        _t(
+            "Meters in the courtyard measure the sound level in dB(A) every minute. The meters "
+            "of one courtyard are averaged by energy: they hear the same sound.",
             "Meters in de binnenplaats meten elke minuut het geluidsniveau in dB(A). Meters van "
-            "één binnenplaats worden energetisch gemiddeld: ze horen hetzelfde geluid."
-        )
-        out.append(
+            "één binnenplaats worden energetisch gemiddeld: ze horen hetzelfde geluid.",
+        ),
+        _t(
+            f"The residual level is the usual sound without the source: the energy-average "
+            f"level (LAeq) of the {win} minutes before. During nuisance it is held at its "
+            "value at the start, so the nuisance never counts as its own background.",
             f"Het residuele niveau is het gewone geluid zonder de bron: het energetisch "
             f"gemiddelde niveau (LAeq) van de {win} minuten ervoor. Tijdens overlast blijft het "
             "vastgehouden op de waarde van het begin, zodat de overlast zichzelf niet als "
-            "achtergrond meetelt."
-        )
-        if rules.absolute_enabled:
-            out.append(
-                f"Overlast telt mee als het geluid van de bron alleen (het specifieke niveau: "
-                f"het totaal min het residu, energetisch) over 5 minuten boven {ld:g} dB(A) ligt "
-                f"overdag ({d:02d}–{ev:02d} uur), boven {le:g} dB(A) 's avonds ({ev:02d}–{n:02d} "
-                f"uur) of boven {ln:g} dB(A) 's nachts ({n:02d}–{d:02d} uur)."
-            )
-        if rules.emergence_enabled:
-            out.append(
-                f"Overlast telt ook mee als het niveau over 5 minuten meer dan {ed:g} dB "
-                f"(overdag), {ee:g} dB ('s avonds) of {en:g} dB ('s nachts) boven het residu "
-                "uitsteekt."
-            )
+            "achtergrond meetelt.",
+        ),
+    ]
+    if rules.absolute_enabled:
         out.append(
-            f"Een episode duurt minstens {rules.min_duration_s // 60} minuten; "
-            f"onderbrekingen tot {rules.gap_merge_s // 60} minuten tellen mee. Een klacht is "
-            f"bevestigd als er tussen {rules.lookback_s // 60} minuten vóór het begin van het "
-            f"incident en {rules.grace_s // 60} minuten na de melding overlast gemeten is."
-        )
-    else:
-        out.append(
-            "Meters in the courtyard measure the sound level in dB(A) every minute. The meters "
-            "of one courtyard are averaged by energy: they hear the same sound."
-        )
-        out.append(
-            f"The residual level is the usual sound without the source: the energy-average "
-            f"level (LAeq) of the {win} minutes before. During nuisance it is held at its "
-            "value at the start, so the nuisance never counts as its own background."
-        )
-        if rules.absolute_enabled:
-            out.append(
+            _t(
                 f"Nuisance counts when the sound of the source alone (the specific level: the "
                 f"total minus the residual, by energy) over 5 minutes is above {ld:g} dB(A) by "
                 f"day ({d:02d}–{ev:02d} h), above {le:g} dB(A) in the evening ({ev:02d}–{n:02d} "
-                f"h) or above {ln:g} dB(A) at night ({n:02d}–{d:02d} h)."
+                f"h) or above {ln:g} dB(A) at night ({n:02d}–{d:02d} h).",
+                f"Overlast telt mee als het geluid van de bron alleen (het specifieke niveau: "
+                f"het totaal min het residu, energetisch) over 5 minuten boven {ld:g} dB(A) ligt "
+                f"overdag ({d:02d}–{ev:02d} uur), boven {le:g} dB(A) 's avonds ({ev:02d}–{n:02d} "
+                f"uur) of boven {ln:g} dB(A) 's nachts ({n:02d}–{d:02d} uur).",
             )
-        if rules.emergence_enabled:
-            out.append(
-                f"Nuisance also counts when the level over 5 minutes rises more than {ed:g} dB "
-                f"(day), {ee:g} dB (evening) or {en:g} dB (night) above the residual."
-            )
+        )
+    if rules.emergence_enabled:
         out.append(
+            _t(
+                f"Nuisance also counts when the level over 5 minutes rises more than {ed:g} dB "
+                f"(day), {ee:g} dB (evening) or {en:g} dB (night) above the residual.",
+                f"Overlast telt ook mee als het niveau over 5 minuten meer dan {ed:g} dB "
+                f"(overdag), {ee:g} dB ('s avonds) of {en:g} dB ('s nachts) boven het residu "
+                "uitsteekt.",
+            )
+        )
+    out.append(
+        _t(
             f"An episode lasts at least {rules.min_duration_s // 60} minutes; gaps of up to "
             f"{rules.gap_merge_s // 60} minutes are bridged. A complaint is corroborated when "
             f"nuisance was measured between {rules.lookback_s // 60} minutes before the "
-            f"incident began and {rules.grace_s // 60} minutes after it was reported."
+            f"incident began and {rules.grace_s // 60} minutes after it was reported.",
+            f"Een episode duurt minstens {rules.min_duration_s // 60} minuten; "
+            f"onderbrekingen tot {rules.gap_merge_s // 60} minuten tellen mee. Een klacht is "
+            f"bevestigd als er tussen {rules.lookback_s // 60} minuten vóór het begin van het "
+            f"incident en {rules.grace_s // 60} minuten na de melding overlast gemeten is.",
         )
+    )
     if rules.node_combine != "mean" or rules.residual != "quiet_laeq":
         out.append(
-            {
-                "en": "Note: these are the previous rules (meters summed, LA90 background), "
+            _t(
+                "Note: these are the previous rules (meters summed, LA90 background), "
                 "kept for comparison only.",
-                "nl": "Let op: dit zijn de vorige regels (meters opgeteld, LA90-achtergrond), "
+                "Let op: dit zijn de vorige regels (meters opgeteld, LA90-achtergrond), "
                 "alleen bewaard ter vergelijking.",
-            }[lang]
+            )
         )
-    return out
+    return [t[lang] for t in out]
 
 
 # ------------------------------------------------------------------------ tables
@@ -627,6 +615,22 @@ def _table(rows: Sequence[Sequence[str]], header: Sequence[str], cls: str = "") 
 
 def _row(cells: Sequence[str]) -> str:
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _items_table(
+    kind: str, header: Sequence[str], items: Sequence[tuple[str, str, Sequence[str], str]]
+) -> str:
+    """Complaints or visits: per (id, verdict, cells, trace) one ``tbody`` with the row and,
+    below it across all columns, the level trace (none past :data:`MAX_TRACES`)."""
+    body = "".join(
+        f'<tbody class="item" id="{kind}-{_e(item_id)}" data-verdict="{_e(verdict)}">'
+        + _row(cells)
+        + (f'<tr class="trace"><td colspan="{len(header)}">{trace}</td></tr>' if trace else "")
+        + "</tbody>"
+        for item_id, verdict, cells, trace in items
+    )
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    return f'<table class="items"><thead><tr>{head}</tr></thead>{body}</table>'
 
 
 def _episode_cells(ep: Any, tz: str, lang: str) -> list[str]:
@@ -678,19 +682,13 @@ def complaints_table(
                 tz,
                 f"{c.id} {c.site}",
             )
-        parts.append(
-            f'<tbody class="item" id="complaint-{_e(c.id)}" data-verdict="{_e(cv.verdict)}">'
-            + _row(cells)
-            + (f'<tr class="trace"><td colspan="{len(header)}">{trace}</td></tr>' if trace else "")
-            + "</tbody>"
-        )
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+        parts.append((c.id, cv.verdict, cells, trace))
     capped = (
         f"<p>{_e(TEXT['traces_capped'][lang].format(n=MAX_TRACES))}</p>"
         if len(complaints) > MAX_TRACES
         else ""
     )
-    return f'<table class="items"><thead><tr>{head}</tr></thead>{"".join(parts)}</table>{capped}'
+    return _items_table("complaint", header, parts) + capped
 
 
 def _visit_timing(vv: VisitVerdict, look_h: float, lang: str) -> str:
@@ -760,35 +758,26 @@ def visits_table(
             trace = _trace(
                 series.get(v.site), site_eps.get(v.site, ()), v.arrived_ms, tz, f"{v.id} {v.site}"
             )
-        parts.append(
-            f'<tbody class="item" id="visit-{_e(v.id)}" data-verdict="{_e(vv.verdict)}">'
-            + _row(cells)
-            + (f'<tr class="trace"><td colspan="{len(header)}">{trace}</td></tr>' if trace else "")
-            + "</tbody>"
-        )
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    return f'<table class="items"><thead><tr>{head}</tr></thead>{"".join(parts)}</table>'
+        parts.append((v.id, vv.verdict, cells, trace))
+    return _items_table("visit", header, parts)
 
 
 def _heatmaps(f: Findings, lang: str) -> str:
-    return (
-        '<div class="heats">'
-        + heatmap_svg(
-            f.hour_of_week_minutes,
-            title=TEXT["minutes"][lang],
-            weekdays=WEEKDAYS[lang],
-            hour_label=TEXT["hour"][lang],
-            integer=False,
-        )
-        + heatmap_svg(
-            f.hour_of_week_complaints,
-            title=TEXT["complaints"][lang],
-            weekdays=WEEKDAYS[lang],
-            hour_label=TEXT["hour"][lang],
-            integer=True,
-        )
-        + "</div>"
+    maps = (
+        (f.hour_of_week_minutes, "minutes", False),
+        (f.hour_of_week_complaints, "complaints", True),
     )
+    svgs = (
+        heatmap_svg(
+            grid,
+            title=TEXT[title][lang],
+            weekdays=WEEKDAYS[lang],
+            hour_label=TEXT["hour"][lang],
+            integer=integer,
+        )
+        for grid, title, integer in maps
+    )
+    return '<div class="heats">' + "".join(svgs) + "</div>"
 
 
 def site_sections(f: Findings, summary: Mapping[str, Any], rules: Rules, lang: str) -> str:
@@ -812,18 +801,15 @@ def _reason_text(bt: Mapping[str, Any], lang: str) -> str:
     if code == "too_few_weeks":
         weeks = int(bt.get("history_weeks") or 0)
         complete = int(bt.get("complete_weeks") or 0)
-        if lang == "nl":
-            return (
-                f"Niet teruggetoetst: de metingen beslaan {_plural(weeks, 'week', 'weken')}, "
-                f"waarvan {complete} volledig; een terugtoets vraagt een volledige, minstens "
-                "half gemeten week na een eerdere week om op te leren. Het plan is gemaakt uit "
-                "alle metingen die er zijn."
-            )
-        return (
+        return _t(
             f"Not back-tested: the levels span {_plural(weeks, 'week', 'weeks')}, {complete} of "
             "them complete; a back-test needs a complete week, at least half measured, after an "
-            "earlier week to learn from. The plan is made from all the measurements there are."
-        )
+            "earlier week to learn from. The plan is made from all the measurements there are.",
+            f"Niet teruggetoetst: de metingen beslaan {_plural(weeks, 'week', 'weken')}, "
+            f"waarvan {complete} volledig; een terugtoets vraagt een volledige, minstens "
+            "half gemeten week na een eerdere week om op te leren. Het plan is gemaakt uit "
+            "alle metingen die er zijn.",
+        )[lang]
     if code == "no_levels_in_windows":
         return {
             "en": "No rate: in the held-out weeks none of the plan's windows had measurements "

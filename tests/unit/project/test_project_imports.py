@@ -35,6 +35,7 @@ SHARED: tuple[str, ...] = (
     "klankkast.configcheck",
     "klankkast.version",
     "klankkast.mqttprobe",
+    "klankkast.subcommands",
 )
 _SHARED_NAMES = tuple(m.removeprefix("klankkast.") for m in SHARED)
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -54,6 +55,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "configcheck": (),
     "version": (),
     "mqttprobe": (),
+    # the subcommand parser gives every program the one --version
+    "subcommands": ("klankkast.version",),
 }
 
 
