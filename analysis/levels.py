@@ -278,7 +278,9 @@ def _now_ms() -> int:
 
 # ------------------------------------------------------------------- grids
 def infer_step_s(t_ms: np.ndarray, node_key: np.ndarray) -> int:
-    """The data's own interval: the smallest time step within a node, in whole seconds."""
+    """The data's own interval: the most common time step within a node, in whole
+    seconds (not the smallest: one node restarting mid-minute leaves one short step in
+    a year of minutes, and a grid of that step would hold no whole minute)."""
     if len(t_ms) < 2:
         return 60
     order = np.lexsort((t_ms, node_key))
@@ -288,8 +290,8 @@ def infer_step_s(t_ms: np.ndarray, node_key: np.ndarray) -> int:
     same = (np.diff(k) == 0) & (d > 0)
     if not same.any():
         return 60
-    step = float(np.min(d[same])) / 1000.0
-    return max(1, round(step))
+    steps, counts = np.unique(np.maximum(1, np.round(d[same] / 1000.0)), return_counts=True)
+    return int(steps[np.argmax(counts)])
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:

@@ -213,7 +213,10 @@ def parse_address(text: str, *, options: Sequence[str] = ()) -> InfluxAddress:
         raise AddressError(str(text or ""), f"it is empty; use {ADDRESS_FORM}")
     if any(c.isspace() for c in text):
         raise bad("it contains white space")
-    parts = urllib.parse.urlsplit(text)
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError:  # an unclosed "[" of an IPv6 host
+        raise bad("the host is not a name, an IPv4 or a [bracketed] IPv6 address") from None
     if parts.scheme in ("http", "https"):
         raise bad(f"write influxdb+{parts.scheme}:// instead of {parts.scheme}://")
     if parts.scheme not in ("influxdb+http", "influxdb+https"):
@@ -266,7 +269,10 @@ def check_url_value(value: str) -> str | None:
         except AddressError as err:
             return err.reason
         return None
-    parts = urllib.parse.urlsplit(value)
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:
+        return f"must be {ADDRESS_FORM}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"must be {ADDRESS_FORM}"
     try:

@@ -8,12 +8,9 @@ the other subcommands.
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import importlib.metadata
 import sys
 
-from klankkast.version import version as _version
+from klankkast.subcommands import parse_args, run
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,29 +35,16 @@ EPILOG = """exit status:
 """
 
 
-def _add(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
-    module, help_text = COMMANDS[name]
-    p = sub.add_parser(name, help=help_text, description=help_text)
-    mod = importlib.import_module(f"klankkast.sensor.{module}")
-    mod.add_arguments(p)
-    p.set_defaults(_module=mod)
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(
+    args = parse_args(
+        argv,
         prog="klankkast-sensor",
         description="klankkast noise-measurement node: calibrated levels (never audio) over MQTT.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        package="klankkast.sensor",
+        commands=COMMANDS,
     )
-    parser.add_argument("--version", action="version", version=f"klankkast-sensor {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    names = [argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS)
-    for name in names:
-        _add(sub, name)
-    args = parser.parse_args(argv)
-    return int(args._module.main(args) or 0)
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -164,3 +164,17 @@ def test_read_csv_offset_times_vectorised_path(tmp_path):
         "2026-06-01T00:02:00.000+00:00,yard1,n1,52\n"
     )
     assert read_levels_csv(p)["t_ms"].tolist() == [T0, T0 + 60_000, T0 + 120_000]
+
+
+def test_one_short_step_does_not_set_the_grid():
+    """A day of minutes from two nodes, one of which restarted 7 s into a minute: the
+    grid stays at 60 s (the smallest step, 7 s, would hold no whole minute)."""
+    from klankkast.analysis.levels import infer_step_s
+
+    t = np.arange(0, 86_400_000, 60_000, dtype=np.int64)
+    restarted = np.sort(np.append(t, 3_600_000 + 7_000))
+    t_all = np.concatenate([t, restarted])
+    nodes = np.concatenate([np.zeros(len(t), np.int64), np.ones(len(restarted), np.int64)])
+    assert infer_step_s(t_all, nodes) == 60
+    seconds = np.arange(0, 600_000, 1_000, dtype=np.int64)
+    assert infer_step_s(seconds, np.zeros(len(seconds), np.int64)) == 1

@@ -73,3 +73,12 @@ def test_client_takes_the_password_only_with_a_user() -> None:
     with_user = parse_address("influxdb+http://u@h:8086/db").client("pw")
     assert with_user._headers["Authorization"].startswith("Basic ")
     assert "Authorization" not in parse_address("influxdb+http://h:8086/db").client("pw")._headers
+
+
+@pytest.mark.parametrize("text", ["influxdb+http://[::1:8086/db", "http://[::1"])
+def test_an_unclosed_ipv6_bracket_is_one_line_not_a_traceback(text: str) -> None:
+    from klankkast.influx import AddressError, check_url_value, parse_address
+
+    with pytest.raises(AddressError, match="influxdb\\+http\\(s\\)://"):
+        parse_address(text)
+    assert check_url_value(text) is not None
