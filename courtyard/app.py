@@ -413,7 +413,7 @@ def create_app(svc: Services) -> ASGIApp:
                 pending[inv.id] = now
         if counted:
             try:
-                await commit.submit(MarkPoint(site, household, now, kind, severity))
+                await commit.submit(MarkPoint(site, now, household, kind, severity))
                 svc.invitations.set_last_mark(inv.id, now)
                 entry.add_mark(now, household)
             except StorageError as err:
@@ -444,7 +444,7 @@ def create_app(svc: Services) -> ASGIApp:
         if last is None or now - last >= model.MARK_INTERVAL_S * 1000:
             raise _Page(409, "no_mark")
         try:
-            await commit.submit(MarkPoint(site, household, last, kind, severity))
+            await commit.submit(MarkPoint(site, last, household, kind, severity))
         except StorageError as err:
             log.warning("adding to a mark of %s failed: %s", site, err)
             raise _Page(503, "storage") from None

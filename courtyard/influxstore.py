@@ -28,8 +28,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
+from klankkast.analysis.marks import Mark
 from klankkast.courtyard.config import InfluxConfig
 from klankkast.courtyard.errors import StorageError
 from klankkast.courtyard.model import Alert, Episode, NodeMinute
@@ -51,14 +52,9 @@ __all__ = ["M_EXPERIENCE", "InfluxCourtyard", "MarkPoint", "SiteData"]
 M_EXPERIENCE: Final = "experience"
 
 
-class MarkPoint(NamedTuple):
-    """One mark as written: ``experience`` point of ``site`` at ``t_ms``."""
-
-    site: str
-    household: str
-    t_ms: int
-    kind: str | None = None
-    severity: int | None = None
+#: One mark as written (an ``experience`` point of ``site`` at ``t_ms``): the record
+#: the analysis reads back, :class:`klankkast.analysis.marks.Mark`.
+MarkPoint = Mark
 
 
 @dataclass(frozen=True, slots=True)

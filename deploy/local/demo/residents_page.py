@@ -73,7 +73,7 @@ def residents_step(
     store.start()
     try:
         points = [
-            MarkPoint(m.site, household_hash(key, ids[m.site][m.household_index]), m.t_ms,
+            MarkPoint(m.site, m.t_ms, household_hash(key, ids[m.site][m.household_index]),
                       m.kind, m.severity)
             for m in marks
         ]  # fmt: skip

@@ -343,7 +343,7 @@ max_mb = 64
     try:
         store.write_marks(
             [
-                MarkPoint(SITE, f"household-{i}", ep0 + (2 + i) * 60_000, "music", 4)
+                MarkPoint(SITE, ep0 + (2 + i) * 60_000, f"household-{i}", "music", 4)
                 for i in range(3)
             ]
         )

@@ -61,7 +61,7 @@ class FakeStore:
     def write_marks(self, marks: Sequence[MarkPoint]) -> None:
         if self.down:
             raise StorageError("InfluxDB at http://127.0.0.1:9 unreachable: refused")
-        self.marks.extend(tuple(m) for m in marks)
+        self.marks.extend((m.site, m.household, m.t_ms, m.kind, m.severity) for m in marks)
 
 
 @dataclass
