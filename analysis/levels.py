@@ -290,8 +290,9 @@ def infer_step_s(t_ms: np.ndarray, node_key: np.ndarray) -> int:
     same = (np.diff(k) == 0) & (d > 0)
     if not same.any():
         return 60
-    steps, counts = np.unique(np.maximum(1, np.round(d[same] / 1000.0)), return_counts=True)
-    return int(steps[np.argmax(counts)])
+    # whole seconds, gaps over an hour counted as an hour (O(n), no sort)
+    steps = np.clip(np.rint(d[same] / 1000.0), 1, 3600).astype(np.int64)
+    return int(np.argmax(np.bincount(steps)))
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
