@@ -38,6 +38,7 @@ from support.stack import (
     make_unpaced_mic_factory,
     require,
     require_library,
+    skip_or_fail,
     start_acl_broker,
     start_paced_mic,
 )
@@ -178,10 +179,9 @@ def test_mic_paced(request: pytest.FixtureRequest) -> Iterator[PacedMic]:
     require("pulseaudio", "pactl", "paplay")
     require_library("portaudio", "libportaudio2")
     if not any(Path("/usr/lib").glob("**/alsa-lib/libasound_module_pcm_pulse.so")):
-        msg = "ALSA pulse plugin missing; install with: sudo apt-get install -y libasound2-plugins"
-        if in_ci():
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
+        skip_or_fail(
+            "ALSA pulse plugin missing; install with: sudo apt-get install -y libasound2-plugins"
+        )
     mic = _start(start_paced_mic)
     yield mic
     if _failed(request):

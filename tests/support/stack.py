@@ -96,14 +96,18 @@ def require_library(name: str, package: str) -> None:
 
 
 def _missing(errors: list[MissingBinaryError]) -> None:
-    import pytest
-
     packages = " ".join(dict.fromkeys(e.package for e in errors))
     names = ", ".join(e.binary for e in errors)
-    msg = f"{names} not installed; install with: sudo apt-get install -y {packages}"
+    skip_or_fail(f"{names} not installed; install with: sudo apt-get install -y {packages}")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Fail under CI (a missing service is a failure there), skip otherwise."""
+    import pytest
+
     if in_ci():
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------- ACL broker
