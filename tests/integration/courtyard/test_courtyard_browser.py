@@ -106,6 +106,17 @@ class Watch:
         assert self.requests, "no request was seen at all"
 
 
+def follow(page: Any, target: Any) -> None:
+    """Click something that navigates and wait for the new document to load.
+
+    ``click()`` returns once the navigation has started; ``count()`` and ``page.url``
+    do not wait, and ``main`` exists on the old page too, so without this an assertion
+    can read the page being left (CI caught ``table.week`` with 0 rows).
+    """
+    with page.expect_navigation(wait_until="load"):
+        target.click()
+
+
 def _axe(page: Any) -> list[str]:
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("async () => await axe.run(document)")
@@ -125,7 +136,7 @@ def test_invitation_page_mark_confirmation(
     watch = Watch(page, server.base)
     e = EXPECT[lang]
     page.goto(link + f"?lang={lang}")
-    page.locator("main a.button").click()
+    follow(page, page.locator("main a.button"))
     assert page.url == f"{server.base}/s/yard1"
     assert page.locator("html").get_attribute("lang") == lang
     # the chart is server-rendered SVG with the episode shaded and the limit drawn
@@ -137,7 +148,7 @@ def test_invitation_page_mark_confirmation(
     # the big button is reachable at this size without scrolling sideways
     box = page.get_by_role("button", name=e["button"]).first.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= SIZES[size]["width"]
-    page.get_by_role("button", name=e["button"]).first.click()
+    follow(page, page.get_by_role("button", name=e["button"]).first)
     text = page.locator("main").inner_text()
     assert e["counted"] in text
     assert e["level"] in text and e["alert"] in text
@@ -145,7 +156,7 @@ def test_invitation_page_mark_confirmation(
     rows = marks_of(influx, server.household(inv_id))
     assert len(rows) == 1 and rows[0]["site"] == "yard1"
     # back on the page, the household sees its own mark
-    page.get_by_role("link", name=EXPECT[lang]["back"]).click()
+    follow(page, page.get_by_role("link", name=EXPECT[lang]["back"]))
     assert page.locator("[data-fact=own-marks]").inner_text() == "21:30"
     assert "kind" not in rows[0] or rows[0]["kind"] is None  # one tap: no kind given
     ctx.close()
@@ -159,14 +170,14 @@ def test_kind_and_severity_and_a_second_mark_counts_once(
     ctx = browser.new_context(viewport=SIZES["phone"])
     page = ctx.new_page()
     page.goto(link)
-    page.locator("main a.button").click()
-    page.locator("details summary").click()
+    follow(page, page.locator("main a.button"))
+    page.locator("details summary").click()  # opens the details; no navigation
     page.get_by_label("muziek").check()
     page.get_by_label("4", exact=True).check()
-    page.locator("details button[type=submit]").click()
+    follow(page, page.locator("details button[type=submit]"))
     assert EXPECT["nl"]["counted"] in page.locator("main").inner_text()
     page.goto(f"{server.base}/s/yard1")
-    page.get_by_role("button", name="Ik heb nu last").first.click()
+    follow(page, page.get_by_role("button", name="Ik heb nu last").first)
     text = page.locator("main").inner_text()
     assert EXPECT["nl"]["again"] in text and EXPECT["nl"]["level"] in text
     rows = marks_of(influx, server.household(inv_id))
@@ -185,12 +196,12 @@ def test_one_tap_then_the_kind_on_the_confirmation(
     ctx = browser.new_context(viewport=SIZES["phone"], java_script_enabled=False)
     page = ctx.new_page()
     page.goto(link + "?lang=en")
-    page.locator("main a.button").click()
-    page.get_by_role("button", name="It bothers me now").first.click()
+    follow(page, page.locator("main a.button"))
+    follow(page, page.get_by_role("button", name="It bothers me now").first)
     assert EXPECT["en"]["counted"] in page.locator("main").inner_text()
     page.get_by_label("voices").check()
     page.get_by_label("2", exact=True).check()
-    page.get_by_role("button", name="Add to my mark").click()
+    follow(page, page.get_by_role("button", name="Add to my mark"))
     assert "your mark has been completed" in page.locator("main").inner_text()
     rows = marks_of(influx, server.household(inv_id))
     assert len(rows) == 1
@@ -221,14 +232,14 @@ def test_works_with_javascript_disabled(world: tuple[Server, Influx], browser: A
     page = ctx.new_page()
     watch = Watch(page, server.base)
     page.goto(link + "?lang=en")
-    page.locator("main a.button").click()
-    page.get_by_role("link", name="This week").click()
+    follow(page, page.locator("main a.button"))
+    follow(page, page.get_by_role("link", name="This week"))
     assert page.locator("table.week tbody tr").count() == 7
     # 21:05-21:29 on Thursday 11 June: 25 minutes above the evening limit; 1 complaint
     assert page.locator("[data-day-total='2026-06-11']").inner_text().startswith("25 min")
     assert page.locator("table.week tbody tr th").last.inner_text() == "Thu 11-06"
-    page.get_by_role("link", name="Last night and today").click()
-    page.get_by_role("button", name="It bothers me now").first.click()
+    follow(page, page.get_by_role("link", name="Last night and today"))
+    follow(page, page.get_by_role("button", name="It bothers me now").first)
     assert EXPECT["en"]["level"] in page.locator("main").inner_text()
     watch.assert_clean()
     assert len(marks_of(influx, server.household(inv_id))) == 1
@@ -244,7 +255,7 @@ def test_revoked_invitation_is_refused(
     ctx = browser.new_context(viewport=SIZES["phone"])
     page = ctx.new_page()
     page.goto(link + f"?lang={lang}")
-    page.locator("main a.button").click()
+    follow(page, page.locator("main a.button"))
     assert page.url.endswith("/s/yard1")
     res = server.cli("revoke", inv_id)
     assert res.returncode == 0, res.stderr
@@ -301,7 +312,7 @@ def test_accessibility_axe(
         page.goto(server.base + path)
         found[name] = _axe(page)
     page.goto(server.base + "/s/yard2")
-    page.get_by_role("button", name=EXPECT[lang]["button"]).first.click()
+    follow(page, page.get_by_role("button", name=EXPECT[lang]["button"]).first)
     found["confirm"] = _axe(page)
     page.goto(server.base + "/s/yard1")
     found["refused"] = _axe(page)
