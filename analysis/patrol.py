@@ -79,6 +79,7 @@ __all__ = [
     "Backtest",
     "History",
     "Plan",
+    "PlanSpec",
     "SlotModel",
     "Window",
     "backtest",
@@ -831,23 +832,40 @@ def _visit_hits(
     return week, hit, obs
 
 
+@dataclass(frozen=True, slots=True)
+class PlanSpec:
+    """What a plan is asked for: ``capacity`` visits a week of ``duration_min`` minutes,
+    windows starting every ``step_min`` minutes, back-tested on the last ``weeks`` weeks.
+
+    ``visits`` are ``(site, arrived_ms, left_ms)`` of the real historical visits
+    (``left_ms <= arrived_ms`` means unknown: ``duration_min`` is assumed);
+    ``prior_weeks`` is the weight of the pooled daily profile in weeks of data, and
+    ``seed`` makes the random plans of the back-test repeatable.
+    """
+
+    capacity: int
+    duration_min: int
+    weeks: int
+    step_min: int = 30
+    visits: Sequence[tuple[str, int, int]] = ()
+    prior_weeks: float = 4.0
+    seed: int = 0
+
+
 def backtest(
     history: History,
+    spec: PlanSpec,
     *,
-    capacity: int,
-    duration_min: int,
-    weeks: int,
-    step_min: int = 30,
-    visits: Sequence[tuple[str, int, int]] = (),
-    prior_weeks: float = 4.0,
     random_plans: int = 1000,
-    seed: int = 0,
     hits: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Backtest:
     """Score plans fitted on the weeks before each of the last ``weeks`` weeks.
 
     ``weeks = 0`` scores nothing: the result has no rates and says why in ``reason``.
     """
+    capacity, duration_min, weeks, step_min = (
+        spec.capacity, spec.duration_min, spec.weeks, spec.step_min
+    )  # fmt: skip
     if weeks < 0:
         raise PlanError("weeks", weeks, "0 (no back-test) or more held-out weeks")
     n_complete = int(history.complete_weeks().size)
@@ -869,8 +887,8 @@ def backtest(
             "and have an earlier week to fit on",
         )
     hit, observed, frac = hits or window_hits(history, step_min, duration_min)
-    rng = np.random.default_rng(seed)
-    v_week, v_hit, v_obs = _visit_hits(history, visits, duration_min)
+    rng = np.random.default_rng(spec.seed)
+    v_week, v_hit, v_obs = _visit_hits(history, spec.visits, duration_min)
     plan_hits = plan_visits = hist_hits = hist_visits = 0
     rand_hits = np.zeros(random_plans)
     rand_visits = 0
@@ -878,7 +896,7 @@ def backtest(
     for t in (int(w) for w in candidates[-weeks:]):
         model = fit(
             hit[:, :t], observed[:, :t], frac[:, :t], history.sites, step_min, duration_min,
-            prior_weeks=prior_weeks,
+            prior_weeks=spec.prior_weeks,
         )  # fmt: skip
         chosen = _plan_from_model(model, capacity)
         ph = sum(int(hit[s, t, c]) for s, c in chosen)
@@ -927,40 +945,24 @@ def _week_label(history: History, w: int) -> str:
     return str(pd.Timestamp(minute * 60_000, unit="ms").date())
 
 
-def build_plan(
-    history: History,
-    *,
-    capacity: int,
-    duration_min: int,
-    weeks: int,
-    step_min: int = 30,
-    visits: Sequence[tuple[str, int, int]] = (),
-    prior_weeks: float = 4.0,
-    seed: int = 0,
-) -> Plan:
-    """Fit on the whole history, choose the weekly windows and back-test them.
-
-    ``visits`` are ``(site, arrived_ms, left_ms)`` of the real historical visits
-    (``left_ms <= arrived_ms`` means unknown: ``duration_min`` is assumed).
-    """
-    _check_grid(step_min, duration_min)
-    hits = window_hits(history, step_min, duration_min)
-    bt = backtest(
-        history, capacity=capacity, duration_min=duration_min, weeks=weeks,
-        step_min=step_min, visits=visits, prior_weeks=prior_weeks, seed=seed, hits=hits,
-    )  # fmt: skip
-    model = fit(*hits, history.sites, step_min, duration_min, prior_weeks=prior_weeks)
-    windows = _windows(model, _plan_from_model(model, capacity))
-    hours = fit(*window_hits(history, 60, 60), history.sites, 60, 60, prior_weeks=prior_weeks)
+def build_plan(history: History, spec: PlanSpec) -> Plan:
+    """Fit on the whole history, choose the weekly windows and back-test them."""
+    _check_grid(spec.step_min, spec.duration_min)
+    hits = window_hits(history, spec.step_min, spec.duration_min)
+    bt = backtest(history, spec, hits=hits)
+    prior = spec.prior_weeks
+    model = fit(*hits, history.sites, spec.step_min, spec.duration_min, prior_weeks=prior)
+    windows = _windows(model, _plan_from_model(model, spec.capacity))
+    hours = fit(*window_hits(history, 60, 60), history.sites, 60, 60, prior_weeks=prior)
     return Plan(
         windows=windows,
-        capacity=capacity,
-        duration_min=duration_min,
-        step_min=step_min,
+        capacity=spec.capacity,
+        duration_min=spec.duration_min,
+        step_min=spec.step_min,
         backtest=bt,
         hour_of_week={s: [float(x) for x in hours.mean[i]] for i, s in enumerate(history.sites)},
         weeks_of_history=history.n_weeks,
         first_week=_week_label(history, 0),
-        prior_weeks=prior_weeks,
+        prior_weeks=prior,
         timezone=history.tz,
     )

@@ -199,10 +199,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"measured and after a first week to fit on; back-testing the last {weeks}",
             file=sys.stderr,
         )
-    plan = patrol.build_plan(
-        history, capacity=args.capacity, duration_min=args.duration, weeks=weeks,
-        step_min=args.step, visits=visits, prior_weeks=args.prior_weeks, seed=args.seed,
+    spec = patrol.PlanSpec(
+        capacity=args.capacity, duration_min=args.duration, weeks=weeks, step_min=args.step,
+        visits=visits, prior_weeks=args.prior_weeks, seed=args.seed,
     )  # fmt: skip
+    plan = patrol.build_plan(history, spec)
     doc: dict[str, Any] = plan.to_json()
     doc["backtest"]["weeks_requested"] = args.weeks if args.weeks is not None else DEFAULT_WEEKS
     doc["episodes"] = {s: len(v) for s, v in episodes.items()}

@@ -80,7 +80,9 @@ def bench_plan(sites: int, weeks: int, capacity: int, backtest_weeks: int) -> No
     hist = synthetic_history(sites, weeks)
     t_hist = time.perf_counter() - t
     t = time.perf_counter()
-    plan = patrol.build_plan(hist, capacity=capacity, duration_min=120, weeks=backtest_weeks)
+    plan = patrol.build_plan(
+        hist, patrol.PlanSpec(capacity=capacity, duration_min=120, weeks=backtest_weeks)
+    )
     t_plan = time.perf_counter() - t
     peak = tracemalloc.get_traced_memory()[1] / 1e6
     tracemalloc.stop()

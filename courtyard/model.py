@@ -25,11 +25,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-from klankkast.analysis.rules import Rules
+from klankkast.analysis.rules import PERIODS, Rules
 from klankkast.decibel import energy_to_level, finite_energy_mean_level
 
 __all__ = [
@@ -66,59 +66,46 @@ Period = Literal["day", "evening", "night"]
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Periods and absolute limits of the rules, in the rules' time zone."""
+    """The periods and limits of the rules, read in the rules' time zone.
 
-    timezone: str = "Europe/Amsterdam"
-    day_start_h: int = 7
-    evening_start_h: int = 19
-    night_start_h: int = 23
-    day_db: float = 50.0
-    evening_db: float = 45.0
-    night_db: float = 40.0
-    emergence_day_db: float = 5.0
-    emergence_evening_db: float = 5.0
-    emergence_night_db: float = 3.0
-    background_quantile: float = 0.1
+    A view of :class:`~klankkast.analysis.rules.Rules` (the result of ``load_rules``),
+    not a copy of its fields, so a setting the page uses cannot drift from the one the
+    analysis and the alerts use.
+    """
+
+    rules: Rules = field(default_factory=Rules)
 
     @classmethod
     def from_rules(cls, rules: Rules) -> Limits:
         """The limits of :func:`klankkast.analysis.rules.load_rules`'s result."""
-        return cls(
-            timezone=rules.timezone,
-            day_start_h=rules.day_start_h,
-            evening_start_h=rules.evening_start_h,
-            night_start_h=rules.night_start_h,
-            day_db=rules.limit_day_db,
-            evening_db=rules.limit_evening_db,
-            night_db=rules.limit_night_db,
-            emergence_day_db=rules.emergence_day_db,
-            emergence_evening_db=rules.emergence_evening_db,
-            emergence_night_db=rules.emergence_night_db,
-            background_quantile=rules.background_quantile_laeq,
-        )
+        return cls(rules)
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return ZoneInfo(self.rules.timezone)
+
+    @property
+    def background_quantile(self) -> float:
+        """The quantile of the minute LAeq below which minutes are the residual."""
+        return self.rules.background_quantile_laeq
 
     def period_at(self, t_ms: int) -> Period:
         """The period of the local wall-clock hour at ``t_ms`` (night wraps past midnight)."""
         hour = dt.datetime.fromtimestamp(t_ms / 1000, self.tz).hour
-        if self.day_start_h <= hour < self.evening_start_h:
+        r = self.rules
+        if r.day_start_h <= hour < r.evening_start_h:
             return "day"
-        if self.evening_start_h <= hour < self.night_start_h:
+        if r.evening_start_h <= hour < r.night_start_h:
             return "evening"
         return "night"
 
     def limit_db(self, period: Period) -> float:
-        return {"day": self.day_db, "evening": self.evening_db, "night": self.night_db}[period]
+        """The absolute limit of ``period``."""
+        return self.rules.limits_db()[PERIODS.index(period)]
 
     def emergence_db(self, period: Period) -> float:
-        return {
-            "day": self.emergence_day_db,
-            "evening": self.emergence_evening_db,
-            "night": self.emergence_night_db,
-        }[period]
+        """The allowed rise above the residual in ``period``."""
+        return self.rules.emergences_db()[PERIODS.index(period)]
 
 
 @dataclass(frozen=True, slots=True)

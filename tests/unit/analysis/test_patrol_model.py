@@ -65,7 +65,7 @@ def test_plan_picks_weekend_nights_and_beats_random_threefold() -> None:
     levels, episodes = weekend_nights_site()
     hist = patrol.build_history(["yard1"], {"yard1": levels}, {"yard1": episodes})
     assert hist.n_weeks == 12
-    plan = patrol.build_plan(hist, capacity=4, duration_min=120, weeks=4)
+    plan = patrol.build_plan(hist, patrol.PlanSpec(capacity=4, duration_min=120, weeks=4))
     assert len(plan.windows) == 4
     # a courtyard-night counts once: one window on Friday's night, one on Saturday's
     # (noon to noon), the spare capacity on other nights, never a second visit to a party
@@ -97,7 +97,7 @@ def test_hour_of_week_table_follows_the_wall_clock_across_dst() -> None:
     """Fri 22:00 local is 21:00 UTC in winter and 20:00 UTC in summer; both fold to Fri 22h."""
     levels, episodes = weekend_nights_site(seed=2)
     hist = patrol.build_history(["yard1"], {"yard1": levels}, {"yard1": episodes})
-    plan = patrol.build_plan(hist, capacity=2, duration_min=60, weeks=2)
+    plan = patrol.build_plan(hist, patrol.PlanSpec(capacity=2, duration_min=60, weeks=2))
     how = np.asarray(plan.hour_of_week["yard1"])
     fri22 = 4 * 24 + 22
     sat01 = 5 * 24 + 1
@@ -192,7 +192,7 @@ def test_historical_visits_scored_against_episodes() -> None:
         ("yard1", _ms(dt.datetime.combine(fri, dt.time(10, 0))), 0),
         ("elsewhere", _ms(dt.datetime.combine(fri, dt.time(23, 0))), 0),  # unknown site: ignored
     ]  # fmt: skip
-    bt = patrol.backtest(hist, capacity=2, duration_min=60, weeks=1, visits=visits)
+    bt = patrol.backtest(hist, patrol.PlanSpec(capacity=2, duration_min=60, weeks=1, visits=visits))
     assert bt.historical_visits == 2
     ten = _ms(dt.datetime.combine(fri, dt.time(10, 0)))
     noise_hit = any(a < ten + 3_600_000 and b > ten for a, b in episodes)
@@ -203,11 +203,11 @@ def test_bad_parameters_name_the_key() -> None:
     levels, episodes = weekend_nights_site(weeks=3)
     hist = patrol.build_history(["yard1"], {"yard1": levels}, {"yard1": episodes})
     with pytest.raises(PlanError, match="weeks"):
-        patrol.build_plan(hist, capacity=2, duration_min=60, weeks=3)
+        patrol.build_plan(hist, patrol.PlanSpec(capacity=2, duration_min=60, weeks=3))
     with pytest.raises(PlanError, match="capacity"):
-        patrol.build_plan(hist, capacity=0, duration_min=60, weeks=1)
+        patrol.build_plan(hist, patrol.PlanSpec(capacity=0, duration_min=60, weeks=1))
     with pytest.raises(PlanError, match="step"):
-        patrol.build_plan(hist, capacity=1, duration_min=60, weeks=1, step_min=7)
+        patrol.build_plan(hist, patrol.PlanSpec(capacity=1, duration_min=60, weeks=1, step_min=7))
 
 
 def test_episode_in_the_repeated_autumn_hour_is_kept() -> None:
@@ -236,11 +236,11 @@ def test_backtest_skips_a_nearly_empty_week_at_the_edge() -> None:
     )
     assert hist.n_weeks == 5
     assert list(hist.heldout_candidates()) == [1, 2, 3]
-    bt = patrol.backtest(hist, capacity=2, duration_min=120, weeks=1)
+    bt = patrol.backtest(hist, patrol.PlanSpec(capacity=2, duration_min=120, weeks=1))
     assert [w["week_start"] for w in bt.per_week] == ["2026-02-23"]
     assert bt.plan_visits == 2 and bt.plan_hits == 2
     with pytest.raises(PlanError, match="at most 3 held-out"):
-        patrol.backtest(hist, capacity=4, duration_min=120, weeks=4)
+        patrol.backtest(hist, patrol.PlanSpec(capacity=4, duration_min=120, weeks=4))
 
 
 @pytest.mark.parametrize(
@@ -265,7 +265,7 @@ def test_the_running_week_is_never_held_out(end_local: dt.datetime) -> None:
     sunday_night = end_local.weekday() == 6 and end_local.hour == 23
     want = [1, 2, 3] if sunday_night else [1, 2]
     assert list(hist.heldout_candidates()) == want
-    bt = patrol.backtest(hist, capacity=2, duration_min=120, weeks=1)
+    bt = patrol.backtest(hist, patrol.PlanSpec(capacity=2, duration_min=120, weeks=1))
     doc = bt.to_json()
     assert doc["hit_rate_plan"] is not None and doc["reason"] is None
     assert bt.plan_visits == 2 and bt.plan_hits == 2
@@ -281,7 +281,7 @@ def test_a_short_history_still_gives_a_plan_marked_not_backtested() -> None:
     episodes = [(a, b) for a, b in episodes if b <= end_ms]
     hist = patrol.build_history(["yard1"], {"yard1": levels}, {"yard1": episodes})
     assert hist.heldout_candidates().size == 0
-    plan = patrol.build_plan(hist, capacity=2, duration_min=120, weeks=0)
+    plan = patrol.build_plan(hist, patrol.PlanSpec(capacity=2, duration_min=120, weeks=0))
     doc = plan.to_json()
     assert doc["backtest"]["hit_rate_plan"] is None
     assert "1 of them complete" in doc["backtest"]["reason"]
@@ -316,7 +316,7 @@ def test_a_second_courtyard_with_rarer_nuisance_gets_a_window() -> None:
     l2, e2 = _weekly_site(weeks, [(2, 22, 4)], every=2)
     hist = patrol.build_history(["yard1", "yard2"], {"yard1": l1, "yard2": l2},
                                 {"yard1": e1, "yard2": e2})  # fmt: skip
-    plan = patrol.build_plan(hist, capacity=4, duration_min=120, weeks=2)
+    plan = patrol.build_plan(hist, patrol.PlanSpec(capacity=4, duration_min=120, weeks=2))
     sites = [w.site for w in plan.windows]
     assert sites.count("yard2") >= 1, [w.to_json() for w in plan.windows]
     wed = [w for w in plan.windows if w.site == "yard2"]
@@ -361,5 +361,5 @@ def test_plan_follows_the_rules_time_zone() -> None:
     fri22 = 4 * patrol.DAY_MIN + 22 * 60
     assert ams.occupied[0, 1, fri22] and not ams.occupied[0, 1, fri22 - 30]
     assert lon.occupied[0, 1, fri22 - 60] and not lon.occupied[0, 1, fri22 - 90]
-    plan = patrol.build_plan(lon, capacity=1, duration_min=60, weeks=0)
+    plan = patrol.build_plan(lon, patrol.PlanSpec(capacity=1, duration_min=60, weeks=0))
     assert plan.to_json()["timezone"] == "Europe/London"

@@ -270,6 +270,9 @@ def test_pages_in_both_languages(world: World) -> None:
     assert '<html lang="en">' in en.text and "This week" in en.text
     how = world.client.get("/how?lang=en")
     assert "No audio is ever recorded" in how.text and "365 days" in how.text
+    # the limits of rules.default.toml, as the page states them
+    assert "day from 7:00 (50 dB(A)), evening from 19:00 (45 dB(A))" in how.text
+    assert "night from 23:00 (40 dB(A))" in how.text
     assert "<script" not in how.text + nl.text + en.text
 
 

@@ -47,9 +47,11 @@ LIM = Limits.from_rules(default_rules())
 
 def test_limits_come_from_the_analysis_rules() -> None:
     """The documented defaults of rules.default.toml: 50/45/40 dB, 07/19/23 h, Amsterdam."""
-    assert (LIM.day_db, LIM.evening_db, LIM.night_db) == (50.0, 45.0, 40.0)
-    assert (LIM.day_start_h, LIM.evening_start_h, LIM.night_start_h) == (7, 19, 23)
-    assert LIM.timezone == "Europe/Amsterdam"
+    assert [LIM.limit_db(p) for p in ("day", "evening", "night")] == [50.0, 45.0, 40.0]
+    assert [LIM.emergence_db(p) for p in ("day", "evening", "night")] == [5.0, 5.0, 3.0]
+    r = LIM.rules
+    assert (r.day_start_h, r.evening_start_h, r.night_start_h) == (7, 19, 23)
+    assert str(LIM.tz) == "Europe/Amsterdam" and LIM.background_quantile == 0.1
 
 
 def test_energy_mean_is_not_an_arithmetic_mean() -> None:
