@@ -10,6 +10,7 @@ status 2 before anything runs.
 from __future__ import annotations
 
 import argparse
+import textwrap
 import urllib.parse
 from pathlib import Path
 
@@ -28,9 +29,15 @@ LEVELS_FORMS = (
 )
 
 
-def add_source_arguments(parser: argparse.ArgumentParser, span: str) -> None:
-    """``--levels``, ``--rules``, ``--from``, ``--to`` and ``--out``; ``span`` names the
-    period in the help ("analysis", "history")."""
+def add_source_arguments(
+    parser: argparse.ArgumentParser, span: str, description: str, epilog: str = ""
+) -> None:
+    """The help text (``description`` filled to 88 columns; the ``--levels`` forms, then
+    ``epilog``) and ``--levels``, ``--rules``, ``--from``, ``--to`` and ``--out`` of a
+    subcommand that reads levels; ``span`` names the period ("analysis", "history")."""
+    parser.description = textwrap.fill(description, width=88)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = LEVELS_FORMS + epilog
     parser.add_argument(
         "--levels", required=True, metavar="SOURCE", help="level CSV or InfluxDB URL"
     )

@@ -32,14 +32,13 @@ import argparse
 import datetime as dt
 import json
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time_arg
+from klankkast.analysis._cliargs import add_source_arguments, time_arg
 
 __all__ = ["DEFAULT_WEEKS", "add_arguments", "main", "run"]
 
@@ -49,22 +48,19 @@ DEFAULT_WEEKS = 4
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``klankkast-analyze plan``."""
-    parser.description = textwrap.fill(
+    add_source_arguments(
+        parser,
+        "history",
         "Weekly patrol plan: per site and hour of the week the probability that nuisance is "
         "going on (Beta-Binomial, pooled towards the site's daily profile), the K windows of D "
         "minutes that maximise the expected number of visits finding nuisance, and a back-test "
         "on the last W weeks (each fitted on the weeks before it) against the real visits and "
         "random plans of the same capacity. A courtyard-night counts once. Writes "
         "DIR/plan.json and DIR/plan.ics (weekly events until the next plan is due).",
-        width=88,
-    )
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = LEVELS_FORMS + (
         "Weeks and windows follow the wall clock of the rules' timezone (Europe/Amsterdam by\n"
         "default; Monday 00:00 starts a week).\n"
-        "Add the plan to the report with: klankkast-analyze report ... --plan DIR/plan.json"
+        "Add the plan to the report with: klankkast-analyze report ... --plan DIR/plan.json",
     )
-    add_source_arguments(parser, "history")
     parser.add_argument(
         "--visits", metavar="FILE", help="historical visits CSV (for the back-test)"
     )

@@ -22,14 +22,13 @@ import io
 import json
 import math
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from klankkast.analysis._cliargs import LEVELS_FORMS, add_source_arguments, time_arg
+from klankkast.analysis._cliargs import add_source_arguments, time_arg
 from klankkast.analysis.correlate import Coverage, Findings, analyse, attach_marks
 from klankkast.analysis.episodes import Episode, SiteGrid, detect
 from klankkast.analysis.errors import AnalysisError, ConfigError, InputErrors
@@ -96,15 +95,14 @@ class Progress:
 # ---------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``klankkast-analyze report``."""
-    parser.description = textwrap.fill(
+    add_source_arguments(
+        parser,
+        "analysis",
         "Corroborate complaints with measured nuisance episodes, classify enforcement visits, "
         "find nuisance without complaints, test whether the association is chance, and write "
         "summary.json, episodes.csv, complaints.csv, visits.csv and a self-contained "
-        "report.html to DIR. Reports measurements and the rule that fired, no legal verdicts."
+        "report.html to DIR. Reports measurements and the rule that fired, no legal verdicts.",
     )
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = LEVELS_FORMS
-    add_source_arguments(parser, "analysis")
     parser.add_argument(
         "--complaints", metavar="FILE", help="complaints (CSV, Open311 JSON, Signalen)"
     )

@@ -106,10 +106,17 @@ class Outbox(Protocol):
 
 
 class _Totals:
-    """What both outboxes count alike: payload bytes held and frames evicted so far."""
+    """What both outboxes do alike: count payload bytes held and frames evicted so far,
+    and append one frame as a batch of one."""
 
     _bytes: int
     _evictions: int
+
+    def append(self, frame: NewFrame) -> Entry:
+        return self.append_many([frame])[0]
+
+    def append_many(self, frames: Sequence[NewFrame]) -> list[Entry]:
+        raise NotImplementedError
 
     def size_bytes(self) -> int:
         return self._bytes
@@ -132,9 +139,6 @@ class MemoryOutbox(_Totals):
         self._bytes = 0
         self._evictions = 0
         self._lock = threading.Lock()
-
-    def append(self, frame: NewFrame) -> Entry:
-        return self.append_many([frame])[0]
 
     def append_many(self, frames: Sequence[NewFrame]) -> list[Entry]:
         out: list[Entry] = []
@@ -344,9 +348,6 @@ class SqliteOutbox(_Totals):
             ).fetchone()
             self._seq_cache[stream] = int(row[0]) if row else 0
         return self._seq_cache[stream]
-
-    def append(self, frame: NewFrame) -> Entry:
-        return self.append_many([frame])[0]
 
     def append_many(self, frames: Sequence[NewFrame]) -> list[Entry]:
         out: list[Entry] = []
