@@ -53,9 +53,12 @@ def web(tmp_path: Path) -> Iterator[dict[str, Any]]:
     require("nginx", "openssl")
     tls = make_tls_files(tmp_path / "tls")
     reports = tmp_path / "reports"
-    (reports / "2026-12-03").mkdir(parents=True)
-    (reports / "2026-12-03" / "report.html").write_text("<!DOCTYPE html><title>r</title>")
-    (reports / "2026-12-03" / "summary.json").write_text("{}")
+    # the layout of klankkast-analyze run: <date>/report/{report.html,summary.json}, latest -> <date>
+    (reports / "2026-12-03" / "report").mkdir(parents=True)
+    (reports / "2026-12-03" / "report" / "report.html").write_text(
+        "<!DOCTYPE html><title>r</title>"
+    )
+    (reports / "2026-12-03" / "report" / "summary.json").write_text("{}")
     (reports / "latest").symlink_to("2026-12-03")
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
     _Upstream.seen = []
@@ -130,16 +133,16 @@ def _get(web: dict[str, Any], method: str, path: str, body: bytes | None = None)
 
 
 def test_reports_are_served_read_only_over_tls(web: dict[str, Any]) -> None:
-    resp, data = _get(web, "GET", "/reports/latest/report.html")
+    resp, data = _get(web, "GET", "/reports/latest/report/report.html")
     assert resp.status == 200 and data.startswith(b"<!DOCTYPE html>")
     assert resp.getheader("Content-Type", "").startswith("text/html")
     assert "default-src 'none'" in (resp.getheader("Content-Security-Policy") or "")
     assert resp.getheader("Strict-Transport-Security")
-    resp, _ = _get(web, "GET", "/reports/latest/summary.json")
+    resp, _ = _get(web, "GET", "/reports/latest/report/summary.json")
     assert resp.status == 200 and resp.getheader("Content-Type") == "application/json"
     resp, _ = _get(web, "GET", "/")
     assert resp.status == 302 and resp.getheader("Location", "").endswith("/reports/latest/")
-    resp, _ = _get(web, "POST", "/reports/latest/report.html", b"x")
+    resp, _ = _get(web, "POST", "/reports/latest/report/report.html", b"x")
     assert resp.status == 403
     resp, _ = _get(web, "GET", "/grafana/")
     assert resp.status == 404
@@ -164,18 +167,18 @@ def test_the_residents_page_is_proxied_with_its_path(web: dict[str, Any]) -> Non
 
 
 def test_no_client_address_in_the_log(web: dict[str, Any]) -> None:
-    _get(web, "GET", "/reports/latest/report.html")
+    _get(web, "GET", "/reports/latest/report/report.html")
     _get(web, "GET", "/binnenplaats/s/yard1")
     deadline = time.monotonic() + 5
     # nginx writes a line when a request ends; the fixture's own probe is a line too, so
     # wait for the two requests of this test by name
     while time.monotonic() < deadline and not all(
         path in web["log"].read_text()
-        for path in ("/binnenplaats/s/yard1", "/reports/latest/report.html")
+        for path in ("/binnenplaats/s/yard1", "/reports/latest/report/report.html")
     ):
         time.sleep(0.05)
     text = web["log"].read_text()
-    assert "/binnenplaats/s/yard1" in text and "/reports/latest/report.html" in text
+    assert "/binnenplaats/s/yard1" in text and "/reports/latest/report/report.html" in text
     assert "127.0.0.1" not in text, text
 
 
