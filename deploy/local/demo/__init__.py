@@ -73,9 +73,6 @@ from .scenario import (
 )
 from .summary import grafana_answers, grafana_lines
 
-#: the name the dashboards' integration test knew it by, when this was one module
-_iso_local = iso_local
-
 __all__ = [
     "COMPLAINT_COLUMNS",
     "DASHBOARD_UIDS",

@@ -34,16 +34,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import demo
 import pytest
 import yaml
 
+from klankkast.courtyard.config import InfluxConfig
+from klankkast.courtyard.influxstore import InfluxCourtyard, MarkPoint
+
 REPO = Path(__file__).resolve().parents[3]
-
-import demo  # noqa: E402
-
-from klankkast.courtyard.config import InfluxConfig  # noqa: E402
-from klankkast.courtyard.influxstore import InfluxCourtyard, MarkPoint  # noqa: E402
-
 BIN = Path(sys.executable).parent
 DB = "klankkast"
 SITE = "yard1"
@@ -276,7 +274,7 @@ max_mb = 64
 """
     )
     off, dur, level = EPISODE
-    start_iso = demo._iso_local(start_ms)
+    start_iso = demo.iso_local(start_ms)
     sim = subprocess.run(
         [str(BIN / "klankkast-sensor"), "simulate", "--config", str(node_toml),
          "--nodes", str(len(NODES)), "--rate", "max", "--duration", str(STREAM_S),
@@ -305,13 +303,13 @@ max_mb = 64
     with open(complaints, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(demo.COMPLAINT_COLUMNS)
-        w.writerow(["C-1", demo._iso_local(ep0 + 240_000), demo._iso_local(ep0 + 60_000), "",
+        w.writerow(["C-1", demo.iso_local(ep0 + 240_000), demo.iso_local(ep0 + 60_000), "",
                     SITE, "muziek", "signalen"])  # fmt: skip
     visits = tmp_path / "visits.csv"
     with open(visits, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(demo.VISIT_COLUMNS)
-        w.writerow(["V-1", demo._iso_local(ep0 + 300_000), demo._iso_local(ep0 + 360_000),
+        w.writerow(["V-1", demo.iso_local(ep0 + 300_000), demo.iso_local(ep0 + 360_000),
                     SITE, "warning", "C-1"])  # fmt: skip
     # the scheduled analysis as the compose service and the systemd timer run it
     run = subprocess.run(

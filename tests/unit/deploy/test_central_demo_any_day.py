@@ -18,11 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import demo
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-
-import demo  # noqa: E402
 
 AMS = ZoneInfo("Europe/Amsterdam")
 

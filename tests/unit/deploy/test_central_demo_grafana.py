@@ -8,11 +8,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import demo
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-
-import demo  # noqa: E402
 
 
 class _Health(http.server.BaseHTTPRequestHandler):

@@ -6,16 +6,15 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import demo
 import pytest
+from demo._common import DemoError
 
 from klankkast.sensor import wire
 from klankkast.sensor.publisher import FakePublisher
 
 REPO = Path(__file__).resolve().parents[3]
 PACKAGE = REPO / "deploy" / "local" / "demo"
-
-import demo  # noqa: E402
-from demo._common import DemoError  # noqa: E402
 
 #: what the scenario may import: computation only (no clock, files, processes, network)
 PURE = {"__future__", "math", "collections.abc", "dataclasses", "datetime", "typing"}

@@ -6,9 +6,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+from demo.residents import courtyard_section, plant_marks, with_plan
 
-from demo.residents import courtyard_section, plant_marks, with_plan  # noqa: E402
+REPO = Path(__file__).resolve().parents[3]
 
 H = 3_600_000
 WEEK = 7 * 24 * H

@@ -9,12 +9,11 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import demo
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-
-import demo  # noqa: E402
 
 AMS = ZoneInfo("Europe/Amsterdam")
 REF = REPO / "tests" / "data" / "reference" / "iec61672_weighting.csv"

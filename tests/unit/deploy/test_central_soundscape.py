@@ -6,12 +6,11 @@ import math
 from pathlib import Path
 
 import numpy as np
+from demo import soundscape as ss
 from scipy import signal
 from scipy.io import wavfile
 
 REPO = Path(__file__).resolve().parents[3]
-
-from demo import soundscape as ss  # noqa: E402
 
 
 def _level_db(x: np.ndarray, offset_db: float) -> float:

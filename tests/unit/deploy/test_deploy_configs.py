@@ -8,11 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[3]
-
-from support import stack as _services  # noqa: E402
-from support.stack import (  # noqa: E402
+from support import stack as _services
+from support.stack import (
     Broker,
     Influx,
     MissingBinaryError,
@@ -21,6 +18,8 @@ from support.stack import (  # noqa: E402
     free_port,
     render_production_conf,
 )
+
+REPO = Path(__file__).resolve().parents[3]
 
 DEPLOY = REPO / "deploy" / "mosquitto"
 
