@@ -57,6 +57,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "local"))
+sys.path.insert(0, str(REPO / "tests"))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
@@ -64,40 +65,14 @@ from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 from services import Broker, Influx, find_binary  # noqa: E402
+from support.ingest_frames import default_t0_ms, node_name, second_payload  # noqa: E402
 
 from klankkast.ingest.config import parse_central_config  # noqa: E402
 from klankkast.ingest.service import SUBSCRIPTION, IngestService  # noqa: E402
 from klankkast.sensor import wire  # noqa: E402
 
-HOUR_MS = 3_600_000
 #: CPU microseconds per frame of each part, filled in by the drains.
 cpu_per_frame: dict[str, float] = {}
-
-
-def frame(site: str, node: str, i: int, seq: int, t0_ms: int) -> dict[str, Any]:
-    laeq = 30.0 + ((i * 37 + seq * 11) % 500) / 10.0
-    return {
-        "site": site,
-        "node": node,
-        "t": t0_ms + seq * 1000,
-        "seq": seq,
-        "dur_ms": 1000,
-        "LAeq": laeq,
-        "LCeq": laeq + 3.0,
-        "LZeq": laeq + 5.0,
-        "LAFmax": laeq + 6.0,
-        "LAFmin": laeq - 4.0,
-        "LASmax": laeq + 2.0,
-        "LCpeak": laeq + 20.0,
-        "bands": {
-            n: round(laeq - 10.0 + k * 0.5, 1) for k, n in enumerate(wire.BAND_NOMINALS[:28])
-        },
-        "overload": 0,
-        "nonfinite": 0,
-        "bass": 3.0,
-        "impulsive": 0.0,
-        "tonality": -2.5,
-    }
 
 
 def connect_props(expiry_s: int = 3600, receive_max: int = 65535) -> Properties:
@@ -123,16 +98,16 @@ def make_session(broker: Broker, client_id: str, topic_filter: str) -> None:
 
 def publish_all(broker: Broker, n_nodes: int, n_seconds: int, workdir: Path) -> int:
     """Publish the frames with one ``mosquitto_pub -l`` per node (QoS 1); return the count."""
-    t0_ms = (time.time_ns() // 1_000_000 // HOUR_MS - 2) * HOUR_MS
+    t0_ms = default_t0_ms()
     pub = find_binary("mosquitto_pub")
     procs = []
     total = 0
     for i in range(n_nodes):
-        node = f"n{i:03d}"
+        node = node_name(i)
         path = workdir / f"{node}.jsonl"
         with path.open("wb") as f:
             for seq in range(n_seconds):
-                f.write(wire.encode("second", frame("bench", node, i, seq, t0_ms)) + b"\n")
+                f.write(wire.encode("second", second_payload("bench", node, i, seq, t0_ms)) + b"\n")
                 total += 1
         procs.append(
             subprocess.Popen(

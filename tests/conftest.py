@@ -33,7 +33,6 @@ from support.stack import (
     PacedMic,
     ServiceError,
     UnpacedMic,
-    in_ci,
     make_tls_files,
     make_unpaced_mic_factory,
     require,
@@ -59,20 +58,12 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 
 def _start(factory: Callable[[], Any]) -> Any:
     """Start a service; missing program -> fail (CI) / skip; start failure -> fail with log."""
-    failure: str | None = None
-    skip: str | None = None
     try:
         return factory()
     except MissingBinaryError as err:
-        if in_ci():
-            failure = str(err)
-        else:
-            skip = str(err)
+        skip_or_fail(str(err))
     except ServiceError as err:
-        failure = str(err)
-    if skip is not None:
-        pytest.skip(skip)
-    pytest.fail(failure or "service failed to start", pytrace=False)
+        pytest.fail(str(err), pytrace=False)
 
 
 def _finish(request: pytest.FixtureRequest, service: Any) -> None:

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from klankkast.courtyard import tokens
 from klankkast.influx import InfluxHTTP, line
+from support.stack import free_port
 
 AMS = ZoneInfo("Europe/Amsterdam")
 NOW_ISO = "2026-06-11T21:30:00+02:00"
@@ -54,14 +55,6 @@ def courtyard_command() -> list[str]:
         "-c",
         "import sys; from klankkast.courtyard.cli import main; sys.exit(main())",
     ]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def admin_client(influx: object) -> InfluxHTTP:

@@ -23,7 +23,7 @@ import wave
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -95,13 +95,13 @@ def require_library(name: str, package: str) -> None:
         _missing([err])
 
 
-def _missing(errors: list[MissingBinaryError]) -> None:
+def _missing(errors: list[MissingBinaryError]) -> NoReturn:
     packages = " ".join(dict.fromkeys(e.package for e in errors))
     names = ", ".join(e.binary for e in errors)
     skip_or_fail(f"{names} not installed; install with: sudo apt-get install -y {packages}")
 
 
-def skip_or_fail(reason: str) -> None:
+def skip_or_fail(reason: str) -> NoReturn:
     """Fail under CI (a missing service is a failure there), skip otherwise."""
     import pytest
 

@@ -4,35 +4,16 @@ counted; the InfluxDB writer shuts down promptly while InfluxDB is away."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from klankkast.alerts.engine import Alert
+from support.alert_sample import sample_alert
+from support.stack import free_port
+
 from klankkast.alerts.service import HttpWebhooks, InfluxAlertWriter, Webhook
 from klankkast.influx import InfluxHTTP
-
-
-def _alert(state: str = "start") -> Alert:
-    return Alert(
-        "yard1",
-        state,
-        {
-            "schema": 1, "id": "yard1-1", "site": "yard1", "state": state,
-            "started": 1_780_000_000_000, "t": 1_780_000_300_000, "ended": None,
-            "duration_s": 300.0, "LAeq": 72.9, "LCeq": 80.1, "LAFmax": 78.0,
-            "LAeq_recent": 73.0, "bass": 7.2, "nodes": ["n1"], "period": "night",
-            "rule": "absolute", "late": False, "quiet": False,
-        },
-    )  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Slow(BaseHTTPRequestHandler):
@@ -57,7 +38,7 @@ def test_webhooks_do_not_block_and_count_failures() -> None:
     hooks = HttpWebhooks(
         (
             Webhook(base + "/slow", "json", timeout_s=0.3),  # times out
-            Webhook(f"http://127.0.0.1:{_free_port()}/x", "json", timeout_s=0.5),  # refused
+            Webhook(f"http://127.0.0.1:{free_port()}/x", "json", timeout_s=0.5),  # refused
             Webhook(base + "/ok", "slack", timeout_s=2.0),
         )
     )
@@ -65,7 +46,7 @@ def test_webhooks_do_not_block_and_count_failures() -> None:
     try:
         t = time.monotonic()
         for _ in range(3):
-            hooks.send(_alert())
+            hooks.send(sample_alert())
         assert time.monotonic() - t < 0.1  # the caller (the MQTT side) never waits
         deadline = time.monotonic() + 10
         while hooks.sent + hooks.failed < 9 and time.monotonic() < deadline:
@@ -81,11 +62,11 @@ def test_webhooks_do_not_block_and_count_failures() -> None:
 
 def test_influx_writer_shuts_down_promptly_while_influx_is_away() -> None:
     writer = InfluxAlertWriter(
-        InfluxHTTP(f"http://127.0.0.1:{_free_port()}", "klankkast", timeout_s=0.5)
+        InfluxHTTP(f"http://127.0.0.1:{free_port()}", "klankkast", timeout_s=0.5)
     )
     writer.start()
     for _ in range(5):
-        writer.write(_alert())
+        writer.write(sample_alert())
     time.sleep(0.3)
     t = time.monotonic()
     writer.close(10)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.stack import free_port
 
 from klankkast.alerts import service as alerts
 
@@ -45,11 +46,7 @@ def test_check_names_a_refused_login(
 def test_check_names_a_refused_connection(
     influxdb: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     cfg = tmp_path / "central.toml"
     address = influxdb.url.replace("http://", "influxdb+http://") + "/alerts_chk"
     cfg.write_text(f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\n[influxdb]\nurl = "{address}"\n')

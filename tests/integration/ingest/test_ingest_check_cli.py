@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from support.stack import free_port
+
 
 def run_check(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -107,20 +109,12 @@ def test_check_over_tls(mosquitto_tls: Any, influxdb: Any, tmp_path: Path) -> No
     assert res.returncode == 1 and "mqtt:" in res.stderr
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_check_names_the_broker_failure(influxdb: Any, mosquitto_tls: Any, tmp_path: Path) -> None:
     """Issue 17: name resolution, refused and TLS verification each say so."""
     influx = f'[influxdb]\nurl = "{influxdb.url}"\ndatabase = "chk"\n'
     cases = {
         "mqtt://no-such-broker.invalid:1883": "name resolution failed",
-        f"mqtt://127.0.0.1:{_free_port()}": "connection refused",
+        f"mqtt://127.0.0.1:{free_port()}": "connection refused",
         mosquitto_tls.url: "TLS verification of",  # no ca_file: the system CAs do not sign it
     }
     for url, words in cases.items():

@@ -4,12 +4,11 @@ password). Against real Mosquitto brokers: plain, TLS, and production ACL."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.stack import make_tls_files
+from support.stack import free_port, make_tls_files
 
 from klankkast.sensor.brokerprobe import BrokerProbe, probe_broker
 from klankkast.sensor.check import check_broker
@@ -22,19 +21,13 @@ def _probe(host: str, port: int, **kw: Any) -> BrokerProbe:
     return probe_broker(host, port, client_id="probe-test", timeout_s=5.0, **kw)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_name_resolution() -> None:
     r = _probe("no-such-broker.invalid", 8883)  # .invalid never resolves (RFC 6761)
     assert r.cause == "name_resolution" and "no-such-broker.invalid" in r.detail
 
 
 def test_refused() -> None:
-    r = _probe("127.0.0.1", _free_port())
+    r = _probe("127.0.0.1", free_port())
     assert r.cause == "refused" and "refused the connection" in r.detail
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support.alert_sample import sample_alert
 
 from klankkast.alerts import service as alerts
 from klankkast.alerts.engine import Alert
@@ -86,28 +87,14 @@ def test_cli_config_error_is_one_line_and_exit_1(
     assert "night_db" in capsys.readouterr().err
 
 
-def _alert(state: str = "start") -> Alert:
-    return Alert(
-        "yard1",
-        state,
-        {
-            "schema": 1, "id": "yard1-1", "site": "yard1", "state": state,
-            "started": 1_780_000_000_000, "t": 1_780_000_300_000, "ended": None,
-            "duration_s": 300.0, "LAeq": 72.9, "LCeq": 80.1, "LAFmax": 78.0,
-            "LAeq_recent": 73.0, "bass": 7.2, "nodes": ["n1", "n2"], "period": "night",
-            "rule": "absolute", "late": False, "quiet": False,
-        },
-    )  # fmt: skip
-
-
 def test_webhook_bodies() -> None:
-    assert json.loads(alerts.webhook_body(_alert(), "json"))["LAeq"] == 72.9
-    text = json.loads(alerts.webhook_body(_alert(), "slack"))["text"]
+    assert json.loads(alerts.webhook_body(sample_alert(), "json"))["LAeq"] == 72.9
+    text = json.loads(alerts.webhook_body(sample_alert(), "slack"))["text"]
     assert "yard1" in text and "started" in text and "72.9" in text
 
 
 def test_influx_line() -> None:
-    ln = alerts.alert_line(_alert("update"))
+    ln = alerts.alert_line(sample_alert("update"))
     assert ln.startswith("alert,site=yard1,state=update ")
     assert ln.endswith(" 1780000300000")
     assert "LAeq=72.9" in ln and "nodes=2i" in ln and "late=false" in ln

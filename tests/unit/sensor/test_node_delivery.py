@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from klankkast.sensor.delivery import Dispatcher
 from klankkast.sensor.outbox import MemoryOutbox, NewFrame
@@ -16,6 +18,18 @@ def fill(box: MemoryOutbox, n: int, kind: str = "second") -> list[int]:
         ).id
         for _ in range(n)
     ]
+
+
+@contextmanager
+def running(d: Dispatcher, pub: FakePublisher | None = None) -> Iterator[Dispatcher]:
+    """Start ``d`` (and ``pub``'s acknowledging thread, when given); stop ``d`` at the end."""
+    d.start()
+    if pub is not None:
+        pub.start()
+    try:
+        yield d
+    finally:
+        d.stop()
 
 
 def until(cond, timeout_s: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
@@ -32,10 +46,7 @@ def test_never_more_in_flight_than_the_window_and_drains_in_order() -> None:
     fill(box, 50)
     pub = FakePublisher(window=7)
     pub.hold = True
-    d = Dispatcher(box, pub)
-    d.start()
-    pub.start()
-    try:
+    with running(Dispatcher(box, pub), pub) as d:
         assert until(lambda: len(pub.sent) == 7)
         assert d.wait_rounds()
         assert len(pub.sent) == 7  # nothing more until acks come
@@ -48,16 +59,12 @@ def test_never_more_in_flight_than_the_window_and_drains_in_order() -> None:
         assert sorted(payloads) == list(range(50))
         # backlog oldest-first, with a quarter of the window (here 1) for the newest
         assert payloads[:7] == [0, 1, 2, 3, 4, 5, 49]
-    finally:
-        d.stop()
 
 
 def test_nothing_is_published_while_disconnected_and_all_after_reconnect() -> None:
     box = MemoryOutbox()
     pub = FakePublisher(window=5, connected=False)
-    d = Dispatcher(box, pub)
-    d.start()
-    try:
+    with running(Dispatcher(box, pub)) as d:
         fill(box, 30)
         d.notify()
         assert d.wait_rounds()
@@ -65,8 +72,6 @@ def test_nothing_is_published_while_disconnected_and_all_after_reconnect() -> No
         pub.set_connected(True)
         assert d.wait_drained(5.0)
         assert len(pub.sent) == 30 and box.depth() == 0
-    finally:
-        d.stop()
 
 
 def test_live_frames_flow_while_a_backlog_drains() -> None:
@@ -75,18 +80,13 @@ def test_live_frames_flow_while_a_backlog_drains() -> None:
     fill(box, 200)
     pub = FakePublisher(window=8)
     pub.hold = True
-    d = Dispatcher(box, pub)
-    d.start()
-    pub.start()
-    try:
+    with running(Dispatcher(box, pub), pub) as d:
         assert until(lambda: len(pub.sent) == 8)
         sent = [int(p) for _, p, _ in pub.sent]
         assert 199 in sent and 0 in sent
         pub.hold = False
         pub.release()
         assert d.wait_drained(5.0)
-    finally:
-        d.stop()
 
 
 def test_permanent_rejection_is_dropped_and_counted_transient_is_retried() -> None:
@@ -94,43 +94,29 @@ def test_permanent_rejection_is_dropped_and_counted_transient_is_retried() -> No
     fill(box, 3)
     pub = FakePublisher(window=10)
     pub.reason = 0x87  # not authorized: never succeeds
-    d = Dispatcher(box, pub)
-    d.start()
-    pub.start()
-    try:
+    with running(Dispatcher(box, pub), pub) as d:
         assert d.wait_drained(2.0)
         assert d.stats.rejected == 3
-    finally:
-        d.stop()
     box2 = MemoryOutbox()
     fill(box2, 2)
     pub2 = FakePublisher(window=10)
     pub2.reason = 0x97  # quota exceeded: retry later
-    d2 = Dispatcher(box2, pub2, retry_s=0.05)
-    d2.start()
-    pub2.start()
-    try:
+    with running(Dispatcher(box2, pub2, retry_s=0.05), pub2) as d2:
         assert until(lambda: d2.stats.retried >= 4)
         assert box2.depth() == 2
         pub2.reason = 0
         assert d2.wait_drained(2.0)
-    finally:
-        d2.stop()
 
 
 def test_status_is_sent_retained_latest_wins() -> None:
     box = MemoryOutbox()
     pub = FakePublisher(connected=False)
-    d = Dispatcher(box, pub)
-    d.start()
-    try:
+    with running(Dispatcher(box, pub)) as d:
         d.publish_status("klankkast/v1/s/n/status", b"1")
         d.publish_status("klankkast/v1/s/n/status", b"2")
         pub.set_connected(True)
         assert d.wait_drained(2.0)
         assert pub.sent == [("klankkast/v1/s/n/status", b"2", True)]
-    finally:
-        d.stop()
 
 
 # ---- confirm = "ingest": a PUBACK is not enough, the ingest's ack deletes ----------
@@ -166,10 +152,9 @@ def test_ingest_mode_keeps_frames_after_puback_until_the_ingest_confirms() -> No
     box = MemoryOutbox()
     fill(box, 10)
     pub = FakePublisher(window=20)
-    d = Dispatcher(box, pub, confirm="ingest", confirm_timeout_s=120, clock_ms=Clock())
-    d.start()
-    pub.start()
-    try:
+    with running(
+        Dispatcher(box, pub, confirm="ingest", confirm_timeout_s=120, clock_ms=Clock()), pub
+    ) as d:
         assert until(lambda: box.unconfirmed()[0] == 10)
         assert box.depth() == 10 and box.pending(100) == []
         assert not d.wait_drained(0.1, include_status=False)
@@ -180,8 +165,6 @@ def test_ingest_mode_keeps_frames_after_puback_until_the_ingest_confirms() -> No
         d.confirmed("s/n/second", [(4, 4)])
         assert d.wait_drained(2.0, include_status=False)
         assert len(pub.sent) == 10  # published once each: nothing timed out
-    finally:
-        d.stop()
 
 
 def test_unconfirmed_frames_are_published_again_after_the_timeout_with_same_bytes() -> None:
@@ -192,10 +175,7 @@ def test_unconfirmed_frames_are_published_again_after_the_timeout_with_same_byte
     fill(box, 3)
     pub = FakePublisher(window=20)
     clock = Clock()
-    d = clock.dispatcher(box, pub, confirm_timeout_s=2.0)
-    d.start()
-    pub.start()
-    try:
+    with running(clock.dispatcher(box, pub, confirm_timeout_s=2.0), pub) as d:
         assert until(lambda: box.unconfirmed()[0] == 3)
         first = list(pub.sent)
         clock.advance(1_900)
@@ -208,8 +188,6 @@ def test_unconfirmed_frames_are_published_again_after_the_timeout_with_same_byte
         assert d.stats.resent == 3
         d.confirmed("s/n/second", [(0, 2)])
         assert d.wait_drained(2.0, include_status=False)
-    finally:
-        d.stop()
 
 
 def test_resending_backs_off_while_nothing_is_confirmed_and_resets_on_an_ack() -> None:
@@ -220,10 +198,7 @@ def test_resending_backs_off_while_nothing_is_confirmed_and_resets_on_an_ack() -
     fill(box, 2)
     pub = FakePublisher(window=20)
     clock = Clock()
-    d = clock.dispatcher(box, pub, confirm_timeout_s=1.0)
-    d.start()
-    pub.start()
-    try:
+    with running(clock.dispatcher(box, pub, confirm_timeout_s=1.0), pub) as d:
         assert until(lambda: len(pub.sent) == 2)
         sent = 2
         for wait_ms in (1_000, 2_000, 4_000):
@@ -239,22 +214,15 @@ def test_resending_backs_off_while_nothing_is_confirmed_and_resets_on_an_ack() -
         clock.advance(1_000 + 250)
         assert d.wait_rounds()
         assert until(lambda: len(pub.sent) == sent + 1)
-    finally:
-        d.stop()
 
 
 def test_broker_mode_deletes_on_puback_as_before() -> None:
     box = MemoryOutbox()
     fill(box, 5)
     pub = FakePublisher(window=20)
-    d = Dispatcher(box, pub, confirm="broker")
-    d.start()
-    pub.start()
-    try:
+    with running(Dispatcher(box, pub, confirm="broker"), pub) as d:
         assert d.wait_drained(2.0, include_status=False)
         assert box.unconfirmed() == (0, None)
-    finally:
-        d.stop()
 
 
 def test_switching_back_to_broker_mode_publishes_and_deletes_what_waited_for_acks() -> None:
@@ -264,11 +232,6 @@ def test_switching_back_to_broker_mode_publishes_and_deletes_what_waited_for_ack
     ids = fill(box, 3)
     box.published(ids, 5)
     pub = FakePublisher(window=20)
-    d = Dispatcher(box, pub, confirm="broker")
-    d.start()
-    pub.start()
-    try:
+    with running(Dispatcher(box, pub, confirm="broker"), pub) as d:
         assert d.wait_drained(2.0, include_status=False)
         assert len(pub.sent) == 3
-    finally:
-        d.stop()

@@ -49,10 +49,19 @@ class StoppingSource(FakeSource):
         return item
 
 
-def run_node(source: Any, cfg: Any = None) -> tuple[Node, FakePublisher, MemoryOutbox]:
+def run_node(
+    source: Any,
+    cfg: Any = None,
+    *,
+    pub: FakePublisher | None = None,
+    box: MemoryOutbox | None = None,
+    drain_s: float = 2.0,
+) -> tuple[Node, FakePublisher, MemoryOutbox]:
+    """Run a node on ``source`` until the source stops it; wait at most ``drain_s`` for
+    the outbox to empty."""
     cfg = cfg or config()
-    pub = FakePublisher()
-    box = MemoryOutbox()
+    pub = FakePublisher() if pub is None else pub
+    box = MemoryOutbox() if box is None else box
     node = Node(
         cfg,
         source=source,
@@ -60,7 +69,7 @@ def run_node(source: Any, cfg: Any = None) -> tuple[Node, FakePublisher, MemoryO
         publisher=pub,
         meter_factory=lambda: make_meter(cfg),
         clock_synced=lambda: True,
-        drain_s=2.0,
+        drain_s=drain_s,
         audio_backoff_s=0.01,
     )
     source.node = node
@@ -199,20 +208,7 @@ def test_full_outbox_while_offline_evicts_oldest_seconds_and_reports_it() -> Non
     pub = FakePublisher(connected=False)
     frame_bytes = 1000  # a 1-s frame with 27 bands at 16 kHz is ~600-700 bytes
     box = MemoryOutbox(max_bytes=3 * frame_bytes)
-    node = Node(
-        cfg,
-        source=src,
-        outbox=box,
-        publisher=pub,
-        meter_factory=lambda: make_meter(cfg),
-        clock_synced=lambda: True,
-        drain_s=0.1,
-    )
-    src.node = node
-    t = threading.Thread(target=node.run)
-    t.start()
-    t.join(30)
-    assert not t.is_alive()
+    node, _, _ = run_node(src, cfg, pub=pub, box=box, drain_s=0.1)
     left = box.pending(100)
     kinds = [e.kind for e in left]
     assert "minute" in kinds
